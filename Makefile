@@ -1,0 +1,116 @@
+# helpgate - plain GNU Makefile (after Redis src/Makefile).
+#
+#   make            build bin/helpgate-milter, bin/helpgate-worker, bin/helpgatectl
+#   make deps       install missing Debian packages (prints the apt-get line if not root)
+#   make run        deps + build + run milter and worker in the foreground
+#   make check      deps + ASan/UBSan build + every unit and integration test
+#   make bench      deps + release build + benchmarks (ratios against baselines)
+#   make fuzz       libFuzzer targets for a while (FUZZ_SECONDS=60)
+
+CC        ?= gcc
+PKGS      := milter libetpan sqlite3 libcurl libxml-2.0
+CPPFLAGS  += -D_GNU_SOURCE -Ishared
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP
+LDLIBS    += -lpthread
+
+# SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, separate tree.
+ifeq ($(SANITIZE),1)
+  BUILD   := build/san
+  BIN     := build/san/bin
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else
+  BUILD   := build/rel
+  BIN     := bin
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS  += $(PKG_CFLAGS)
+
+SHARED_SRC := $(wildcard shared/*.c)
+SHARED_OBJ := $(SHARED_SRC:%.c=$(BUILD)/%.o)
+MILTER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard milter/*.c))
+WORKER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out worker/helpgatectl.c,$(wildcard worker/*.c)))
+CTL_OBJ    := $(BUILD)/worker/helpgatectl.o
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+LIBHG      := $(BUILD)/libhelpgate.a
+
+PROGRAMS   := $(BIN)/helpgate-milter $(BIN)/helpgate-worker $(BIN)/helpgatectl
+TOOLS      := $(BIN)/trivial-milter
+
+.PHONY: all deps run check bench fuzz clean unit programs
+all: $(PROGRAMS)
+programs: $(PROGRAMS) $(TOOLS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBHG): $(SHARED_OBJ)
+	$(AR) rcs $@ $^
+
+$(BIN)/helpgate-milter: $(MILTER_OBJ) $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BIN)/helpgate-worker: $(WORKER_OBJ) $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BIN)/helpgatectl: $(CTL_OBJ) $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BIN)/trivial-milter: $(BUILD)/tests/bench/trivial-milter.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+deps:
+	@sh tests/lib/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/lib/run.sh
+
+unit:
+	@$(MAKE) --no-print-directory SANITIZE=1 $(UNIT_BIN)
+
+check: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 programs $(UNIT_BIN)
+	@$(MAKE) --no-print-directory fuzz-build
+	@bash tests/run.sh build/san
+
+bench: deps
+	@$(MAKE) --no-print-directory programs $(BUILD)/tests/bench-classify
+	@bash tests/bench/run.sh
+
+$(BUILD)/tests/bench-classify: $(BUILD)/tests/bench/bench-classify.o $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# libFuzzer needs clang; the targets link the shared sources directly.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishared $(PKG_CFLAGS)
+FUZZ_BIN   := build/fuzz/fuzz-msg
+.PHONY: fuzz-build
+fuzz-build: $(FUZZ_BIN)
+build/fuzz/fuzz-msg: tests/fuzz/fuzz_msg.c $(SHARED_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+FUZZ_SECONDS ?= 60
+fuzz: deps fuzz-build
+	@mkdir -p tests/fuzz/corpus-run
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus-run tests/fuzz/corpus tests/data
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,84 @@
+/*
+ * config - helpgate.conf, shared by the milter, the worker and helpgatectl.
+ *
+ * Format (as opendkim.conf): one "Key value" per line, '#' starts a comment
+ * at the beginning of a line, keys are case-insensitive, repeatable keys
+ * accumulate.  Relative paths are taken relative to the directory that holds
+ * the config file, so a config and its keyword lists move together.
+ *
+ * config_load() reports every problem, each as "FILE:LINE: message", and
+ * fails if there was any: an unknown key or a bad value never starts a
+ * daemon with a guess.  A loaded config is immutable; reload builds a new
+ * one and swaps the pointer (config_ref/config_unref keep the old one alive
+ * for callers still using it, as OpenDKIM's conf_refcnt).
+ */
+#ifndef HG_CONFIG_H
+#define HG_CONFIG_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+
+#define URGENCY_LEVELS	4	/* P1..P4; index = level - 1 */
+
+struct strlist {
+	char  **items;
+	size_t  count;
+};
+
+struct sla_target {
+	long first;		/* seconds to first response */
+	long resolve;		/* seconds to resolution */
+};
+
+struct tier_policy {
+	char			*name;
+	struct sla_target	 sla[URGENCY_LEVELS];
+};
+
+struct config {
+	char		*path;			/* the file it came from */
+	char		*socket;		/* milter socket, libmilter syntax */
+	char		*database;
+	struct strlist	 support_addresses;	/* lowercase */
+	struct strlist	 staff_domains;		/* lowercase, no '@' */
+	struct strlist	 staff_addresses;	/* lowercase */
+	char		*relay;			/* smtp:// or smtps:// URL, may be NULL */
+	char		*relay_credentials;	/* file with user:password, may be NULL */
+	char		*timezone;		/* IANA name */
+	char		*pidfile;		/* may be NULL */
+	char		*userid;		/* user[:group], may be NULL */
+	int		 syslog;		/* log to syslog (else stderr) */
+	char		*syslog_facility;
+	int		 log_debug;
+	size_t		 max_body_scan;		/* bytes of body inspected */
+	char		*keywords_dir;
+	char		*templates_dir;
+	long		 store_timeout_ms;	/* how long the milter waits for a locked store */
+	struct tier_policy *tiers;		/* enterprise, premium, standard, trial, unknown, + any in SLA lines */
+	size_t		 tier_count;
+	int		 refcount;
+};
+
+/* Loads and validates FILE.  On failure returns NULL and appends one line
+ * per problem to errors. */
+struct config	*config_load(const char *path, struct buf *errors);
+struct config	*config_ref(struct config *cfg);
+void		 config_unref(struct config *cfg);	/* accepts NULL */
+
+/* Lookup helpers; address arguments may be in any case, with or without <>. */
+int		 config_is_support_address(const struct config *cfg, const char *addr);
+int		 config_is_staff(const struct config *cfg, const char *addr);
+const struct tier_policy *config_tier(const struct config *cfg, const char *name); /* NULL if unknown */
+
+/* "30m" "4h" "2d" "90" (seconds) -> seconds; -1 on error. */
+long		 config_parse_duration(const char *s);
+/* "256K" "1M" "4096" -> bytes; -1 on error. */
+long long	 config_parse_size(const char *s);
+
+/* Normalises an address in place: strips <> and surrounding space,
+ * lowercases.  Returns its argument. */
+char		*config_normalize_address(char *addr);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * store - the case store: customers, cases and their messages.
+ *
+ * One small interface; store_sqlite.c is the only backend today (the
+ * <module>_<backend>.c layout leaves room for another).  SQLite runs in WAL
+ * mode with a busy timeout; every statement is prepared with bound
+ * parameters; the schema is versioned (PRAGMA user_version) and migrated
+ * forward by store_open().
+ *
+ * A handle is not thread-safe: one thread at a time (the milter serialises
+ * with a mutex; the worker and helpgatectl are single-threaded).  Every
+ * function returns a store_rc; STORE_BUSY means the database stayed locked
+ * past the timeout, and the caller decides (the milter degrades, the worker
+ * retries).  Strings in records are NUL-terminated and cut to their field
+ * size; times are Unix seconds, 0 meaning "not set".
+ */
+#ifndef HG_STORE_H
+#define HG_STORE_H
+
+#include <stddef.h>
+
+enum store_rc {
+	STORE_OK = 0,
+	STORE_NOTFOUND,		/* no such row */
+	STORE_BUSY,		/* locked longer than the timeout */
+	STORE_EXISTS,		/* unique key already present */
+	STORE_ERROR,		/* anything else: I/O, corruption, full disk */
+};
+
+const char *store_strerror(enum store_rc rc);
+
+struct store;
+
+/* Opens (creating and migrating if needed) the database at path.
+ * timeout_ms: how long a statement waits for a lock.  On failure *out is
+ * NULL and, when errbuf is given, it holds the reason. */
+enum store_rc store_open(const char *path, long timeout_ms, struct store **out,
+    char *errbuf, size_t errlen);
+void	store_close(struct store *s);			/* accepts NULL */
+/* The last error message from the backend (never a secret). */
+const char *store_errmsg(const struct store *s);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; nesting is not supported. */
+enum store_rc store_begin(struct store *s);
+enum store_rc store_commit(struct store *s);
+void	store_rollback(struct store *s);
+
+/* ---- customers ---- */
+struct customer {
+	char		address[320];	/* "user@example.com" or "@example.com", lowercase */
+	char		tier[32];
+	long long	watch_until;	/* incident watch ends; 0 = none */
+	long long	created;
+};
+
+/* Inserts or replaces the row with this address. */
+enum store_rc store_customer_put(struct store *s, const struct customer *c);
+enum store_rc store_customer_remove(struct store *s, const char *address);
+/* Exact address first, then "@domain" of the address; STORE_NOTFOUND if neither. */
+enum store_rc store_customer_lookup(struct store *s, const char *address, struct customer *out);
+/* Calls cb for each customer ordered by address; a non-zero return from cb stops. */
+enum store_rc store_customer_list(struct store *s,
+    int (*cb)(const struct customer *c, void *arg), void *arg);
+
+/* ---- cases ---- */
+struct case_rec {
+	long long	id;		/* HG-<id> */
+	long long	created;	/* when the MTA accepted the first message */
+	long long	updated;
+	char		status[16];	/* "open", "waiting", "resolved" */
+	char		client[320];	/* client address, lowercase */
+	char		support_address[320];	/* the address the client wrote to */
+	char		subject[512];	/* decoded */
+	int		urgency;	/* 1..4 */
+	char		tier[32];
+	int		watch;		/* customer was under incident watch */
+	char		category[48];
+	char		lang[8];
+	char		reasons[600];
+	long long	first_due;	/* first-response deadline */
+	long long	resolve_due;
+	long long	first_response_at;
+	long long	resolved_at;
+	char		assignee[320];
+};
+
+/* Inserts c (c->id ignored) and sets c->id. */
+enum store_rc store_case_create(struct store *s, struct case_rec *c);
+enum store_rc store_case_get(struct store *s, long long id, struct case_rec *out);
+/* Raises the case's urgency to at most `urgency` (a smaller number) and
+ * sets updated. */
+enum store_rc store_case_touch(struct store *s, long long id, int urgency, long long now);
+/* open_only: status != 'resolved'.  Newest first. */
+enum store_rc store_case_list(struct store *s, int open_only,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg);
+
+/* ---- messages ---- */
+struct message_rec {
+	long long	id;
+	long long	case_id;
+	char		message_id[512];	/* without <>; may be "" */
+	char		direction[8];	/* "in" (client), "staff", "out" (helpgate) */
+	char		sender[320];
+	long long	received;
+	char		date_header[80];
+	char		subject[512];
+	char		queue_id[32];	/* MTA queue id */
+	int		urgency;	/* this message's own classification */
+	char		category[48];
+	char		auto_reason[64];
+	char		excerpt[2048];	/* decoded text, start of */
+};
+
+/* Adds m (m->id ignored, set on return).  STORE_EXISTS when a message with
+ * the same non-empty message_id is already stored (nothing written). */
+enum store_rc store_message_add(struct store *s, struct message_rec *m);
+/* The case that a stored message with this Message-ID belongs to. */
+enum store_rc store_message_case(struct store *s, const char *message_id, long long *case_id);
+/* Client messages ("in") on the case received at or after since. */
+enum store_rc store_message_count_since(struct store *s, long long case_id,
+    long long since, int *count);
+/* Oldest first. */
+enum store_rc store_message_list(struct store *s, long long case_id,
+    int (*cb)(const struct message_rec *m, void *arg), void *arg);
+
+#endif

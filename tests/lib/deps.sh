@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian packages helpgate builds, tests and runs with, when any
+# is missing.  Non-interactive; as a non-root user it prints the command.
+PACKAGES="build-essential pkg-config clang libmilter-dev libetpan-dev libsqlite3-dev
+libcurl4-gnutls-dev libxml2-dev sqlite3 tzdata postfix swaks miltertest dovecot-imapd
+dovecot-submissiond dovecot-sieve dnsmasq-base openssl faketime curl python3 man-db"
+missing=""
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "helpgate needs:$missing"
+	echo "run as root: apt-get install -y$missing"
+	exit 1
+fi
+echo "installing:$missing"
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null 2>&1 || apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
