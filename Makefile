@@ -77,7 +77,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@sh tests/lib/run.sh
+	@sh scripts/run-dev.sh
 
 unit:
 	@$(MAKE) --no-print-directory SANITIZE=1 $(UNIT_BIN)

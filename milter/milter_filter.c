@@ -1,0 +1,468 @@
+/*
+ * The libmilter callbacks of helpgate-milter.
+ *
+ * Contract with the MTA: every message is accepted (SMFIS_ACCEPT or
+ * SMFIS_CONTINUE); helpgate never rejects, tempfails or holds support mail.
+ * Non-support mail is let go at DATA, before any header crosses the socket.
+ * Support mail is buffered (headers, then at most MaxBodyScan bytes of
+ * body), decoded and classified at end of message, then forged X-Helpgate-*
+ * headers are deleted and ours are added.
+ *
+ * Memory: one struct filter_ctx per connection, allocated in the first
+ * callback that needs it and freed only in filter_close; message state is
+ * reset in one place (filter_reset_message).  No large stack buffers:
+ * libmilter runs one thread per connection.
+ */
+#include "milter.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "intake.h"
+#include "log.h"
+#include "msg.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define HEADER_BLOCK_MAX	(256 * 1024)	/* headers kept for decoding */
+#define FORGED_MAX		64		/* X-Helpgate-* headers we track for deletion */
+#define STORE_RETRY_SECONDS	5
+#define DEGRADED_LOG_SECONDS	60
+
+struct forged_header {
+	char	*name;
+	int	 index;		/* 1-based among headers of this name */
+};
+
+struct filter_ctx {
+	struct milter_snapshot	*snap;
+	char			*envelope_from;
+	char			*support_rcpt;	/* first support recipient */
+	struct buf		 raw;		/* header block + scanned body */
+	size_t			 header_bytes;
+	int			 in_body;
+	struct forged_header	 forged[FORGED_MAX];
+	int			 forged_count;
+	int			 forged_overflow;
+	int			 importance_count;
+	struct timespec		 started;
+	unsigned long		 protocol;	/* SMFIP_* agreed with the MTA */
+};
+
+/* With an SMFIP_NR_* step agreed, libmilter expects SMFIS_NOREPLY there. */
+static sfsistat
+filter_continue(const struct filter_ctx *fc, unsigned long no_reply_flag)
+{
+	return fc != NULL && (fc->protocol & no_reply_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* ---- the store, shared by all connections ---- */
+
+static pthread_mutex_t	 store_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store	*store_handle;
+static char		*store_path;
+static long		 store_timeout_ms;
+static time_t		 store_next_retry;
+static time_t		 degraded_logged;
+
+static void
+milter_store_try_open(time_t now)
+{
+	char err[256];
+
+	if (store_handle != NULL || now < store_next_retry)
+		return;
+	if (store_open(store_path, store_timeout_ms, &store_handle, err, sizeof(err)) != STORE_OK) {
+		store_handle = NULL;
+		store_next_retry = now + STORE_RETRY_SECONDS;
+		if (now - degraded_logged >= DEGRADED_LOG_SECONDS) {
+			degraded_logged = now;
+			log_warnx("case store %s unavailable (%s); support mail is tagged "
+			    "degraded until it is back", store_path, err);
+		}
+	} else {
+		log_info("case store %s open", store_path);
+	}
+}
+
+void
+milter_store_init(const char *path, long timeout_ms)
+{
+	pthread_mutex_lock(&store_lock);
+	free(store_path);
+	store_path = xstrdup(path);
+	store_timeout_ms = timeout_ms;
+	store_next_retry = 0;
+	milter_store_try_open(time(NULL));
+	pthread_mutex_unlock(&store_lock);
+}
+
+void
+milter_store_shutdown(void)
+{
+	pthread_mutex_lock(&store_lock);
+	store_close(store_handle);
+	store_handle = NULL;
+	free(store_path);
+	store_path = NULL;
+	pthread_mutex_unlock(&store_lock);
+}
+
+/*
+ * Runs intake with the store locked.  The lock wait is bounded by the same
+ * timeout as the database itself, so a wedged store delays a message by at
+ * most StoreTimeout, never by the length of the queue behind it.
+ */
+static void
+filter_intake(struct intake_input *in, struct intake_result *out)
+{
+	struct timespec deadline;
+	time_t now = time(NULL);
+	int locked;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += store_timeout_ms / 1000;
+	deadline.tv_nsec += (store_timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	locked = pthread_mutex_timedlock(&store_lock, &deadline) == 0;
+	if (!locked) {
+		in->store = NULL;
+		intake_process(in, out);
+		snprintf(out->error, sizeof(out->error), "store busy (waited %ldms)", store_timeout_ms);
+		return;
+	}
+	milter_store_try_open(now);
+	in->store = store_handle;
+	intake_process(in, out);
+	if (out->disposition == INTAKE_DEGRADED && store_handle != NULL &&
+	    strncmp(out->error, "store: error", 12) == 0) {
+		/* A broken handle (file replaced, I/O error) is reopened
+		 * rather than trusted again. */
+		store_close(store_handle);
+		store_handle = NULL;
+		store_next_retry = now + STORE_RETRY_SECONDS;
+	}
+	if (out->disposition == INTAKE_DEGRADED && now - degraded_logged >= DEGRADED_LOG_SECONDS) {
+		degraded_logged = now;
+		log_warnx("support mail tagged degraded: %s (logged once a minute)", out->error);
+	}
+	pthread_mutex_unlock(&store_lock);
+}
+
+/* ---- per-message state ---- */
+
+static void
+filter_reset_message(struct filter_ctx *fc)
+{
+	free(fc->envelope_from);
+	free(fc->support_rcpt);
+	fc->envelope_from = NULL;
+	fc->support_rcpt = NULL;
+	buf_free(&fc->raw);
+	fc->header_bytes = 0;
+	fc->in_body = 0;
+	for (int i = 0; i < fc->forged_count; i++)
+		free(fc->forged[i].name);
+	fc->forged_count = 0;
+	fc->forged_overflow = 0;
+	fc->importance_count = 0;
+}
+
+static struct filter_ctx *
+filter_ctx_get(SMFICTX *ctx)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc == NULL) {
+		fc = xcalloc(1, sizeof(*fc));
+		fc->snap = milter_snapshot_get();
+		buf_init(&fc->raw, 0);
+		smfi_setpriv(ctx, fc);
+	}
+	return fc;
+}
+
+static sfsistat
+filter_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct filter_ctx *fc = filter_ctx_get(ctx);
+
+	filter_reset_message(fc);
+	clock_gettime(CLOCK_MONOTONIC, &fc->started);
+	fc->envelope_from = xstrdup(argv[0] ? argv[0] : "");
+	return filter_continue(fc, SMFIP_NR_MAIL);
+}
+
+static sfsistat
+filter_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc != NULL && fc->support_rcpt == NULL && argv[0] != NULL &&
+	    config_is_support_address(fc->snap->cfg, argv[0])) {
+		fc->support_rcpt = xstrdup(argv[0]);
+		config_normalize_address(fc->support_rcpt);
+	}
+	return filter_continue(fc, SMFIP_NR_RCPT);
+}
+
+static sfsistat
+filter_data(SMFICTX *ctx)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	/* Not support mail: let it go before a single header is sent. */
+	if (fc == NULL || fc->support_rcpt == NULL)
+		return SMFIS_ACCEPT;
+	buf_init(&fc->raw, HEADER_BLOCK_MAX + fc->snap->cfg->max_body_scan);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+filter_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc == NULL || fc->support_rcpt == NULL)
+		return filter_continue(fc, SMFIP_NR_HDR);
+	if (strncasecmp(name, "X-Helpgate-", 11) == 0) {
+		int index = 1;
+
+		for (int i = 0; i < fc->forged_count; i++)
+			if (strcasecmp(fc->forged[i].name, name) == 0)
+				index++;
+		if (fc->forged_count < FORGED_MAX) {
+			fc->forged[fc->forged_count].name = xstrdup(name);
+			fc->forged[fc->forged_count].index = index;
+			fc->forged_count++;
+		} else {
+			fc->forged_overflow = 1;
+		}
+		return filter_continue(fc, SMFIP_NR_HDR);	/* never classified either */
+	}
+	if (strcasecmp(name, "Importance") == 0)
+		fc->importance_count++;
+	if (fc->header_bytes < HEADER_BLOCK_MAX) {
+		size_t before = fc->raw.len;
+
+		buf_append_str(&fc->raw, name);
+		buf_append(&fc->raw, ": ", 2);
+		buf_append_str(&fc->raw, value);
+		buf_append(&fc->raw, "\r\n", 2);
+		fc->header_bytes += fc->raw.len - before;
+	}
+	return filter_continue(fc, SMFIP_NR_HDR);
+}
+
+static sfsistat
+filter_eoh(SMFICTX *ctx)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc != NULL && fc->support_rcpt != NULL) {
+		buf_append(&fc->raw, "\r\n", 2);
+		fc->in_body = 1;
+	}
+	return filter_continue(fc, SMFIP_NR_EOH);
+}
+
+static sfsistat
+filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc != NULL && fc->support_rcpt != NULL && !fc->raw.truncated)
+		buf_append(&fc->raw, chunk, len);	/* stops at the cap by itself */
+	return filter_continue(fc, SMFIP_NR_BODY);
+}
+
+static void
+filter_add_header(SMFICTX *ctx, const char *name, const char *value, int *failures)
+{
+	if (smfi_addheader(ctx, (char *)name, (char *)value) != MI_SUCCESS)
+		(*failures)++;
+}
+
+/* Deletes what a sender may have forged, last first so that indexes of the
+ * remaining ones do not shift under us. */
+static int
+filter_delete_forged(SMFICTX *ctx, struct filter_ctx *fc)
+{
+	int failures = 0;
+
+	for (int i = fc->forged_count - 1; i >= 0; i--)
+		if (smfi_chgheader(ctx, fc->forged[i].name, fc->forged[i].index, NULL) != MI_SUCCESS)
+			failures++;
+	return failures;
+}
+
+static long
+elapsed_us(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000000L + (now.tv_nsec - start->tv_nsec) / 1000;
+}
+
+static sfsistat
+filter_eom(SMFICTX *ctx)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+	struct intake_input in;
+	struct intake_result *res;
+	struct msg *m;
+	char value[160], due[64];
+	char *reasons;
+	const char *queue_id;
+	int failures = 0;
+
+	if (fc == NULL || fc->support_rcpt == NULL)
+		return SMFIS_ACCEPT;
+	queue_id = smfi_getsymval(ctx, "i");
+	if (queue_id == NULL)
+		queue_id = "";
+
+	m = msg_parse(buf_str(&fc->raw), fc->raw.len, fc->snap->cfg->max_body_scan);
+	if (fc->raw.truncated)
+		m->flags |= MSG_TRUNCATED;
+	res = xcalloc(1, sizeof(*res));
+	memset(&in, 0, sizeof(in));
+	in.cfg = fc->snap->cfg;
+	in.rules = fc->snap->rules;
+	in.msg = m;
+	in.envelope_from = fc->envelope_from;
+	in.support_address = fc->support_rcpt;
+	in.queue_id = queue_id;
+	in.received = clock_now();
+	filter_intake(&in, res);
+
+	failures += filter_delete_forged(ctx, fc);
+	if (res->case_id > 0) {
+		snprintf(value, sizeof(value), "HG-%lld", res->case_id);
+		filter_add_header(ctx, "X-Helpgate-Case", value, &failures);
+	}
+	filter_add_header(ctx, "X-Helpgate-Urgency", classify_urgency_name(res->cls.urgency), &failures);
+	snprintf(value, sizeof(value), "%s%s", res->tier, res->watch ? "+watch" : "");
+	filter_add_header(ctx, "X-Helpgate-Tier", value, &failures);
+	filter_add_header(ctx, "X-Helpgate-Category", res->cls.category, &failures);
+	if (res->cls.auto_reason[0] == '\0' && !res->staff) {
+		clock_format_rfc5322(res->first_due, due, sizeof(due));
+		filter_add_header(ctx, "X-Helpgate-SLA-Due", due, &failures);
+	}
+	if (res->cls.reasons[0] != '\0') {
+		reasons = msg_encode_header_value(res->cls.reasons, sizeof("X-Helpgate-Reasons: ") - 1);
+		filter_add_header(ctx, "X-Helpgate-Reasons", reasons, &failures);
+		free(reasons);
+	}
+	if (res->cls.auto_reason[0] != '\0')
+		filter_add_header(ctx, "X-Helpgate-Auto", res->cls.auto_reason, &failures);
+	if (res->disposition == INTAKE_DEGRADED)
+		filter_add_header(ctx, "X-Helpgate-Status", "degraded", &failures);
+	if (res->cls.urgency <= 2 && res->cls.auto_reason[0] == '\0') {
+		if (fc->importance_count > 0) {
+			if (smfi_chgheader(ctx, "Importance", 1, "high") != MI_SUCCESS)
+				failures++;
+		} else {
+			filter_add_header(ctx, "Importance", "high", &failures);
+		}
+	}
+
+	log_info("%s: case=%s%lld urgency=%s tier=%s%s category=%s auto=%s %s%s%s "
+	    "from=<%s> elapsed_us=%ld%s%s",
+	    *queue_id ? queue_id : "NOQUEUE", res->case_id ? "HG-" : "", res->case_id,
+	    classify_urgency_name(res->cls.urgency), res->tier, res->watch ? "+watch" : "",
+	    res->cls.category, res->cls.auto_reason[0] ? res->cls.auto_reason : "-",
+	    intake_disposition_name(res->disposition),
+	    res->disposition == INTAKE_DEGRADED ? ": " : "",
+	    res->disposition == INTAKE_DEGRADED ? res->error : "",
+	    res->client, elapsed_us(&fc->started),
+	    failures ? " header-changes-failed=" : "", failures ? "yes" : "");
+	if (fc->forged_overflow)
+		log_warnx("%s: more than %d X-Helpgate-* headers arrived; the rest were not removed",
+		    *queue_id ? queue_id : "NOQUEUE", FORGED_MAX);
+
+	msg_free(m);
+	free(res);
+	filter_reset_message(fc);
+	return SMFIS_ACCEPT;
+}
+
+static sfsistat
+filter_abort(SMFICTX *ctx)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc != NULL)
+		filter_reset_message(fc);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+filter_close(SMFICTX *ctx)
+{
+	struct filter_ctx *fc = smfi_getpriv(ctx);
+
+	if (fc != NULL) {
+		filter_reset_message(fc);
+		milter_snapshot_put(fc->snap);
+		free(fc);
+		smfi_setpriv(ctx, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+/*
+ * Ask for as little as possible: no connect/helo/unknown events, and no
+ * replies to MAIL, RCPT, headers, end of headers and body chunks, so that
+ * Postfix streams a message without waiting on us per header.  Only DATA
+ * (where non-support mail is let go) and end of message are answered.
+ */
+static sfsistat
+filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	unsigned long wanted = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN |
+	    SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
+
+	struct filter_ctx *fc = filter_ctx_get(ctx);
+
+	(void)f2;
+	(void)f3;
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
+	*pf1 = f1 & wanted;
+	fc->protocol = *pf1;
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+struct smfiDesc milter_filter_desc = {
+	.xxfi_name = "helpgate",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_connect = NULL,
+	.xxfi_helo = NULL,
+	.xxfi_envfrom = filter_envfrom,
+	.xxfi_envrcpt = filter_envrcpt,
+	.xxfi_header = filter_header,
+	.xxfi_eoh = filter_eoh,
+	.xxfi_body = filter_body,
+	.xxfi_eom = filter_eom,
+	.xxfi_abort = filter_abort,
+	.xxfi_close = filter_close,
+	.xxfi_unknown = NULL,
+	.xxfi_data = filter_data,
+	.xxfi_negotiate = filter_negotiate,
+};

@@ -1,0 +1,319 @@
+/*
+ * helpgate-milter: the process around the filter.
+ *
+ *   helpgate-milter [-c FILE] [-p SOCKET] [-f] [-n]
+ *
+ * Order of start-up matters: load and check everything first (a bad config
+ * never starts a half-working filter), open the socket while still root,
+ * then drop privileges as one checked sequence, then open the store as the
+ * service user so its files belong to that user.  SIGUSR1 reloads the
+ * config and keyword lists (libmilter reserves SIGHUP, SIGINT and SIGTERM
+ * for "terminate", which it handles itself).
+ */
+#include "milter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define DEFAULT_CONFIG	"/etc/helpgate/helpgate.conf"
+
+static pthread_mutex_t		 snapshot_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct milter_snapshot	*snapshot_current;
+static const char		*config_path = DEFAULT_CONFIG;
+
+struct milter_snapshot *
+milter_snapshot_get(void)
+{
+	struct milter_snapshot *snap;
+
+	pthread_mutex_lock(&snapshot_lock);
+	snap = snapshot_current;
+	snap->refs++;
+	pthread_mutex_unlock(&snapshot_lock);
+	return snap;
+}
+
+void
+milter_snapshot_put(struct milter_snapshot *snap)
+{
+	int last;
+
+	if (snap == NULL)
+		return;
+	pthread_mutex_lock(&snapshot_lock);
+	last = --snap->refs == 0;
+	pthread_mutex_unlock(&snapshot_lock);
+	if (last) {
+		config_unref(snap->cfg);
+		classify_rules_free(snap->rules);
+		free(snap);
+	}
+}
+
+/* Loads config and keyword lists; prints every problem.  NULL on failure. */
+static struct milter_snapshot *
+snapshot_load(const char *path)
+{
+	struct milter_snapshot *snap;
+	struct buf errors;
+	struct config *cfg;
+	struct classify_rules *rules;
+
+	buf_init(&errors, 64 * 1024);
+	if ((cfg = config_load(path, &errors)) == NULL) {
+		log_err("%s", buf_str(&errors));
+		buf_free(&errors);
+		return NULL;
+	}
+	if ((rules = classify_rules_load(cfg->keywords_dir, &errors)) == NULL) {
+		log_err("keyword lists in %s: %s", cfg->keywords_dir, buf_str(&errors));
+		buf_free(&errors);
+		config_unref(cfg);
+		return NULL;
+	}
+	buf_free(&errors);
+	snap = xcalloc(1, sizeof(*snap));
+	snap->cfg = cfg;
+	snap->rules = rules;
+	snap->refs = 1;
+	return snap;
+}
+
+static void *
+reload_thread(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0 || sig != SIGUSR1)
+			continue;
+		struct milter_snapshot *fresh = snapshot_load(config_path), *old;
+		if (fresh == NULL) {
+			log_warnx("reload of %s failed; keeping the running configuration", config_path);
+			continue;
+		}
+		pthread_mutex_lock(&snapshot_lock);
+		old = snapshot_current;
+		snapshot_current = fresh;
+		pthread_mutex_unlock(&snapshot_lock);
+		if (strcmp(old->cfg->socket, fresh->cfg->socket) != 0 ||
+		    strcmp(old->cfg->database, fresh->cfg->database) != 0)
+			log_warnx("Socket and Database changes take effect at restart");
+		milter_snapshot_put(old);
+		log_info("reloaded %s", config_path);
+	}
+	return NULL;
+}
+
+/*
+ * libmilter owns the listening socket and offers no accessor for it, so find
+ * it among our descriptors: a TCP socket in listening state.  Accepted
+ * connections inherit TCP_NODELAY; without it Nagle and delayed ACKs cost
+ * Postfix two thirds of its throughput over a TCP milter socket.
+ */
+static void
+set_listen_nodelay(void)
+{
+	int one = 1;
+
+	for (int fd = 3; fd < 1024; fd++) {
+		int listening = 0, type = 0, family = 0;
+		socklen_t len = sizeof(int);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+			continue;
+		len = sizeof(int);
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+			continue;
+		len = sizeof(int);
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0 ||
+		    (family != AF_INET && family != AF_INET6))
+			continue;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+			log_warn("TCP_NODELAY on the milter socket");
+	}
+}
+
+/* user[:group]; fatal on any failure, uid last (Postfix chroot_uid.c). */
+static void
+drop_privileges(const char *userid)
+{
+	char user[128], *colon;
+	struct passwd *pw;
+	gid_t gid;
+
+	snprintf(user, sizeof(user), "%s", userid);
+	colon = strchr(user, ':');
+	if (colon != NULL)
+		*colon++ = '\0';
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("UserID %s: no such user", user);
+	gid = pw->pw_gid;
+	if (colon != NULL && *colon) {
+		struct group *gr = getgrnam(colon);
+		if (gr == NULL)
+			fatalx("UserID %s: no such group %s", userid, colon);
+		gid = gr->gr_gid;
+	}
+	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+		return;
+	if (setgroups(1, &gid) != 0)
+		fatal("setgroups");
+	if (setgid(gid) != 0)
+		fatal("setgid %u", (unsigned)gid);
+	if (setuid(pw->pw_uid) != 0)
+		fatal("setuid %u", (unsigned)pw->pw_uid);
+	if (setuid(0) == 0)
+		fatalx("privileges were not dropped");
+}
+
+static void
+write_pidfile(const char *path)
+{
+	char line[32];
+	int fd, n;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
+		fatal("PidFile %s", path);
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(fd, line, (size_t)n) != n)
+		fatal("PidFile %s", path);
+	close(fd);
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		fatal("setsid");
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: helpgate-milter [-c FILE] [-p SOCKET] [-f] [-n]\n"
+	    "  -c FILE    configuration (default %s)\n"
+	    "  -p SOCKET  listen here instead of the config's Socket\n"
+	    "             (unix:/path or inet:PORT@ADDRESS)\n"
+	    "  -f         stay in the foreground and log to stderr\n"
+	    "  -n         check the configuration and keyword lists, then exit\n",
+	    DEFAULT_CONFIG);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *socket_spec = NULL;
+	int foreground = 0, check_only = 0, ch;
+	struct milter_snapshot *snap;
+	struct config *cfg;
+	static sigset_t reload_set;
+	pthread_t reloader;
+
+	while ((ch = getopt(argc, argv, "c:p:fnh")) != -1) {
+		switch (ch) {
+		case 'c': config_path = optarg; break;
+		case 'p': socket_spec = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'n': check_only = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	log_init("helpgate-milter", 1, NULL);
+	if ((snap = snapshot_load(config_path)) == NULL)
+		return 1;
+	cfg = snap->cfg;
+	if (check_only) {
+		printf("config OK: %s\n", config_path);
+		return 0;
+	}
+	if (clock_set_timezone(cfg->timezone) != 0)
+		fatalx("Timezone %s is unknown", cfg->timezone);
+	if (log_init("helpgate-milter", foreground || !cfg->syslog, cfg->syslog_facility) != 0)
+		fatalx("SyslogFacility %s is unknown", cfg->syslog_facility);
+	log_set_level(cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	snapshot_current = snap;
+	if (socket_spec == NULL)
+		socket_spec = cfg->socket;
+
+	if (smfi_register(milter_filter_desc) == MI_FAILURE)
+		fatalx("smfi_register failed");
+	if (smfi_setconn((char *)socket_spec) == MI_FAILURE)
+		fatalx("bad socket %s", socket_spec);
+	/* Postfix must be able to connect to a unix socket whatever user it
+	 * runs as; directory permissions are the place to restrict it. */
+	mode_t old_umask = umask(0111);
+	if (smfi_opensocket(1) == MI_FAILURE)
+		fatalx("cannot listen on %s", socket_spec);
+	umask(old_umask);
+	set_listen_nodelay();
+
+	if (!foreground)
+		daemonize();
+	if (cfg->pidfile != NULL)
+		write_pidfile(cfg->pidfile);
+	if (cfg->userid != NULL)
+		drop_privileges(cfg->userid);
+
+	milter_store_init(cfg->database, cfg->store_timeout_ms);
+
+	sigemptyset(&reload_set);
+	sigaddset(&reload_set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &reload_set, NULL);	/* inherited by every thread */
+	if (pthread_create(&reloader, NULL, reload_thread, &reload_set) != 0)
+		fatal("pthread_create");
+	pthread_detach(reloader);
+
+	log_info("listening on %s, support addresses: %zu, database %s",
+	    socket_spec, cfg->support_addresses.count, cfg->database);
+	int rc = smfi_main();
+	log_info("stopping");
+	milter_store_shutdown();
+	if (cfg->pidfile != NULL)
+		unlink(cfg->pidfile);
+	pthread_mutex_lock(&snapshot_lock);
+	snap = snapshot_current;
+	snapshot_current = NULL;
+	pthread_mutex_unlock(&snapshot_lock);
+	milter_snapshot_put(snap);
+	return rc == MI_SUCCESS ? 0 : 1;
+}

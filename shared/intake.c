@@ -1,0 +1,267 @@
+#include "intake.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sla.h"
+
+#define DAY_SECONDS	86400
+
+const char *
+intake_disposition_name(enum intake_disposition d)
+{
+	switch (d) {
+	case INTAKE_NEW_CASE:	return "new";
+	case INTAKE_FOLLOW_UP:	return "follow-up";
+	case INTAKE_DUPLICATE:	return "duplicate";
+	case INTAKE_NO_CASE:	return "no-case";
+	case INTAKE_DEGRADED:	return "degraded";
+	}
+	return "?";
+}
+
+long long
+intake_subject_case(const char *subject)
+{
+	for (const char *p = subject; (p = strchr(p, '[')) != NULL; p++) {
+		const char *q = p + 1;
+		char *end;
+		long long n;
+
+		if (strncasecmp(q, "HG-", 3) != 0 || !isdigit((unsigned char)q[3]))
+			continue;
+		errno = 0;
+		n = strtoll(q + 3, &end, 10);
+		if (errno == 0 && *end == ']' && n > 0)
+			return n;
+	}
+	return 0;
+}
+
+/* Copies at most dstlen-1 bytes, never splitting a UTF-8 sequence. */
+static void
+copy_utf8(char *dst, size_t dstlen, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= dstlen) {
+		n = dstlen - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* The client is who wrote the words: the From address, else the envelope. */
+static void
+intake_client(const struct intake_input *in, char *out, size_t outlen)
+{
+	const char *from = in->msg->from_address;
+
+	if (from == NULL || *from == '\0')
+		from = in->envelope_from ? in->envelope_from : "";
+	snprintf(out, outlen, "%s", from);
+	config_normalize_address(out);
+}
+
+/* Which case does this message continue?  Subject tag first (the client
+ * kept it as asked), then In-Reply-To, then References newest first. */
+static enum store_rc
+intake_find_thread(const struct intake_input *in, long long *case_id)
+{
+	const struct msg *m = in->msg;
+	struct case_rec c;
+	long long tagged = intake_subject_case(m->subject);
+	enum store_rc rc;
+
+	if (tagged > 0) {
+		rc = store_case_get(in->store, tagged, &c);
+		if (rc == STORE_OK) {
+			*case_id = tagged;
+			return STORE_OK;
+		}
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	if (m->in_reply_to && *m->in_reply_to) {
+		rc = store_message_case(in->store, m->in_reply_to, case_id);
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	for (size_t i = m->reference_count; i > 0; i--) {
+		rc = store_message_case(in->store, m->references[i - 1], case_id);
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	return STORE_NOTFOUND;
+}
+
+static void
+intake_fill_message(const struct intake_input *in, const struct intake_result *out,
+    long long case_id, struct message_rec *rec)
+{
+	const struct msg *m = in->msg;
+	const char *date = msg_header_raw(m, "Date");
+
+	memset(rec, 0, sizeof(*rec));
+	rec->case_id = case_id;
+	copy_utf8(rec->message_id, sizeof(rec->message_id), m->message_id ? m->message_id : "");
+	snprintf(rec->direction, sizeof(rec->direction), "%s", out->staff ? "staff" : "in");
+	copy_utf8(rec->sender, sizeof(rec->sender), out->client);
+	rec->received = in->received;
+	copy_utf8(rec->date_header, sizeof(rec->date_header), date ? date : "");
+	copy_utf8(rec->subject, sizeof(rec->subject), m->subject ? m->subject : "");
+	copy_utf8(rec->queue_id, sizeof(rec->queue_id), in->queue_id ? in->queue_id : "");
+	rec->urgency = out->cls.urgency;
+	copy_utf8(rec->category, sizeof(rec->category), out->cls.category);
+	copy_utf8(rec->auto_reason, sizeof(rec->auto_reason), out->cls.auto_reason);
+	copy_utf8(rec->excerpt, sizeof(rec->excerpt), m->text ? m->text : "");
+}
+
+static void
+intake_degrade(struct intake_result *out, const struct intake_input *in,
+    const char *what, enum store_rc rc)
+{
+	out->disposition = INTAKE_DEGRADED;
+	out->case_id = 0;
+	snprintf(out->error, sizeof(out->error), "%s: %s%s%s", what, store_strerror(rc),
+	    in->store ? ": " : "", in->store ? store_errmsg(in->store) : "");
+}
+
+/* Raises the urgency per the rubric and computes the deadline. */
+static void
+intake_finish_classification(const struct intake_input *in, struct intake_result *out,
+    int recent)
+{
+	classify_adjust(&out->cls, out->tier, out->watch, recent);
+	out->first_due = sla_deadline(in->cfg, out->tier, out->cls.urgency,
+	    SLA_FIRST_RESPONSE, in->received);
+}
+
+void
+intake_process(const struct intake_input *in, struct intake_result *out)
+{
+	struct customer cust;
+	struct case_rec c;
+	struct message_rec rec;
+	long long case_id = 0;
+	enum store_rc rc;
+	int recent = 1;
+
+	memset(out, 0, sizeof(*out));
+	classify_message(in->rules, in->msg, in->envelope_from ? in->envelope_from : "", &out->cls);
+	intake_client(in, out->client, sizeof(out->client));
+	out->staff = config_is_staff(in->cfg, out->client);
+	snprintf(out->tier, sizeof(out->tier), "unknown");
+
+	if (in->store == NULL) {
+		intake_finish_classification(in, out, recent);
+		out->disposition = INTAKE_DEGRADED;
+		snprintf(out->error, sizeof(out->error), "store unavailable");
+		return;
+	}
+	if ((rc = store_begin(in->store)) != STORE_OK) {
+		intake_finish_classification(in, out, recent);
+		intake_degrade(out, in, "begin", rc);
+		return;
+	}
+
+	rc = store_customer_lookup(in->store, out->client, &cust);
+	if (rc == STORE_OK) {
+		copy_utf8(out->tier, sizeof(out->tier), cust.tier);
+		out->watch = cust.watch_until > in->received;
+	} else if (rc != STORE_NOTFOUND) {
+		goto fail;
+	}
+
+	/* A Message-ID seen before is the same message delivered again
+	 * (a resend, or a second recipient's copy): tag it, record nothing. */
+	if (in->msg->message_id && *in->msg->message_id) {
+		rc = store_message_case(in->store, in->msg->message_id, &case_id);
+		if (rc == STORE_OK) {
+			store_rollback(in->store);
+			out->case_id = case_id;
+			out->disposition = INTAKE_DUPLICATE;
+			intake_finish_classification(in, out, recent);
+			if (store_case_get(in->store, case_id, &c) == STORE_OK)
+				out->first_due = (time_t)c.first_due;
+			return;
+		}
+		if (rc != STORE_NOTFOUND)
+			goto fail;
+	}
+
+	rc = intake_find_thread(in, &case_id);
+	if (rc == STORE_OK) {
+		rc = store_message_count_since(in->store, case_id, in->received - DAY_SECONDS, &recent);
+		if (rc != STORE_OK)
+			goto fail;
+		if (!out->staff)
+			recent++;	/* this message */
+		if ((rc = store_case_get(in->store, case_id, &c)) != STORE_OK)
+			goto fail;
+		intake_finish_classification(in, out, strcmp(c.status, "resolved") ? recent : 1);
+		/* The promise made when the case opened still stands. */
+		out->first_due = (time_t)c.first_due;
+		if (!out->staff && out->cls.auto_reason[0] == '\0') {
+			rc = store_case_touch(in->store, case_id, out->cls.urgency, in->received);
+			if (rc != STORE_OK)
+				goto fail;
+		}
+		out->disposition = INTAKE_FOLLOW_UP;
+	} else if (rc == STORE_NOTFOUND) {
+		intake_finish_classification(in, out, recent);
+		if (out->cls.auto_reason[0] != '\0') {
+			/* Bounces, out-of-office and list mail that answer no
+			 * case would only fill the queue with deadlines nobody
+			 * owes: they pass tagged, without a case. */
+			store_rollback(in->store);
+			out->disposition = INTAKE_NO_CASE;
+			return;
+		}
+		memset(&c, 0, sizeof(c));
+		c.created = c.updated = in->received;
+		snprintf(c.status, sizeof(c.status), "open");
+		copy_utf8(c.client, sizeof(c.client), out->client);
+		copy_utf8(c.support_address, sizeof(c.support_address),
+		    in->support_address ? in->support_address : "");
+		copy_utf8(c.subject, sizeof(c.subject), in->msg->subject ? in->msg->subject : "");
+		c.urgency = out->cls.urgency;
+		copy_utf8(c.tier, sizeof(c.tier), out->tier);
+		c.watch = out->watch;
+		copy_utf8(c.category, sizeof(c.category), out->cls.category);
+		copy_utf8(c.lang, sizeof(c.lang), out->cls.lang);
+		copy_utf8(c.reasons, sizeof(c.reasons), out->cls.reasons);
+		c.first_due = out->first_due;
+		c.resolve_due = sla_deadline(in->cfg, out->tier, out->cls.urgency,
+		    SLA_RESOLUTION, in->received);
+		if ((rc = store_case_create(in->store, &c)) != STORE_OK)
+			goto fail;
+		case_id = c.id;
+		out->disposition = INTAKE_NEW_CASE;
+	} else {
+		goto fail;
+	}
+
+	intake_fill_message(in, out, case_id, &rec);
+	rc = store_message_add(in->store, &rec);
+	if (rc != STORE_OK && rc != STORE_EXISTS)
+		goto fail;
+	if ((rc = store_commit(in->store)) != STORE_OK)
+		goto fail;
+	out->case_id = case_id;
+	return;
+
+fail:
+	store_rollback(in->store);
+	intake_degrade(out, in, "store", rc);
+	/* Without the store we still know the content, and the tier if the
+	 * lookup got that far; classify afresh so no raise counts twice. */
+	classify_message(in->rules, in->msg, in->envelope_from ? in->envelope_from : "", &out->cls);
+	intake_finish_classification(in, out, 1);
+}

@@ -1,0 +1,58 @@
+/*
+ * intake - what happens to one support message: classify it, find or open
+ * its case, record it, and say which headers it deserves.
+ *
+ * Kept apart from libmilter so that it can be unit-tested and fuzzed; the
+ * milter only gathers the message and applies the result.  intake_process()
+ * never fails: when the store is missing, locked or broken it returns a
+ * result with degraded set (and no case), because support mail must flow
+ * whatever happens to helpgate.
+ */
+#ifndef HG_INTAKE_H
+#define HG_INTAKE_H
+
+#include <time.h>
+
+#include "classify.h"
+#include "config.h"
+#include "msg.h"
+#include "store.h"
+
+struct intake_input {
+	const struct config		*cfg;
+	const struct classify_rules	*rules;
+	struct store			*store;		/* NULL: store unavailable */
+	const struct msg		*msg;
+	const char			*envelope_from;	/* as the MTA gave it */
+	const char			*support_address;	/* the support recipient */
+	const char			*queue_id;	/* MTA queue id or "" */
+	time_t				 received;	/* when the MTA accepted it */
+};
+
+enum intake_disposition {
+	INTAKE_NEW_CASE,	/* a case was opened */
+	INTAKE_FOLLOW_UP,	/* joined an existing case */
+	INTAKE_DUPLICATE,	/* same Message-ID seen before: nothing recorded */
+	INTAKE_NO_CASE,		/* machine-generated mail that threads nowhere */
+	INTAKE_DEGRADED,	/* the store failed; nothing recorded */
+};
+
+struct intake_result {
+	enum intake_disposition	disposition;
+	struct classify_result	cls;
+	long long		case_id;	/* 0 when there is no case */
+	char			client[320];
+	char			tier[32];
+	int			watch;
+	int			staff;		/* the sender is staff */
+	time_t			first_due;
+	char			error[160];	/* why degraded */
+};
+
+void	intake_process(const struct intake_input *in, struct intake_result *out);
+const char *intake_disposition_name(enum intake_disposition d);
+
+/* Finds "[HG-<n>]" in a subject (case-insensitive); returns n or 0. */
+long long intake_subject_case(const char *subject);
+
+#endif

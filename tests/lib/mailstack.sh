@@ -1,0 +1,722 @@
+# shellcheck shell=bash
+# mailstack.sh - a private Postfix, an smtp-sink and milters on loopback, for
+# integration tests and benchmarks.  Source it from bash; it sets nothing up by
+# itself.
+#
+#   . tests/lib/mailstack.sh
+#   ms_init                                   temp dir, ports, EXIT trap
+#   ms_start_sink                             smtp-sink on 127.0.0.1:$MS_SINK_PORT
+#   MS_MILTER_SOCKET=unix:$MS_T/m.sock
+#   ms_start_milter bin/trivial-milter -p "$MS_MILTER_SOCKET"
+#   ms_start_postfix "$MS_MILTER_SOCKET"      smtpd on 127.0.0.1:$MS_SMTP_PORT
+#   ms_send --to support@example.com --data "$file"
+#   ms_wait_delivered 1 20 || ...
+#   t_is "$(ms_header "$(ms_list_delivered | head -n 1)" X-Trivial)" 1 "tagged"
+#   t_done
+#
+# Everything lives in $MS_T (removed at exit unless MS_KEEP=1): pf/ (main.cf,
+# master.cf), queue/, data/, maillog, sink/ (one file per relayed message),
+# mail/<address>/ (Maildirs), *.log of every started program.  Every process
+# is started here, recorded by PID and stopped by PID at exit; Postfix is
+# stopped with "postfix -c $MS_T/pf stop", then any process still carrying
+# MAIL_CONFIG=$MS_T/pf is killed.  Nothing is ever killed by name.
+#
+# Only 127.0.0.1 is used.  Functions that start processes must run in the
+# main shell, not in $(...): they record PIDs in shell variables.
+#
+# The TAP-ish reporting API (t_ok, t_fail, t_is, t_like, t_done) ends every
+# test script with the line "N passed, N failed" that tests/run.sh adds up.
+
+MS_PIDS=()              # PIDs to stop at exit (sink, milters, helpers)
+MS_PORTS=()             # ports reserved under $MS_PORT_DIR by this shell
+MS_EXIT_HOOKS=()        # commands run first at exit (ms_on_exit)
+MS_EXTRA_SMTPD=()       # "PORT|MILTERS" rows: more smtpd listeners
+MS_PORT_DIR=${MS_PORT_DIR:-/tmp/helpgate-ports}
+T_PASSED=0
+T_FAILED=0
+
+ms_log() { printf '# %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- ports
+
+# _ms_port_in_use PORT: true if anything on this host has PORT as a local
+# TCP port (listening, connected or in TIME_WAIT).
+_ms_port_in_use() {
+	local p=$1
+	if command -v ss >/dev/null 2>&1; then
+		[ -n "$(ss -Htan "sport = :$p" 2>/dev/null)" ]
+		return
+	fi
+	if command -v python3 >/dev/null 2>&1; then
+		! python3 -c 'import socket,sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" 2>/dev/null
+		return
+	fi
+	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
+}
+
+# ms_free_port VAR: reserve a free loopback TCP port and store it in VAR.
+# Ports come from 20000-32767 (below Linux's ephemeral range).  A port is
+# reserved by mkdir $MS_PORT_DIR/PORT (atomic), so parallel runs never pick
+# the same one; reservations of dead shells are taken over.
+ms_free_port() {
+	local var=$1 p i owner
+	mkdir -p "$MS_PORT_DIR" 2>/dev/null && chmod 1777 "$MS_PORT_DIR" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
+		if ! mkdir "$MS_PORT_DIR/$p" 2>/dev/null; then
+			owner=$(cat "$MS_PORT_DIR/$p/pid" 2>/dev/null)
+			if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then
+				continue
+			fi
+			rm -rf "$MS_PORT_DIR/$p"
+			mkdir "$MS_PORT_DIR/$p" 2>/dev/null || continue
+		fi
+		echo "$$" >"$MS_PORT_DIR/$p/pid"
+		if _ms_port_in_use "$p"; then
+			rm -rf "$MS_PORT_DIR/$p"
+			continue
+		fi
+		MS_PORTS+=("$p")
+		printf -v "$var" '%s' "$p"
+		return 0
+	done
+	ms_log "ms_free_port: no free port found"
+	return 1
+}
+
+# ---------------------------------------------------------------- setup
+
+# ms_init: create $MS_T, pick $MS_SMTP_PORT and $MS_SINK_PORT, install the
+# EXIT trap (and INT/TERM traps that exit through it).
+ms_init() {
+	umask 022
+	MS_T=$(mktemp -d /tmp/helpgate-test.XXXXXX) || return 1
+	chmod 755 "$MS_T"
+	export MS_T
+	ms_free_port MS_SMTP_PORT || return 1
+	ms_free_port MS_SINK_PORT || return 1
+	export MS_SMTP_PORT MS_SINK_PORT
+	MS_POSTFIX_UP=0
+	trap ms_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	POSTFIX_UID=$(id -u postfix) || return 1
+	POSTFIX_GID=$(id -g postfix) || return 1
+}
+
+# ms_on_exit CMD...: run CMD (one string, eval'ed) at exit, before processes
+# are stopped.  Use it instead of setting another EXIT trap.
+ms_on_exit() { MS_EXIT_HOOKS+=("$*"); }
+
+# _ms_stop_pid PID [GRACE_SECONDS]: TERM, wait up to GRACE seconds, KILL.
+_ms_stop_pid() {
+	local pid=$1 grace=${2:-6} i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < grace * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		# a zombie child of ours counts as gone once reaped
+		if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
+			break
+		fi
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] &&
+		kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# _ms_postfix_pids: PIDs of processes of this private Postfix (they inherit
+# MAIL_CONFIG=$MS_T/pf from "postfix -c").
+_ms_postfix_pids() {
+	local f pid
+	[ -n "${MS_T:-}" ] || return 0
+	for f in /proc/[0-9]*/environ; do
+		pid=${f#/proc/}; pid=${pid%/environ}
+		[ "$pid" = "$$" ] && continue
+		if tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "MAIL_CONFIG=$MS_T/pf"; then
+			echo "$pid"
+		fi
+	done
+}
+
+# ms_stop_postfix: "postfix stop", wait for the master to go, kill leftovers.
+ms_stop_postfix() {
+	local master i pid
+	[ "${MS_POSTFIX_UP:-0}" = 1 ] || return 0
+	master=$(tr -d ' ' <"$MS_T/queue/pid/master.pid" 2>/dev/null)
+	postfix -c "$MS_T/pf" stop >/dev/null 2>&1
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$master" ] && kill -0 "$master" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -n "$master" ] && kill -KILL "$master" 2>/dev/null
+	for pid in $(_ms_postfix_pids); do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	MS_POSTFIX_UP=0
+}
+
+# ms_cleanup: the EXIT trap.  Stops Postfix, then every recorded PID, frees
+# the ports, removes $MS_T unless MS_KEEP=1 (the path is printed then).
+ms_cleanup() {
+	local rc=$? h pid p
+	trap - EXIT INT TERM
+	for h in "${MS_EXIT_HOOKS[@]}"; do
+		eval "$h" || true
+	done
+	ms_stop_postfix
+	for pid in "${MS_PIDS[@]}"; do
+		_ms_stop_pid "$pid" 6
+	done
+	MS_PIDS=()
+	for p in "${MS_PORTS[@]}"; do
+		rm -rf "${MS_PORT_DIR:?}/$p"
+	done
+	if [ -n "${MS_T:-}" ] && [ -d "$MS_T" ]; then
+		if [ "$rc" != 0 ] || [ "${T_FAILED:-0}" != 0 ]; then
+			ms_diag
+		fi
+		if [ "${MS_KEEP:-0}" = 1 ]; then
+			ms_log "kept $MS_T"
+		else
+			rm -rf "$MS_T"
+		fi
+	fi
+	exit "$rc"
+}
+
+# ms_diag: print what helps after a failure: the maillog tail, the queue,
+# the tail of each program log.
+ms_diag() {
+	local f
+	[ -n "${MS_T:-}" ] || return 0
+	if [ -f "$MS_T/maillog" ]; then
+		echo "# --- $MS_T/maillog (last 40 lines)"
+		tail -n 40 "$MS_T/maillog" | sed 's/^/#   /'
+	fi
+	if [ "${MS_POSTFIX_UP:-0}" = 1 ]; then
+		echo "# --- queue"
+		postqueue -c "$MS_T/pf" -p 2>&1 | head -n 30 | sed 's/^/#   /'
+	fi
+	for f in "$MS_T"/*.log; do
+		[ -s "$f" ] || continue
+		echo "# --- $f (last 15 lines)"
+		tail -n 15 "$f" | sed 's/^/#   /'
+	done
+} >&2
+
+# _ms_wait_banner PORT TIMEOUT: true once 127.0.0.1:PORT answers "220".
+_ms_wait_banner() {
+	local port=$1 timeout=${2:-10} end line
+	end=$((SECONDS + timeout))
+	while [ "$SECONDS" -le "$end" ]; do
+		if exec {_ms_fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+			line=
+			read -r -t 2 line <&"$_ms_fd"
+			printf 'QUIT\r\n' >&"$_ms_fd" 2>/dev/null
+			exec {_ms_fd}>&-
+			case "$line" in 220*) return 0 ;; esac
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# _ms_wait_port PORT TIMEOUT: true once 127.0.0.1:PORT accepts connections.
+_ms_wait_port() {
+	local port=$1 timeout=${2:-10} end
+	end=$((SECONDS + timeout))
+	while [ "$SECONDS" -le "$end" ]; do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- sink
+
+# ms_start_sink: smtp-sink on 127.0.0.1:$MS_SINK_PORT; each message goes to
+# its own file in $MS_T/sink.  Sets MS_SINK_PID.
+ms_start_sink() {
+	mkdir -p "$MS_T/sink"
+	chown postfix: "$MS_T/sink"
+	smtp-sink -u postfix -h sink.test -d "$MS_T/sink/%Y%m%d%H%M%S." \
+		"127.0.0.1:$MS_SINK_PORT" 256 >"$MS_T/sink.log" 2>&1 </dev/null &
+	MS_SINK_PID=$!
+	MS_PIDS+=("$MS_SINK_PID")
+	if ! _ms_wait_banner "$MS_SINK_PORT" 10; then
+		ms_log "smtp-sink did not come up on port $MS_SINK_PORT"
+		cat "$MS_T/sink.log" >&2
+		return 1
+	fi
+}
+
+# _ms_sink_open_files: dump files smtp-sink is still writing.
+_ms_sink_open_files() {
+	[ -n "${MS_SINK_PID:-}" ] || return 0
+	find "/proc/$MS_SINK_PID/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
+		grep -F "$MS_T/sink/"
+}
+
+# ms_list_sink: complete messages in the sink, oldest first, one path a line.
+ms_list_sink() {
+	local open f
+	[ -d "$MS_T/sink" ] || return 0
+	open=$(_ms_sink_open_files)
+	find "$MS_T/sink" -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2- |
+		while IFS= read -r f; do
+			if [ -n "$open" ] && grep -qxF "$f" <<<"$open"; then
+				continue
+			fi
+			printf '%s\n' "$f"
+		done
+}
+
+# ms_list_maildir: delivered Maildir messages, oldest first.
+ms_list_maildir() {
+	[ -d "$MS_T/mail" ] || return 0
+	find "$MS_T/mail" -type f -path '*/new/*' -printf '%T@ %p\n' | sort -n | cut -d' ' -f2-
+}
+
+# ms_list_delivered: every delivered message (sink and Maildirs), oldest first.
+ms_list_delivered() {
+	{
+		[ -d "$MS_T/sink" ] && ms_list_sink | while IFS= read -r f; do
+			printf '%s %s\n' "$(stat -c %.9Y "$f")" "$f"
+		done
+		[ -d "$MS_T/mail" ] && find "$MS_T/mail" -type f -path '*/new/*' -printf '%T@ %p\n'
+	} | sort -n | cut -d' ' -f2-
+}
+
+# ms_count_sink / ms_count_delivered: numbers of complete messages.
+ms_count_sink() { ms_list_sink | grep -c .; }
+ms_count_delivered() { ms_list_delivered | grep -c .; }
+
+# ms_clear_delivered: forget everything delivered so far (sink and Maildirs).
+ms_clear_delivered() {
+	[ -d "$MS_T/sink" ] && find "$MS_T/sink" -type f -delete
+	[ -d "$MS_T/mail" ] && find "$MS_T/mail" -type f -path '*/new/*' -delete
+	return 0
+}
+
+# ms_wait_sink N TIMEOUT: wait until at least N complete messages are in the
+# sink.  Returns 1 on timeout (and says how many arrived).
+ms_wait_sink() {
+	local n=$1 timeout=${2:-30} end c
+	end=$((SECONDS + timeout))
+	while :; do
+		c=$(ms_count_sink)
+		[ "$c" -ge "$n" ] && return 0
+		[ "$SECONDS" -ge "$end" ] && break
+		sleep 0.1
+	done
+	ms_log "ms_wait_sink: $c of $n messages after ${timeout}s"
+	return 1
+}
+
+# ms_sink_read N: print the Nth (1-based, oldest first) complete sink message.
+ms_sink_read() {
+	local f
+	f=$(ms_list_sink | sed -n "${1}p")
+	[ -n "$f" ] && cat "$f"
+}
+
+# ---------------------------------------------------------------- postfix
+
+# ms_pf_milter SPEC: a libmilter socket spec (unix:PATH, inet:PORT@HOST,
+# local:PATH) in Postfix's syntax (unix:PATH, inet:HOST:PORT).  Postfix
+# specs pass through.
+ms_pf_milter() {
+	local s=$1
+	case "$s" in
+	"") ;;
+	local:*) s="unix:${s#local:}" ;;
+	inet:*@*) s="inet:${s#*@}:${s#inet:}"; s=${s%@*} ;;
+	inet6:*) ms_log "ms_pf_milter: IPv6 milter sockets are not used here"; return 1 ;;
+	esac
+	printf '%s\n' "$s"
+}
+
+# ms_add_smtpd VAR [MILTER_SOCKET]: before ms_start_postfix, add another
+# smtpd listener with its own smtpd_milters (empty = none); its port is
+# stored in VAR.  Lets one Postfix serve several milter setups at once.
+ms_add_smtpd() {
+	local var=$1 milter
+	milter=$(ms_pf_milter "${2:-}") || return 1
+	ms_free_port "$var" || return 1
+	MS_EXTRA_SMTPD+=("${!var}|$milter")
+}
+
+# _ms_write_main_cf MILTERS: main.cf of the private Postfix.
+_ms_write_main_cf() {
+	local milters=$1 T=$MS_T
+	cat >"$T/pf/main.cf" <<EOF
+# private test Postfix written by tests/lib/mailstack.sh
+compatibility_level = 3.6
+config_directory = $T/pf
+queue_directory = $T/queue
+data_directory = $T/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.helpgate.test
+mydomain = helpgate.test
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+append_dot_mydomain = no
+maillog_file = $T/maillog
+maillog_file_prefixes = /var, /dev/stdout, $T
+relayhost = [127.0.0.1]:$MS_SINK_PORT
+smtp_dns_support_level = disabled
+message_size_limit = 52428800
+mailbox_size_limit = 0
+virtual_mailbox_limit = 0
+smtputf8_enable = yes
+milter_default_action = accept
+milter_protocol = 6
+smtpd_milters = $milters
+non_smtpd_milters = $milters
+EOF
+	if [ "${MS_DELIVERY:-relay}" = maildir ]; then
+		mkdir -p "$T/mail"
+		chown postfix: "$T/mail"
+		cat >>"$T/pf/main.cf" <<EOF
+virtual_mailbox_domains = ${MS_MAILDIR_DOMAINS:-example.com client.test staff.example.com}
+virtual_mailbox_base = $T/mail
+virtual_mailbox_maps = regexp:{ {/^(.+)\$/ \${1}/} }
+virtual_uid_maps = static:$POSTFIX_UID
+virtual_gid_maps = static:$POSTFIX_GID
+EOF
+	fi
+	# MS_MAIN_CF_EXTRA: more main.cf lines from the caller (last one wins)
+	if [ -n "${MS_MAIN_CF_EXTRA:-}" ]; then
+		printf '%s\n' "$MS_MAIN_CF_EXTRA" >>"$T/pf/main.cf"
+	fi
+}
+
+# _ms_write_master_cf: master.cf, no chroot, a postlog service, smtpd on
+# 127.0.0.1:$MS_SMTP_PORT plus the listeners of ms_add_smtpd.
+_ms_write_master_cf() {
+	local row port milters
+	{
+		echo "# private test Postfix written by tests/lib/mailstack.sh"
+		printf '%-28s inet  n - n - - smtpd\n' "127.0.0.1:$MS_SMTP_PORT"
+		for row in "${MS_EXTRA_SMTPD[@]}"; do
+			port=${row%%|*}
+			milters=${row#*|}
+			printf '%-28s inet  n - n - - smtpd\n  -o smtpd_milters=%s\n' \
+				"127.0.0.1:$port" "$milters"
+		done
+		cat <<'EOF'
+pickup     unix  n - n 60    1 pickup
+cleanup    unix  n - n -     0 cleanup
+qmgr       unix  n - n 300   1 qmgr
+tlsmgr     unix  - - n 1000? 1 tlsmgr
+rewrite    unix  - - n -     - trivial-rewrite
+bounce     unix  - - n -     0 bounce
+defer      unix  - - n -     0 bounce
+trace      unix  - - n -     0 bounce
+verify     unix  - - n -     1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -     - proxymap
+proxywrite unix  - - n -     1 proxymap
+smtp       unix  - - n -     - smtp
+relay      unix  - - n -     - smtp
+showq      unix  n - n -     - showq
+error      unix  - - n -     - error
+retry      unix  - - n -     - error
+discard    unix  - - n -     - discard
+local      unix  - n n -     - local
+virtual    unix  - n n -     - virtual
+lmtp       unix  - - n -     - lmtp
+anvil      unix  - - n -     1 anvil
+scache     unix  - - n -     1 scache
+postlog    unix-dgram n - n - 1 postlogd
+EOF
+	} >"$MS_T/pf/master.cf"
+}
+
+# ms_start_postfix [MILTER_SOCKET]: write the configuration, "postfix
+# check", start, wait for the banner on $MS_SMTP_PORT (and every extra
+# listener).  MILTER_SOCKET in libmilter or Postfix syntax, empty = none;
+# it becomes smtpd_milters and non_smtpd_milters.
+# Env: MS_DELIVERY=maildir (virtual delivery of MS_MAILDIR_DOMAINS, default
+# "example.com client.test staff.example.com", to $MS_T/mail/<address>/;
+# other domains still go to the sink), MS_MAIN_CF_EXTRA (more main.cf lines).
+ms_start_postfix() {
+	local milters row
+	milters=$(ms_pf_milter "${1:-}") || return 1
+	mkdir -p "$MS_T/pf" "$MS_T/queue" "$MS_T/data"
+	chown postfix: "$MS_T/data"
+	_ms_write_main_cf "$milters"
+	_ms_write_master_cf
+	if ! postfix -c "$MS_T/pf" check >"$MS_T/postfix-check.log" 2>&1; then
+		ms_log "postfix check failed:"
+		cat "$MS_T/postfix-check.log" >&2
+		return 1
+	fi
+	if ! postfix -c "$MS_T/pf" start >"$MS_T/postfix-start.log" 2>&1; then
+		ms_log "postfix start failed:"
+		cat "$MS_T/postfix-start.log" >&2
+		return 1
+	fi
+	MS_POSTFIX_UP=1
+	if ! _ms_wait_banner "$MS_SMTP_PORT" 20; then
+		ms_log "postfix did not answer on port $MS_SMTP_PORT"
+		return 1
+	fi
+	for row in "${MS_EXTRA_SMTPD[@]}"; do
+		_ms_wait_banner "${row%%|*}" 20 || {
+			ms_log "postfix did not answer on port ${row%%|*}"
+			return 1
+		}
+	done
+}
+
+# ms_postconf KEY=VALUE...: change main.cf and reload; returns once the
+# master logged the reload.
+ms_postconf() {
+	postconf -c "$MS_T/pf" -e "$@" || return 1
+	ms_reload
+}
+
+# ms_reload: "postfix reload" and wait (up to 10 s) for the master to log it.
+ms_reload() {
+	local before end
+	before=$(grep -c 'reload -- version' "$MS_T/maillog" 2>/dev/null)
+	postfix -c "$MS_T/pf" reload >/dev/null 2>&1 || return 1
+	end=$((SECONDS + 10))
+	while [ "$SECONDS" -le "$end" ]; do
+		[ "$(grep -c 'reload -- version' "$MS_T/maillog" 2>/dev/null)" -gt "$before" ] && return 0
+		sleep 0.05
+	done
+	ms_log "ms_reload: no reload in the maillog after 10 s"
+	return 1
+}
+
+# ms_queue_empty: true if the private Postfix has no mail queued.
+ms_queue_empty() {
+	postqueue -c "$MS_T/pf" -p 2>/dev/null | grep -q 'Mail queue is empty'
+}
+
+# ms_wait_delivered N TIMEOUT: wait until N messages were delivered (sink
+# plus Maildirs) and the queue is empty.  On timeout print the maillog tail
+# and the queue, return 1.
+ms_wait_delivered() {
+	local n=$1 timeout=${2:-30} end c=0
+	end=$((SECONDS + timeout))
+	while :; do
+		c=$(ms_count_delivered)
+		if [ "$c" -ge "$n" ] && ms_queue_empty; then
+			return 0
+		fi
+		[ "$SECONDS" -ge "$end" ] && break
+		sleep 0.1
+	done
+	ms_log "ms_wait_delivered: $c of $n messages after ${timeout}s"
+	ms_diag
+	return 1
+}
+
+# ms_send SWAKS-ARGS...: swaks against the private Postfix, quiet unless it
+# fails (then its transcript goes to stderr).  Defaults: --from
+# client@client.test --to support@example.com; any argument overrides them.
+# The transcript is kept in $MS_T/swaks.log.
+ms_send() {
+	local args=() has_to=0 has_from=0 a rc
+	for a in "$@"; do
+		case "$a" in
+		--to | -t) has_to=1 ;;
+		--from | -f) has_from=1 ;;
+		esac
+	done
+	[ "$has_to" = 1 ] || args+=(--to support@example.com)
+	[ "$has_from" = 1 ] || args+=(--from client@client.test)
+	swaks --server "127.0.0.1:$MS_SMTP_PORT" --helo client.test \
+		"${args[@]}" "$@" </dev/null >"$MS_T/swaks.last" 2>&1
+	rc=$?
+	cat "$MS_T/swaks.last" >>"$MS_T/swaks.log"
+	if [ "$rc" != 0 ]; then
+		ms_log "swaks failed (exit $rc):"
+		sed 's/^/#   /' "$MS_T/swaks.last" >&2
+	fi
+	return "$rc"
+}
+
+# ---------------------------------------------------------------- messages
+
+# ms_header FILE NAME: the unfolded value of the first header NAME (case
+# does not matter) in the header section of FILE; exit 1 if absent.
+ms_header() {
+	awk -v want="$2" '
+		BEGIN { want = tolower(want); found = 0 }
+		{ sub(/\r$/, "") }
+		/^$/ { exit }
+		/^[ \t]/ { if (cur) val = val $0; next }
+		{
+			if (cur) { print val; found = 1; exit }
+			i = index($0, ":")
+			if (i > 0 && tolower(substr($0, 1, i - 1)) == want) {
+				cur = 1; val = substr($0, i + 1); sub(/^[ \t]+/, "", val)
+			}
+		}
+		END { if (cur && !found) { print val; found = 1 } exit !found }
+	' "$1"
+}
+
+# ms_header_count FILE NAME: how many NAME headers FILE has.
+ms_header_count() {
+	awk -v want="$2" '
+		BEGIN { want = tolower(want); n = 0 }
+		{ sub(/\r$/, "") }
+		/^$/ { exit }
+		{ i = index($0, ":"); if (i > 0 && $0 !~ /^[ \t]/ && tolower(substr($0, 1, i - 1)) == want) n++ }
+		END { print n }
+	' "$1"
+}
+
+# ms_find_by_header NAME VALUE: paths of delivered messages whose header
+# NAME has exactly VALUE (unfolded), oldest first; exit 1 if none.
+ms_find_by_header() {
+	local f v found=1
+	while IFS= read -r f; do
+		v=$(ms_header "$f" "$1") || continue
+		if [ "$v" = "$2" ]; then
+			printf '%s\n' "$f"
+			found=0
+		fi
+	done < <(ms_list_delivered)
+	return "$found"
+}
+
+# ---------------------------------------------------------------- milters
+
+# ms_start_milter CMD...: run a milter in the background (output to
+# $MS_T/milter-N.log), record its PID in MS_MILTER_PID and MS_PIDS, wait
+# until $MS_MILTER_SOCKET (unix:PATH, local:PATH or inet:PORT@127.0.0.1)
+# accepts; a unix socket is made world-writable for user postfix.
+# MS_MILTER_TIMEOUT (default 15 s) bounds the wait.
+ms_start_milter() {
+	local spec=${MS_MILTER_SOCKET:?set MS_MILTER_SOCKET first} path port log end
+	MS_MILTER_N=$((${MS_MILTER_N:-0} + 1))
+	log="$MS_T/milter-$MS_MILTER_N.log"
+	case "$spec" in
+	unix:* | local:*) path=${spec#*:}; rm -f "$path" ;;
+	inet:*@*) port=${spec#inet:}; port=${port%@*} ;;
+	*) ms_log "ms_start_milter: unsupported socket $spec"; return 1 ;;
+	esac
+	"$@" >"$log" 2>&1 </dev/null &
+	MS_MILTER_PID=$!
+	MS_PIDS+=("$MS_MILTER_PID")
+	end=$((SECONDS + ${MS_MILTER_TIMEOUT:-15}))
+	while :; do
+		if ! kill -0 "$MS_MILTER_PID" 2>/dev/null; then
+			ms_log "ms_start_milter: $1 exited early:"
+			sed 's/^/#   /' "$log" >&2
+			return 1
+		fi
+		if [ -n "${path:-}" ] && [ -S "$path" ]; then
+			chmod 666 "$path"
+			return 0
+		fi
+		if [ -n "${port:-}" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		if [ "$SECONDS" -ge "$end" ]; then
+			ms_log "ms_start_milter: $spec not up after ${MS_MILTER_TIMEOUT:-15}s"
+			sed 's/^/#   /' "$log" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# ms_stop_pid PID: stop one recorded process (TERM, up to 8 s, KILL); it is
+# no longer stopped at exit.  libmilter needs up to ~5 s after SIGTERM.
+ms_stop_pid() {
+	local pid=$1 p keep=()
+	_ms_stop_pid "$pid" 8
+	for p in "${MS_PIDS[@]}"; do
+		[ "$p" = "$pid" ] || keep+=("$p")
+	done
+	MS_PIDS=("${keep[@]}")
+}
+
+# ms_stop_milter [PID]: stop a milter (default: the last one started) and
+# remove its unix socket.
+ms_stop_milter() {
+	local pid=${1:-${MS_MILTER_PID:-}} path
+	[ -n "$pid" ] || return 0
+	ms_stop_pid "$pid"
+	case "${MS_MILTER_SOCKET:-}" in
+	unix:* | local:*) path=${MS_MILTER_SOCKET#*:}; rm -f "$path" ;;
+	esac
+}
+
+# ms_spawn VAR CMD...: run any helper in the background (output to
+# $MS_T/<basename>.log), store its PID in VAR, stop it at exit.
+ms_spawn() {
+	local var=$1
+	shift
+	"$@" >>"$MS_T/$(basename "$1").log" 2>&1 </dev/null &
+	printf -v "$var" '%s' "$!"
+	MS_PIDS+=("$!")
+}
+
+# ---------------------------------------------------------------- reporting
+
+# t_ok DESC / t_fail DESC [DETAILS...]: one passed / failed assertion.
+t_ok() {
+	T_PASSED=$((T_PASSED + 1))
+	printf 'ok %d - %s\n' "$((T_PASSED + T_FAILED))" "$1"
+}
+
+t_fail() {
+	local d
+	T_FAILED=$((T_FAILED + 1))
+	printf 'not ok %d - %s\n' "$((T_PASSED + T_FAILED))" "$1"
+	shift
+	for d in "$@"; do
+		printf '%s\n' "$d" | sed 's/^/#   /'
+	done
+}
+
+# t_is ACTUAL EXPECTED DESC: string equality.
+t_is() {
+	if [ "$1" = "$2" ]; then
+		t_ok "$3"
+	else
+		t_fail "$3" "got:      '$1'" "expected: '$2'"
+	fi
+}
+
+# t_like ACTUAL REGEX DESC: ACTUAL matches the extended regex REGEX.
+t_like() {
+	if [[ $1 =~ $2 ]]; then
+		t_ok "$3"
+	else
+		t_fail "$3" "got:      '$1'" "expected to match: /$2/"
+	fi
+}
+
+# t_done: print "N passed, N failed" (the last line run.sh reads); status
+# 1 if anything failed.  Call it last: "t_done; exit" or "exit $(...)".
+t_done() {
+	if [ "$T_FAILED" != 0 ]; then
+		ms_diag
+	fi
+	printf '%d passed, %d failed\n' "$T_PASSED" "$T_FAILED"
+	[ "$T_FAILED" = 0 ]
+}

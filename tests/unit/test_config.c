@@ -1,0 +1,177 @@
+/* Config parsing: values, defaults, and that every bad line is named. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "sla.h"
+#include "t.h"
+
+static char dir[] = "/tmp/hg-test-config-XXXXXX";
+
+static const char *
+write_conf(const char *name, const char *text)
+{
+	static char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+static void
+test_durations_and_sizes(void)
+{
+	T_EQ_INT(config_parse_duration("30m"), 1800);
+	T_EQ_INT(config_parse_duration("4h"), 14400);
+	T_EQ_INT(config_parse_duration("2d"), 172800);
+	T_EQ_INT(config_parse_duration("1h30m"), 5400);
+	T_EQ_INT(config_parse_duration("90"), 90);
+	T_EQ_INT(config_parse_duration(""), -1);
+	T_EQ_INT(config_parse_duration("4x"), -1);
+	T_EQ_INT(config_parse_duration("-5m"), -1);
+	T_EQ_INT(config_parse_duration("99999999999999999999d"), -1);
+	T_EQ_INT(config_parse_size("256K"), 262144);
+	T_EQ_INT(config_parse_size("1M"), 1048576);
+	T_EQ_INT(config_parse_size("4096"), 4096);
+	T_EQ_INT(config_parse_size("12Q"), -1);
+	T_EQ_INT(config_parse_size("K"), -1);
+}
+
+static void
+test_good_config(void)
+{
+	struct buf errors;
+	struct config *cfg;
+	const char *path = write_conf("good.conf",
+	    "# comment\n"
+	    "Socket unix:/tmp/x.sock\n"
+	    "  database   data/hg.db  \n"
+	    "SupportAddress <Support@Example.COM>\n"
+	    "SupportAddress help@example.com\n"
+	    "StaffDomain @Staff.Example.com\n"
+	    "StaffAddress boss@example.net\n"
+	    "Relay smtps://relay.example.com:465\n"
+	    "Timezone Europe/Kyiv\n"
+	    "MaxBodyScan 64K\n"
+	    "StoreTimeout 250ms\n"
+	    "SLA trial P2 first=45m\n"
+	    "SLA gold P1 first=10m resolve=2h\n");
+
+	buf_init(&errors, 4096);
+	cfg = config_load(path, &errors);
+	T_CHECK(cfg != NULL);
+	T_EQ_STR(buf_str(&errors), "");
+	if (cfg == NULL)
+		return;
+	T_EQ_STR(cfg->socket, "unix:/tmp/x.sock");
+	T_CONTAINS(cfg->database, "/data/hg.db");
+	T_CHECK(cfg->database[0] == '/');
+	T_EQ_INT(cfg->max_body_scan, 65536);
+	T_EQ_INT(cfg->store_timeout_ms, 250);
+	T_EQ_STR(cfg->timezone, "Europe/Kyiv");
+	T_CHECK(config_is_support_address(cfg, "<support@example.com>"));
+	T_CHECK(config_is_support_address(cfg, "SUPPORT@example.com"));
+	T_CHECK(config_is_support_address(cfg, "support+billing@example.com"));
+	T_CHECK(!config_is_support_address(cfg, "sales@example.com"));
+	T_CHECK(!config_is_support_address(cfg, "support@example.com.evil"));
+	T_CHECK(config_is_staff(cfg, "ann@staff.example.com"));
+	T_CHECK(config_is_staff(cfg, "<Boss@Example.net>"));
+	T_CHECK(!config_is_staff(cfg, "ann@notstaff.example.com"));
+	T_CHECK(!config_is_staff(cfg, "client@example.net"));
+	/* Overrides and defaults side by side. */
+	T_EQ_INT(sla_target(cfg, "trial", 2, SLA_FIRST_RESPONSE), 45 * 60);
+	T_EQ_INT(sla_target(cfg, "trial", 1, SLA_FIRST_RESPONSE), 30 * 60);
+	T_EQ_INT(sla_target(cfg, "gold", 1, SLA_RESOLUTION), 7200);
+	T_CHECK(config_tier(cfg, "gold") != NULL);
+	T_CHECK(config_tier(cfg, "enterprise") != NULL);
+	T_EQ_INT(sla_target(cfg, "nonesuch", 3, SLA_FIRST_RESPONSE),
+	    sla_target(cfg, "unknown", 3, SLA_FIRST_RESPONSE));
+	T_EQ_INT(sla_deadline(cfg, "trial", 1, SLA_FIRST_RESPONSE, 1000), 1000 + 1800);
+	/* First response never later than resolution in the shipped table. */
+	for (size_t i = 0; i < cfg->tier_count; i++)
+		for (int u = 0; u < URGENCY_LEVELS; u++)
+			T_CHECK(cfg->tiers[i].sla[u].first <= cfg->tiers[i].sla[u].resolve);
+	config_unref(cfg);
+	buf_free(&errors);
+}
+
+static void
+test_bad_config(void)
+{
+	struct buf errors;
+	struct config *cfg;
+	const char *path = write_conf("bad.conf",
+	    "SupportAddress support@example.com\n"
+	    "Frobnicate yes\n"
+	    "MaxBodyScan lots\n"
+	    "SLA trial P7 first=1h\n"
+	    "SLA trial P1 first=soon\n"
+	    "Relay http://example.com\n"
+	    "Timezone Mars/Olympus\n"
+	    "SupportAddress not-an-address\n"
+	    "Syslog perhaps\n"
+	    "Socket\n");
+
+	buf_init(&errors, 8192);
+	cfg = config_load(path, &errors);
+	T_CHECK(cfg == NULL);
+	T_CONTAINS(buf_str(&errors), "bad.conf:2: unknown key \"Frobnicate\"");
+	T_CONTAINS(buf_str(&errors), "bad.conf:3: MaxBodyScan");
+	T_CONTAINS(buf_str(&errors), "bad.conf:4: SLA: urgency \"P7\"");
+	T_CONTAINS(buf_str(&errors), "bad.conf:5: SLA: \"soon\"");
+	T_CONTAINS(buf_str(&errors), "bad.conf:6: Relay");
+	T_CONTAINS(buf_str(&errors), "bad.conf:7: Timezone");
+	T_CONTAINS(buf_str(&errors), "bad.conf:8: SupportAddress");
+	T_CONTAINS(buf_str(&errors), "bad.conf:9: Syslog");
+	T_CONTAINS(buf_str(&errors), "bad.conf:10: Socket needs a value");
+	buf_free(&errors);
+
+	buf_init(&errors, 8192);
+	cfg = config_load(write_conf("empty.conf", "# nothing\n"), &errors);
+	T_CHECK(cfg == NULL);
+	T_CONTAINS(buf_str(&errors), "no SupportAddress");
+	buf_free(&errors);
+
+	buf_init(&errors, 8192);
+	cfg = config_load("/nonexistent/helpgate.conf", &errors);
+	T_CHECK(cfg == NULL);
+	T_CONTAINS(buf_str(&errors), "cannot open");
+	buf_free(&errors);
+}
+
+static void
+test_shipped_config(void)
+{
+	struct buf errors;
+	struct config *cfg;
+
+	buf_init(&errors, 8192);
+	cfg = config_load("conf/helpgate.conf", &errors);
+	T_CHECK(cfg != NULL);
+	T_EQ_STR(buf_str(&errors), "");
+	if (cfg != NULL) {
+		T_EQ_INT(cfg->max_body_scan, 256 * 1024);
+		T_EQ_STR(cfg->socket, "inet:8891@127.0.0.1");
+	}
+	config_unref(cfg);
+	buf_free(&errors);
+}
+
+int
+main(void)
+{
+	if (mkdtemp(dir) == NULL)
+		return 2;
+	test_durations_and_sizes();
+	test_good_config();
+	test_bad_config();
+	test_shipped_config();
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return t_done();
+}
