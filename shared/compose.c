@@ -1,0 +1,200 @@
+#include "compose.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "msg.h"
+#include "xalloc.h"
+
+#define COMPOSE_MAX	(1024 * 1024)
+#define QP_LINE		76
+
+char *
+compose_sanitize(const char *s)
+{
+	struct buf b;
+	int space = 0;
+
+	buf_init(&b, COMPOSE_MAX);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f) {
+			space = 1;
+			continue;
+		}
+		if (c == ' ') {
+			space = 1;
+			continue;
+		}
+		if (space && b.len > 0)
+			buf_append_char(&b, ' ');
+		space = 0;
+		buf_append_char(&b, (char)c);
+	}
+	return buf_steal(&b);
+}
+
+static void
+qp_flush_line(struct buf *b, const char *line, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t col = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		char enc[4];
+		size_t n;
+		int last = i + 1 == len;
+
+		/* Trailing white space and anything not plain printable
+		 * ASCII is encoded; so is a leading dot, which some relays
+		 * mangle, and "From " at the start of a line. */
+		if ((c == ' ' || c == '\t') && last) {
+			enc[0] = '=', enc[1] = hex[c >> 4], enc[2] = hex[c & 15], n = 3;
+		} else if (c == '=' || c > 126 || (c < 32 && c != '\t') ||
+		    (col == 0 && c == '.') || (col == 0 && c == 'F' && strncmp(line + i, "From ", 5) == 0)) {
+			enc[0] = '=', enc[1] = hex[c >> 4], enc[2] = hex[c & 15], n = 3;
+		} else {
+			enc[0] = (char)c, n = 1;
+		}
+		if (col + n > QP_LINE - 1 && !(last && col + n <= QP_LINE)) {
+			buf_append(b, "=\r\n", 3);
+			col = 0;
+		}
+		buf_append(b, enc, n);
+		col += n;
+	}
+	buf_append(b, "\r\n", 2);
+}
+
+char *
+compose_qp_encode(const char *text)
+{
+	struct buf b;
+	const char *p = text;
+
+	buf_init(&b, COMPOSE_MAX * 3);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (len > 0 && p[len - 1] == '\r')
+			qp_flush_line(&b, p, len - 1);
+		else
+			qp_flush_line(&b, p, len);
+		p += len + (nl ? 1 : 0);
+	}
+	return buf_steal(&b);
+}
+
+static void
+add_header(struct buf *b, const char *name, const char *value)
+{
+	char *clean = compose_sanitize(value);
+
+	buf_printf(b, "%s: %s\r\n", name, clean);
+	free(clean);
+}
+
+/* Folds a list of <id> tokens so no line passes 78 characters. */
+static void
+add_id_list(struct buf *b, const char *name, const char *ids)
+{
+	char *clean = compose_sanitize(ids), *save = NULL, *tok;
+	size_t col = strlen(name) + 1;
+
+	buf_printf(b, "%s:", name);
+	for (tok = strtok_r(clean, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		size_t len = strlen(tok) + 2;
+		if (col + 1 + len > 78 && col > strlen(name) + 1) {
+			buf_append(b, "\r\n", 2);
+			col = 0;
+		}
+		buf_printf(b, " <%s>", tok);
+		col += 1 + len;
+	}
+	buf_append(b, "\r\n", 2);
+	free(clean);
+}
+
+/* "Name <addr>", with Name encoded when needed. */
+static void
+add_address(struct buf *b, const char *header, const char *name, const char *addr)
+{
+	char *clean_addr = compose_sanitize(addr);
+
+	if (name != NULL && *name) {
+		char *clean_name = compose_sanitize(name);
+		int ascii = 1;
+		for (const char *p = clean_name; *p; p++)
+			if ((unsigned char)*p > 126 || strchr("\"\\()<>@,;:[]", *p))
+				ascii = 0;
+		if (ascii) {
+			buf_printf(b, "%s: %s <%s>\r\n", header, clean_name, clean_addr);
+		} else {
+			char *enc = msg_encode_header_value(clean_name, strlen(header) + 2);
+			/* An encoded-word in a phrase must not contain some
+			 * specials; the B encoding never does. */
+			buf_printf(b, "%s: %s <%s>\r\n", header, enc, clean_addr);
+			free(enc);
+		}
+		free(clean_name);
+	} else {
+		buf_printf(b, "%s: <%s>\r\n", header, clean_addr);
+	}
+	free(clean_addr);
+}
+
+/* msg_encode_header_value folds with "\n "; a message on the wire wants CRLF. */
+static void
+append_crlf(struct buf *b, const char *s)
+{
+	char prev = '\0';
+
+	for (; *s; prev = *s++) {
+		if (*s == '\n' && prev != '\r')
+			buf_append(b, "\r\n", 2);
+		else
+			buf_append_char(b, *s);
+	}
+}
+
+char *
+compose_message(const struct compose *c)
+{
+	struct buf b;
+	char date[64];
+	char *subject, *body;
+
+	buf_init(&b, COMPOSE_MAX * 4);
+	clock_format_rfc5322(c->date, date, sizeof(date));
+	add_address(&b, "From", c->from_name, c->from_address);
+	add_address(&b, "To", NULL, c->to_address);
+	subject = compose_sanitize(c->subject ? c->subject : "");
+	char *enc = msg_encode_header_value(subject, sizeof("Subject: ") - 1);
+	buf_append_str(&b, "Subject: ");
+	append_crlf(&b, enc);
+	buf_append(&b, "\r\n", 2);
+	free(enc);
+	free(subject);
+	add_header(&b, "Date", date);
+	buf_printf(&b, "Message-ID: <%s>\r\n", c->message_id);
+	if (c->in_reply_to && *c->in_reply_to)
+		add_id_list(&b, "In-Reply-To", c->in_reply_to);
+	if (c->references && *c->references)
+		add_id_list(&b, "References", c->references);
+	for (size_t i = 0; i < c->extra_count; i++)
+		add_header(&b, c->extra[i].name, c->extra[i].value);
+	buf_append_str(&b, "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	body = compose_qp_encode(c->body ? c->body : "");
+	buf_append_str(&b, body);
+	free(body);
+	return buf_steal(&b);
+}
