@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "log.h"
@@ -101,7 +102,7 @@ long long
 config_parse_size(const char *s)
 {
 	char *end;
-	long long v;
+	long long v, mult = 1;
 
 	errno = 0;
 	if (!isdigit((unsigned char)*s))
@@ -110,12 +111,15 @@ config_parse_size(const char *s)
 	if (errno || v < 0)
 		return -1;
 	switch (toupper((unsigned char)*end)) {
-	case 'K': v *= 1024; end++; break;
-	case 'M': v *= 1024 * 1024; end++; break;
-	case 'G': v *= 1024LL * 1024 * 1024; end++; break;
+	case 'K': mult = 1024; end++; break;
+	case 'M': mult = 1024 * 1024; end++; break;
+	case 'G': mult = 1024LL * 1024 * 1024; end++; break;
 	case '\0': break;
 	default: return -1;
 	}
+	if (v > LLONG_MAX / mult)
+		return -1;
+	v *= mult;
 	if (toupper((unsigned char)*end) == 'B')
 		end++;
 	return *end == '\0' ? v : -1;
@@ -392,7 +396,7 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 				n = -1;
 		} else {
 			d = config_parse_duration(value);
-			n = d < 0 ? -1 : d * 1000LL;
+			n = d < 0 || d > LLONG_MAX / 1000 ? -1 : d * 1000LL;
 		}
 		if (n < row->min || n > row->max) {
 			snprintf(err, errlen, "%s: \"%s\" is not a duration from %lldms to %llds",
@@ -421,10 +425,12 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		}
 		return 0;
 	case CT_TIMEZONE: {
-		/* Validated against the system's zoneinfo without touching TZ. */
+		/* Validated against the system's zoneinfo without touching TZ,
+		 * by the same test as clock_set_timezone() (a regular file), so
+		 * that a directory such as "Europe" is refused here, with its line. */
 		const char *z = value;
 		char path[512];
-		FILE *fp;
+		struct stat st;
 
 		if (strcmp(z, "UTC") != 0) {
 			if (z[0] == '/' || strstr(z, "..") != NULL) {
@@ -432,12 +438,11 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 				return -1;
 			}
 			snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", z);
-			if ((fp = fopen(path, "r")) == NULL) {
+			if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
 				snprintf(err, errlen, "Timezone: \"%s\" is not an IANA zone name "
 				    "known to this system (e.g. Europe/Kyiv)", z);
 				return -1;
 			}
-			fclose(fp);
 		}
 		free(*str);
 		*str = xstrdup(value);

@@ -12,7 +12,9 @@
  * function returns a store_rc; STORE_BUSY means the database stayed locked
  * past the timeout, and the caller decides (the milter degrades, the worker
  * retries).  Strings in records are NUL-terminated and cut to their field
- * size; times are Unix seconds, 0 meaning "not set".
+ * size (on a UTF-8 character boundary); times are Unix seconds, 0 meaning
+ * "not set".  A list callback may call other store functions on the same
+ * handle, but not the list function that is calling it.
  */
 #ifndef HG_STORE_H
 #define HG_STORE_H

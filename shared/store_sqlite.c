@@ -1,0 +1,940 @@
+/*
+ * store_sqlite - the SQLite backend of store.h.
+ *
+ * One struct store per thread of use, one sqlite3 connection per handle
+ * (opened SQLITE_OPEN_NOMUTEX: the caller serialises, see store.h).  The
+ * database runs in WAL mode so that helpgatectl and the worker can read
+ * while the milter writes; synchronous=NORMAL keeps a commit to one write
+ * of the WAL (durable against a process crash, and against power loss up to
+ * the last checkpoint), which is what lets the milter record a message in
+ * tens of microseconds.
+ *
+ * Statements: every statement with data is prepared once per handle, on
+ * first use, with bound parameters, and kept in s->stmt[]; after each use it
+ * is reset and its bindings cleared on every path (store_done()), so an
+ * error never leaves a statement holding a read lock.  Only DDL and PRAGMAs
+ * without data go through sqlite3_exec().
+ *
+ * Schema: store_migrations[] below, one row per version; PRAGMA user_version
+ * says which have been applied.  store_open() applies the missing ones in a
+ * single BEGIN IMMEDIATE transaction and refuses a database that is newer
+ * than this code.
+ *
+ * Strings read back are cut to their record field on a UTF-8 character
+ * boundary (store_copy_text()).  Strings written are read up to their field
+ * size even when the caller forgot the NUL.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "config.h"
+#include "xalloc.h"
+
+/* ---- schema ---- */
+
+static const char store_schema_v1[] =
+	"CREATE TABLE customers ("
+	"  address     TEXT PRIMARY KEY,"
+	"  tier        TEXT NOT NULL,"
+	"  watch_until INTEGER NOT NULL DEFAULT 0,"
+	"  created     INTEGER NOT NULL"
+	");"
+	"CREATE TABLE cases ("
+	"  id                INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  created           INTEGER NOT NULL,"
+	"  updated           INTEGER NOT NULL,"
+	"  status            TEXT NOT NULL DEFAULT 'open'"
+	"                    CHECK (status IN ('open', 'waiting', 'resolved')),"
+	"  client            TEXT NOT NULL DEFAULT '',"
+	"  support_address   TEXT NOT NULL DEFAULT '',"
+	"  subject           TEXT NOT NULL DEFAULT '',"
+	"  urgency           INTEGER NOT NULL CHECK (urgency BETWEEN 1 AND 4),"
+	"  tier              TEXT NOT NULL DEFAULT '',"
+	"  watch             INTEGER NOT NULL DEFAULT 0,"
+	"  category          TEXT NOT NULL DEFAULT '',"
+	"  lang              TEXT NOT NULL DEFAULT '',"
+	"  reasons           TEXT NOT NULL DEFAULT '',"
+	"  first_due         INTEGER NOT NULL DEFAULT 0,"
+	"  resolve_due       INTEGER NOT NULL DEFAULT 0,"
+	"  first_response_at INTEGER NOT NULL DEFAULT 0,"
+	"  resolved_at       INTEGER NOT NULL DEFAULT 0,"
+	"  assignee          TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE INDEX cases_status_due ON cases (status, first_due);"
+	"CREATE INDEX cases_client ON cases (client);"
+	"CREATE TABLE messages ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  case_id     INTEGER NOT NULL REFERENCES cases (id),"
+	"  message_id  TEXT NOT NULL DEFAULT '',"
+	"  direction   TEXT NOT NULL,"
+	"  sender      TEXT NOT NULL DEFAULT '',"
+	"  received    INTEGER NOT NULL DEFAULT 0,"
+	"  date_header TEXT NOT NULL DEFAULT '',"
+	"  subject     TEXT NOT NULL DEFAULT '',"
+	"  queue_id    TEXT NOT NULL DEFAULT '',"
+	"  urgency     INTEGER NOT NULL DEFAULT 4,"
+	"  category    TEXT NOT NULL DEFAULT '',"
+	"  auto_reason TEXT NOT NULL DEFAULT '',"
+	"  excerpt     TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE UNIQUE INDEX messages_message_id ON messages (message_id)"
+	"  WHERE message_id <> '';"
+	"CREATE INDEX messages_case_received ON messages (case_id, received);";
+
+/* Schema version N is reached by running rows 1..N in order.  To change the
+ * schema, append a row; never edit a row that has shipped. */
+static const struct {
+	int		 version;
+	const char	*sql;
+} store_migrations[] = {
+	{ 1, store_schema_v1 },
+};
+
+#define STORE_SCHEMA_VERSION \
+	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+/* ---- statements ---- */
+
+#define CUSTOMER_COLS	"address, tier, watch_until, created"
+#define CASE_COLS	"id, created, updated, status, client, support_address, subject, " \
+			"urgency, tier, watch, category, lang, reasons, first_due, " \
+			"resolve_due, first_response_at, resolved_at, assignee"
+#define MESSAGE_COLS	"id, case_id, message_id, direction, sender, received, " \
+			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt"
+
+enum store_stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_CUSTOMER_PUT,
+	ST_CUSTOMER_REMOVE,
+	ST_CUSTOMER_LOOKUP,
+	ST_CUSTOMER_LIST,
+	ST_CASE_CREATE,
+	ST_CASE_GET,
+	ST_CASE_TOUCH,
+	ST_CASE_LIST,
+	ST_MESSAGE_ADD,
+	ST_MESSAGE_CASE,
+	ST_MESSAGE_COUNT_SINCE,
+	ST_MESSAGE_LIST,
+	ST_COUNT
+};
+
+static const char *const store_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_CUSTOMER_PUT] =
+	    "INSERT OR REPLACE INTO customers (" CUSTOMER_COLS ") VALUES (?1, ?2, ?3, ?4)",
+	[ST_CUSTOMER_REMOVE] = "DELETE FROM customers WHERE address = ?1",
+	/* Run for the address, then for its "@domain".  (One statement with
+	 * "ORDER BY address = ?1" would build a temporary b-tree per call.) */
+	[ST_CUSTOMER_LOOKUP] = "SELECT " CUSTOMER_COLS " FROM customers WHERE address = ?1",
+	[ST_CUSTOMER_LIST] = "SELECT " CUSTOMER_COLS " FROM customers ORDER BY address",
+	[ST_CASE_CREATE] =
+	    "INSERT INTO cases (created, updated, status, client, support_address, subject,"
+	    " urgency, tier, watch, category, lang, reasons, first_due, resolve_due,"
+	    " first_response_at, resolved_at, assignee)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	[ST_CASE_GET] = "SELECT " CASE_COLS " FROM cases WHERE id = ?1",
+	[ST_CASE_TOUCH] =
+	    "UPDATE cases SET urgency = MIN(urgency, ?2), updated = ?3 WHERE id = ?1",
+	[ST_CASE_LIST] =
+	    "SELECT " CASE_COLS " FROM cases WHERE ?1 = 0 OR status <> 'resolved'"
+	    " ORDER BY id DESC",
+	[ST_MESSAGE_ADD] =
+	    "INSERT INTO messages (case_id, message_id, direction, sender, received,"
+	    " date_header, subject, queue_id, urgency, category, auto_reason, excerpt)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	/* The "<> ''" term lets SQLite use the partial unique index. */
+	[ST_MESSAGE_CASE] =
+	    "SELECT case_id FROM messages WHERE message_id = ?1 AND message_id <> ''",
+	[ST_MESSAGE_COUNT_SINCE] =
+	    "SELECT count(*) FROM messages WHERE case_id = ?1 AND received >= ?2"
+	    " AND direction = 'in'",
+	[ST_MESSAGE_LIST] =
+	    "SELECT " MESSAGE_COLS " FROM messages WHERE case_id = ?1 ORDER BY received, id",
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmt[ST_COUNT];
+	char		 errmsg[512];
+};
+
+const char *
+store_strerror(enum store_rc rc)
+{
+	switch (rc) {
+	case STORE_OK:		return "ok";
+	case STORE_NOTFOUND:	return "not found";
+	case STORE_BUSY:	return "database busy";
+	case STORE_EXISTS:	return "already exists";
+	case STORE_ERROR:	return "database error";
+	}
+	return "unknown store error";
+}
+
+const char *
+store_errmsg(const struct store *s)
+{
+	return s != NULL ? s->errmsg : "no store";
+}
+
+/* Maps an SQLite result code to a store_rc and remembers sqlite's message
+ * for store_errmsg().  Call before resetting the statement: the message
+ * belongs to the last call on the connection. */
+static enum store_rc
+store_fail(struct store *s, int rc)
+{
+	int ext = sqlite3_extended_errcode(s->db);
+
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return STORE_BUSY;
+	case SQLITE_CONSTRAINT:
+		if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return STORE_EXISTS;
+		return STORE_ERROR;
+	default:
+		return STORE_ERROR;
+	}
+}
+
+/* The cached statement id, prepared on first use; NULL (error recorded) if
+ * it cannot be prepared. */
+static sqlite3_stmt *
+store_stmt(struct store *s, enum store_stmt_id id)
+{
+	int rc;
+
+	if (s->stmt[id] != NULL)
+		return s->stmt[id];
+	rc = sqlite3_prepare_v3(s->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+	    &s->stmt[id], NULL);
+	if (rc != SQLITE_OK) {
+		(void)store_fail(s, rc);
+		sqlite3_finalize(s->stmt[id]);
+		s->stmt[id] = NULL;
+		return NULL;
+	}
+	return s->stmt[id];
+}
+
+/* Returns a cached statement to its idle state: no open read, no bindings
+ * that point into the caller's memory. */
+static void
+store_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Binding helpers: each does nothing once *rc holds an error, so a run of
+ * binds is checked once at the end.  Text is bound SQLITE_STATIC: the
+ * statement is stepped and reset before the caller's memory can change. */
+static void
+bind_text(sqlite3_stmt *st, int idx, const char *v, size_t max, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = sqlite3_bind_text(st, idx, v, (int)strnlen(v, max), SQLITE_STATIC);
+}
+
+static void
+bind_int(sqlite3_stmt *st, int idx, long long v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = sqlite3_bind_int64(st, idx, (sqlite3_int64)v);
+}
+
+/* field must be an array (sizeof is its capacity), never a pointer. */
+#define STORE_IS_ARRAY(a) \
+	(!__builtin_types_compatible_p(__typeof__(a), __typeof__(&(a)[0])))
+#define BIND_FIELD(st, idx, field, rc) do {					\
+	_Static_assert(STORE_IS_ARRAY(field), #field " is not an array");	\
+	bind_text((st), (idx), (field), sizeof(field), (rc));			\
+} while (0)
+
+/* Copies column col into dst[dstlen], NUL-terminated.  Text that does not
+ * fit is cut before the first byte of the character that would be split,
+ * so a reader never sees half of a UTF-8 sequence (a decoder would show
+ * U+FFFD, and JSON output would be invalid).  Only a valid lead byte is
+ * looked for, at most 3 bytes back; text that is not UTF-8 is cut where it
+ * falls. */
+static void
+store_copy_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
+{
+	const unsigned char *src = sqlite3_column_text(st, col);
+	size_t n, cut;
+
+	if (src == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	n = (size_t)sqlite3_column_bytes(st, col);
+	if (n >= dstlen) {
+		n = dstlen - 1;
+		for (cut = n; cut > 0 && n - cut < 3 && (src[cut] & 0xC0) == 0x80; cut--)
+			;
+		if ((src[cut] & 0xC0) != 0x80)
+			n = cut;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+#define COPY_FIELD(field, st, col) do {					\
+	_Static_assert(STORE_IS_ARRAY(field), #field " is not an array");	\
+	store_copy_text((field), sizeof(field), (st), (col));			\
+} while (0)
+
+static void
+store_row_customer(sqlite3_stmt *st, struct customer *c)
+{
+	COPY_FIELD(c->address, st, 0);
+	COPY_FIELD(c->tier, st, 1);
+	c->watch_until = sqlite3_column_int64(st, 2);
+	c->created = sqlite3_column_int64(st, 3);
+}
+
+static void
+store_row_case(sqlite3_stmt *st, struct case_rec *c)
+{
+	c->id = sqlite3_column_int64(st, 0);
+	c->created = sqlite3_column_int64(st, 1);
+	c->updated = sqlite3_column_int64(st, 2);
+	COPY_FIELD(c->status, st, 3);
+	COPY_FIELD(c->client, st, 4);
+	COPY_FIELD(c->support_address, st, 5);
+	COPY_FIELD(c->subject, st, 6);
+	c->urgency = sqlite3_column_int(st, 7);
+	COPY_FIELD(c->tier, st, 8);
+	c->watch = sqlite3_column_int(st, 9);
+	COPY_FIELD(c->category, st, 10);
+	COPY_FIELD(c->lang, st, 11);
+	COPY_FIELD(c->reasons, st, 12);
+	c->first_due = sqlite3_column_int64(st, 13);
+	c->resolve_due = sqlite3_column_int64(st, 14);
+	c->first_response_at = sqlite3_column_int64(st, 15);
+	c->resolved_at = sqlite3_column_int64(st, 16);
+	COPY_FIELD(c->assignee, st, 17);
+}
+
+static void
+store_row_message(sqlite3_stmt *st, struct message_rec *m)
+{
+	m->id = sqlite3_column_int64(st, 0);
+	m->case_id = sqlite3_column_int64(st, 1);
+	COPY_FIELD(m->message_id, st, 2);
+	COPY_FIELD(m->direction, st, 3);
+	COPY_FIELD(m->sender, st, 4);
+	m->received = sqlite3_column_int64(st, 5);
+	COPY_FIELD(m->date_header, st, 6);
+	COPY_FIELD(m->subject, st, 7);
+	COPY_FIELD(m->queue_id, st, 8);
+	m->urgency = sqlite3_column_int(st, 9);
+	COPY_FIELD(m->category, st, 10);
+	COPY_FIELD(m->auto_reason, st, 11);
+	COPY_FIELD(m->excerpt, st, 12);
+}
+
+/* Runs a cached statement that returns no rows, after its binds (bind_rc).
+ * Sets *changes to the rows it changed when changes is not NULL. */
+static enum store_rc
+store_exec_stmt(struct store *s, sqlite3_stmt *st, int bind_rc, int *changes)
+{
+	enum store_rc ret = STORE_OK;
+	int rc = bind_rc;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = store_fail(s, rc);
+	else if (changes != NULL)
+		*changes = sqlite3_changes(s->db);
+	store_done(st);
+	return ret;
+}
+
+/* ---- open, close, migrate ---- */
+
+/* Checks the directory that will hold path, so that a missing or read-only
+ * directory is reported as such instead of sqlite's "unable to open
+ * database file".  SQLite needs to create PATH-wal and PATH-shm beside the
+ * database, so the directory must be writable, not only the file. */
+static int
+store_check_dir(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	struct stat st;
+
+	if (strcmp(path, ":memory:") == 0)
+		return 0;
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) >= sizeof(dir)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	} else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	if (stat(dir, &st) != 0) {
+		snprintf(err, errlen, "%s: directory %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s is not a directory", path, dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) != 0) {
+		snprintf(err, errlen, "%s: directory %s is not writable (%s); SQLite needs to "
+		    "create the -wal and -shm files beside the database", path, dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads PRAGMA user_version into *version. */
+static int
+store_user_version(struct store *s, int *version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*version = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK)
+		(void)store_fail(s, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+store_exec(struct store *s, const char *sql)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		(void)store_fail(s, rc);
+	return rc;
+}
+
+/* Brings the schema to STORE_SCHEMA_VERSION.  The common case (already
+ * current) takes no write lock, so opening never waits for a busy writer;
+ * otherwise the version is read again inside BEGIN IMMEDIATE, since another
+ * process may have migrated in the meantime. */
+static enum store_rc
+store_migrate(struct store *s, const char *path, char *err, size_t errlen)
+{
+	char sql[64];
+	int rc, version = 0, migrating = 0;
+
+	if ((rc = store_user_version(s, &version)) != SQLITE_OK)
+		goto fail;
+	if (version == STORE_SCHEMA_VERSION)
+		return STORE_OK;
+	if (version > STORE_SCHEMA_VERSION)
+		goto too_new;
+	if ((rc = store_exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK)
+		goto fail;
+	if ((rc = store_user_version(s, &version)) != SQLITE_OK)
+		goto fail_rollback;
+	if (version > STORE_SCHEMA_VERSION) {
+		store_exec(s, "ROLLBACK");
+		goto too_new;
+	}
+	for (int i = version; i < STORE_SCHEMA_VERSION; i++) {
+		migrating = store_migrations[i].version;
+		if ((rc = store_exec(s, store_migrations[i].sql)) != SQLITE_OK)
+			goto fail_rollback;
+	}
+	migrating = 0;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	if ((rc = store_exec(s, sql)) != SQLITE_OK)
+		goto fail_rollback;
+	if ((rc = store_exec(s, "COMMIT")) != SQLITE_OK)
+		goto fail_rollback;
+	return STORE_OK;
+
+fail_rollback:
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	if (migrating)
+		snprintf(err, errlen, "%s: schema migration to version %d: %s", path,
+		    migrating, s->errmsg);
+	else
+		snprintf(err, errlen, "%s: %s", path, s->errmsg);
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? STORE_BUSY : STORE_ERROR;
+too_new:
+	snprintf(err, errlen, "%s: schema version %d is newer than this helpgate understands "
+	    "(%d); refusing to touch it (was helpgate downgraded?)", path, version,
+	    STORE_SCHEMA_VERSION);
+	return STORE_ERROR;
+}
+
+enum store_rc
+store_open(const char *path, long timeout_ms, struct store **out, char *errbuf,
+    size_t errlen)
+{
+	struct store *s;
+	sqlite3_stmt *st = NULL;
+	char scratch[512];
+	enum store_rc ret;
+	int rc;
+
+	*out = NULL;
+	if (errbuf == NULL || errlen == 0) {
+		errbuf = scratch;
+		errlen = sizeof(scratch);
+	}
+	errbuf[0] = '\0';
+	if (store_check_dir(path, errbuf, errlen) != 0)
+		return STORE_ERROR;
+
+	s = xcalloc(1, sizeof(*s));
+	rc = sqlite3_open_v2(path, &s->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(errbuf, errlen, "%s: %s", path,
+		    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		ret = STORE_ERROR;
+		goto fail;
+	}
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	sqlite3_busy_timeout(s->db, timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms);
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		snprintf(errbuf, errlen, "%s: the database file is read-only", path);
+		ret = STORE_ERROR;
+		goto fail;
+	}
+
+	/* journal_mode answers with the mode it ended up in. */
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *mode = (const char *)sqlite3_column_text(st, 0);
+
+		if (mode == NULL || (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)) {
+			snprintf(errbuf, errlen, "%s: cannot switch to WAL mode (journal mode is %s)",
+			    path, mode ? mode : "unknown");
+			sqlite3_finalize(st);
+			ret = STORE_ERROR;
+			goto fail;
+		}
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK) {
+		ret = store_fail(s, rc);
+		snprintf(errbuf, errlen, "%s: setting WAL mode: %s", path, s->errmsg);
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if ((rc = store_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON")) != SQLITE_OK) {
+		snprintf(errbuf, errlen, "%s: %s", path, s->errmsg);
+		ret = STORE_ERROR;
+		goto fail;
+	}
+	if ((ret = store_migrate(s, path, errbuf, errlen)) != STORE_OK)
+		goto fail;
+	s->errmsg[0] = '\0';
+	*out = s;
+	return STORE_OK;
+
+fail:
+	store_close(s);
+	return ret;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+/* ---- transactions ---- */
+
+static enum store_rc
+store_simple(struct store *s, enum store_stmt_id id)
+{
+	sqlite3_stmt *st = store_stmt(s, id);
+
+	if (st == NULL)
+		return STORE_ERROR;
+	return store_exec_stmt(s, st, SQLITE_OK, NULL);
+}
+
+enum store_rc
+store_begin(struct store *s)
+{
+	return store_simple(s, ST_BEGIN);
+}
+
+enum store_rc
+store_commit(struct store *s)
+{
+	return store_simple(s, ST_COMMIT);
+}
+
+/* Safe to call when no transaction is open (after a failed COMMIT SQLite
+ * may or may not have rolled back already). */
+void
+store_rollback(struct store *s)
+{
+	char keep[sizeof(s->errmsg)];
+
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	/* Keep the error that made the caller roll back. */
+	memcpy(keep, s->errmsg, sizeof(keep));
+	(void)store_simple(s, ST_ROLLBACK);
+	memcpy(s->errmsg, keep, sizeof(keep));
+}
+
+/* ---- customers ---- */
+
+/* Copies address into key[keylen] normalised as stored (lowercase, no <>). */
+static void
+store_address_key(const char *address, char *key, size_t keylen)
+{
+	snprintf(key, keylen, "%s", address);
+	config_normalize_address(key);
+}
+
+enum store_rc
+store_customer_put(struct store *s, const struct customer *c)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_PUT);
+	char key[sizeof(c->address) + 1];
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	snprintf(key, sizeof(key), "%.*s", (int)strnlen(c->address, sizeof(c->address)),
+	    c->address);
+	config_normalize_address(key);
+	BIND_FIELD(st, 1, key, &rc);
+	BIND_FIELD(st, 2, c->tier, &rc);
+	bind_int(st, 3, c->watch_until, &rc);
+	bind_int(st, 4, c->created, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+enum store_rc
+store_customer_remove(struct store *s, const char *address)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_REMOVE);
+	char key[sizeof(((struct customer *)0)->address) + 1];
+	enum store_rc ret;
+	int rc = SQLITE_OK, changes = 0;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	store_address_key(address, key, sizeof(key));
+	BIND_FIELD(st, 1, key, &rc);
+	ret = store_exec_stmt(s, st, rc, &changes);
+	if (ret == STORE_OK && changes == 0)
+		ret = STORE_NOTFOUND;
+	return ret;
+}
+
+/* One lookup of key; STORE_NOTFOUND when there is no such row. */
+static enum store_rc
+store_customer_get(struct store *s, sqlite3_stmt *st, const char *key, size_t keylen,
+    struct customer *out)
+{
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	bind_text(st, 1, key, keylen, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		store_row_customer(st, out);
+	else if (rc == SQLITE_DONE)
+		ret = STORE_NOTFOUND;
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_customer_lookup(struct store *s, const char *address, struct customer *out)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_LOOKUP);
+	char key[sizeof(out->address) + 1];
+	const char *at;
+	enum store_rc ret;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	store_address_key(address, key, sizeof(key));
+	ret = store_customer_get(s, st, key, sizeof(key), out);
+	if (ret == STORE_NOTFOUND && (at = strrchr(key, '@')) != NULL && at != key)
+		ret = store_customer_get(s, st, at, sizeof(key) - (size_t)(at - key), out);
+	return ret;
+}
+
+enum store_rc
+store_customer_list(struct store *s, int (*cb)(const struct customer *c, void *arg),
+    void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_LIST);
+	struct customer c;
+	enum store_rc ret = STORE_OK;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_row_customer(st, &c);
+		if (cb(&c, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+/* ---- cases ---- */
+
+enum store_rc
+store_case_create(struct store *s, struct case_rec *c)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_CREATE);
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, c->created, &rc);
+	bind_int(st, 2, c->updated, &rc);
+	if (c->status[0] == '\0')
+		bind_text(st, 3, "open", 5, &rc);
+	else
+		BIND_FIELD(st, 3, c->status, &rc);
+	BIND_FIELD(st, 4, c->client, &rc);
+	BIND_FIELD(st, 5, c->support_address, &rc);
+	BIND_FIELD(st, 6, c->subject, &rc);
+	bind_int(st, 7, c->urgency, &rc);
+	BIND_FIELD(st, 8, c->tier, &rc);
+	bind_int(st, 9, c->watch, &rc);
+	BIND_FIELD(st, 10, c->category, &rc);
+	BIND_FIELD(st, 11, c->lang, &rc);
+	BIND_FIELD(st, 12, c->reasons, &rc);
+	bind_int(st, 13, c->first_due, &rc);
+	bind_int(st, 14, c->resolve_due, &rc);
+	bind_int(st, 15, c->first_response_at, &rc);
+	bind_int(st, 16, c->resolved_at, &rc);
+	BIND_FIELD(st, 17, c->assignee, &rc);
+	ret = store_exec_stmt(s, st, rc, NULL);
+	if (ret == STORE_OK)
+		c->id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+enum store_rc
+store_case_get(struct store *s, long long id, struct case_rec *out)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_GET);
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		store_row_case(st, out);
+	else if (rc == SQLITE_DONE)
+		ret = STORE_NOTFOUND;
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_case_touch(struct store *s, long long id, int urgency, long long now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_TOUCH);
+	enum store_rc ret;
+	int rc = SQLITE_OK, changes = 0;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_int(st, 2, urgency, &rc);
+	bind_int(st, 3, now, &rc);
+	ret = store_exec_stmt(s, st, rc, &changes);
+	if (ret == STORE_OK && changes == 0)
+		ret = STORE_NOTFOUND;
+	return ret;
+}
+
+/* The record lives on the heap: a case_rec is 3 KB, and this may run on a
+ * libmilter thread. */
+enum store_rc
+store_case_list(struct store *s, int open_only,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_LIST);
+	struct case_rec *c;
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	c = xmalloc(sizeof(*c));
+	bind_int(st, 1, open_only != 0, &rc);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			store_row_case(st, c);
+			if (cb(c, arg) != 0) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	free(c);
+	return ret;
+}
+
+/* ---- messages ---- */
+
+enum store_rc
+store_message_add(struct store *s, struct message_rec *m)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_ADD);
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, m->case_id, &rc);
+	BIND_FIELD(st, 2, m->message_id, &rc);
+	BIND_FIELD(st, 3, m->direction, &rc);
+	BIND_FIELD(st, 4, m->sender, &rc);
+	bind_int(st, 5, m->received, &rc);
+	BIND_FIELD(st, 6, m->date_header, &rc);
+	BIND_FIELD(st, 7, m->subject, &rc);
+	BIND_FIELD(st, 8, m->queue_id, &rc);
+	bind_int(st, 9, m->urgency, &rc);
+	BIND_FIELD(st, 10, m->category, &rc);
+	BIND_FIELD(st, 11, m->auto_reason, &rc);
+	BIND_FIELD(st, 12, m->excerpt, &rc);
+	ret = store_exec_stmt(s, st, rc, NULL);
+	if (ret == STORE_OK)
+		m->id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+enum store_rc
+store_message_case(struct store *s, const char *message_id, long long *case_id)
+{
+	sqlite3_stmt *st;
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (message_id == NULL || message_id[0] == '\0')
+		return STORE_NOTFOUND;
+	if ((st = store_stmt(s, ST_MESSAGE_CASE)) == NULL)
+		return STORE_ERROR;
+	/* At most what a message_rec can have stored, so that an over-long
+	 * Message-ID still finds the (equally cut) copy. */
+	bind_text(st, 1, message_id, sizeof(((struct message_rec *)0)->message_id) - 1, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*case_id = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		ret = STORE_NOTFOUND;
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_message_count_since(struct store *s, long long case_id, long long since, int *count)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_COUNT_SINCE);
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	bind_int(st, 2, since, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*count = sqlite3_column_int(st, 0);
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_message_list(struct store *s, long long case_id,
+    int (*cb)(const struct message_rec *m, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_LIST);
+	struct message_rec *m;
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	m = xmalloc(sizeof(*m));
+	bind_int(st, 1, case_id, &rc);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			store_row_message(st, m);
+			if (cb(m, arg) != 0) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	free(m);
+	return ret;
+}

@@ -1,0 +1,883 @@
+/*
+ * test_store - store.h on SQLite: schema and migrations, customers, cases,
+ * messages, UTF-8-safe field cuts, locking (STORE_BUSY within the timeout)
+ * and the errors a sysadmin sees.  Each run works in its own mkdtemp()
+ * directory and removes it.  sqlite3 is used directly only to look behind
+ * the interface (user_version, row counts) and to plant data the API
+ * cannot write (over-long text).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "t.h"
+
+static char tmpdir[] = "/tmp/hg-test-store-XXXXXX";
+
+static void
+path_in_tmp(char *out, size_t outlen, const char *name)
+{
+	snprintf(out, outlen, "%s/%s", tmpdir, name);
+}
+
+static struct store *
+open_ok(const char *path, long timeout_ms)
+{
+	struct store *s = NULL;
+	char err[512] = "";
+	enum store_rc rc = store_open(path, timeout_ms, &s, err, sizeof(err));
+
+	if (rc != STORE_OK)
+		fprintf(stderr, "store_open(%s): %s: %s\n", path, store_strerror(rc), err);
+	T_EQ_INT(rc, STORE_OK);
+	return s;
+}
+
+/* Runs one SQL statement on path outside the store; returns the first
+ * column of the first row as an integer (or -1). */
+static long long
+raw_sql(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db, 2000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		else if (rc == SQLITE_DONE)
+			v = 0;
+		else
+			fprintf(stderr, "raw_sql %s: %s\n", sql, sqlite3_errmsg(db));
+	} else {
+		fprintf(stderr, "raw_sql %s: %s\n", sql, sqlite3_errmsg(db));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Binds one text value into an UPDATE run outside the store. */
+static int
+raw_update_text(const char *path, const char *sql, const char *text)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* 1 when s is entirely well-formed UTF-8. */
+static int
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 :
+		    (*p & 0xF8) == 0xF0 ? 4 : 0;
+		if (n == 0)
+			return 0;
+		for (int i = 1; i < n; i++)
+			if ((p[i] & 0xC0) != 0x80)
+				return 0;
+		p += n;
+	}
+	return 1;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+static void
+make_customer(struct customer *c, const char *address, const char *tier, long long watch)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->address, sizeof(c->address), "%s", address);
+	snprintf(c->tier, sizeof(c->tier), "%s", tier);
+	c->watch_until = watch;
+	c->created = 1000;
+}
+
+static void
+make_case(struct case_rec *c, const char *client, long long created, int urgency)
+{
+	memset(c, 0, sizeof(*c));
+	c->created = created;
+	c->updated = created;
+	snprintf(c->client, sizeof(c->client), "%s", client);
+	snprintf(c->support_address, sizeof(c->support_address), "support@example.com");
+	snprintf(c->subject, sizeof(c->subject), "subject of %s", client);
+	c->urgency = urgency;
+	snprintf(c->tier, sizeof(c->tier), "standard");
+	snprintf(c->category, sizeof(c->category), "outgoing-mail");
+	snprintf(c->lang, sizeof(c->lang), "en");
+	snprintf(c->reasons, sizeof(c->reasons), "outage");
+	c->first_due = created + 3600;
+	c->resolve_due = created + 86400;
+}
+
+static void
+make_message(struct message_rec *m, long long case_id, const char *message_id,
+    const char *direction, long long received)
+{
+	memset(m, 0, sizeof(*m));
+	m->case_id = case_id;
+	snprintf(m->message_id, sizeof(m->message_id), "%s", message_id);
+	snprintf(m->direction, sizeof(m->direction), "%s", direction);
+	snprintf(m->sender, sizeof(m->sender), "client@example.com");
+	m->received = received;
+	snprintf(m->subject, sizeof(m->subject), "msg %s", message_id);
+	m->urgency = 3;
+	snprintf(m->excerpt, sizeof(m->excerpt), "hello");
+}
+
+/* ---- callbacks ---- */
+
+struct collect {
+	char	 text[2048];
+	int	 calls;
+	int	 stop_after;	/* 0: never stop */
+};
+
+static int
+collect_customer(const struct customer *c, void *arg)
+{
+	struct collect *col = arg;
+	size_t len = strlen(col->text);
+
+	snprintf(col->text + len, sizeof(col->text) - len, "%s=%s;", c->address, c->tier);
+	return ++col->calls == col->stop_after;
+}
+
+static int
+collect_case(const struct case_rec *c, void *arg)
+{
+	struct collect *col = arg;
+	size_t len = strlen(col->text);
+
+	snprintf(col->text + len, sizeof(col->text) - len, "%lld;", c->id);
+	return ++col->calls == col->stop_after;
+}
+
+static int
+collect_message(const struct message_rec *m, void *arg)
+{
+	struct collect *col = arg;
+	size_t len = strlen(col->text);
+
+	snprintf(col->text + len, sizeof(col->text) - len, "%s@%lld;", m->message_id, m->received);
+	return ++col->calls == col->stop_after;
+}
+
+/* Calls other store functions, reads and a write, from inside a list. */
+struct nested {
+	struct store	*s;
+	int		 calls, failures;
+};
+
+static int
+nested_case(const struct case_rec *c, void *arg)
+{
+	struct nested *n = arg;
+	struct case_rec again;
+	int count;
+
+	n->calls++;
+	if (store_case_get(n->s, c->id, &again) != STORE_OK || again.id != c->id)
+		n->failures++;
+	if (store_message_count_since(n->s, c->id, 0, &count) != STORE_OK)
+		n->failures++;
+	if (store_case_touch(n->s, c->id, 4, c->updated) != STORE_OK)
+		n->failures++;
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void
+test_open_and_migrate(void)
+{
+	char path[256], err[512];
+	struct store *s;
+
+	path_in_tmp(path, sizeof(path), "open.db");
+	s = open_ok(path, 1000);
+	T_CHECK(s != NULL);
+	store_close(s);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 1);
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	    " AND name IN ('customers', 'cases', 'messages')"), 3);
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	    " AND name IN ('cases_status_due', 'cases_client', 'messages_message_id',"
+	    " 'messages_case_received')"), 4);
+	T_EQ_INT(raw_sql(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+
+	/* Opening again is a no-op migration. */
+	s = open_ok(path, 1000);
+	T_CHECK(s != NULL);
+	store_close(s);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 1);
+
+	/* A newer schema than the code knows is refused, and left alone. */
+	path_in_tmp(path, sizeof(path), "newer.db");
+	s = open_ok(path, 1000);
+	store_close(s);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version = 99"), 0);
+	s = (struct store *)1;
+	err[0] = '\0';
+	T_EQ_INT(store_open(path, 1000, &s, err, sizeof(err)), STORE_ERROR);
+	T_CHECK(s == NULL);
+	T_CONTAINS(err, "schema version 99 is newer");
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 99);
+
+	/* Not a database at all. */
+	path_in_tmp(path, sizeof(path), "garbage.db");
+	{
+		FILE *fp = fopen(path, "w");
+		T_CHECK(fp != NULL);
+		if (fp) {
+			for (int i = 0; i < 200; i++)
+				fputs("this is not sqlite ", fp);
+			fclose(fp);
+		}
+	}
+	err[0] = '\0';
+	T_EQ_INT(store_open(path, 1000, &s, err, sizeof(err)), STORE_ERROR);
+	T_CHECK(s == NULL);
+	T_CONTAINS(err, "not a database");
+
+	/* errbuf may be omitted. */
+	T_EQ_INT(store_open(path, 1000, &s, NULL, 0), STORE_ERROR);
+	T_CHECK(s == NULL);
+}
+
+static void
+test_bad_directory(void)
+{
+	char path[256], err[512];
+	struct store *s = NULL;
+
+	path_in_tmp(path, sizeof(path), "missing/dir/helpgate.db");
+	err[0] = '\0';
+	T_EQ_INT(store_open(path, 1000, &s, err, sizeof(err)), STORE_ERROR);
+	T_CHECK(s == NULL);
+	T_CONTAINS(err, "missing/dir");
+	T_CONTAINS(err, "No such file or directory");
+
+	/* The parent is a file. */
+	path_in_tmp(path, sizeof(path), "garbage.db/helpgate.db");
+	err[0] = '\0';
+	T_EQ_INT(store_open(path, 1000, &s, err, sizeof(err)), STORE_ERROR);
+	T_CONTAINS(err, "is not a directory");
+
+	/* A read-only directory (root can write anywhere: nothing to test). */
+	if (geteuid() != 0) {
+		char dir[256];
+
+		path_in_tmp(dir, sizeof(dir), "ro");
+		T_CHECK(mkdir(dir, 0555) == 0);
+		path_in_tmp(path, sizeof(path), "ro/helpgate.db");
+		err[0] = '\0';
+		T_EQ_INT(store_open(path, 1000, &s, err, sizeof(err)), STORE_ERROR);
+		T_CONTAINS(err, "not writable");
+		rmdir(dir);
+	}
+}
+
+static void
+test_customers(struct store *s)
+{
+	struct customer c, out;
+	struct collect col;
+
+	make_customer(&c, "alice@example.com", "premium", 0);
+	T_EQ_INT(store_customer_put(s, &c), STORE_OK);
+	make_customer(&c, "@example.com", "standard", 5000);
+	T_EQ_INT(store_customer_put(s, &c), STORE_OK);
+	/* Mixed case and <> are normalised on the way in. */
+	make_customer(&c, "<Zed@Other.ORG>", "trial", 0);
+	T_EQ_INT(store_customer_put(s, &c), STORE_OK);
+
+	/* The address wins over its domain, in any case and with <>. */
+	memset(&out, 0, sizeof(out));
+	T_EQ_INT(store_customer_lookup(s, "Alice@EXAMPLE.com", &out), STORE_OK);
+	T_EQ_STR(out.address, "alice@example.com");
+	T_EQ_STR(out.tier, "premium");
+	T_EQ_INT(out.created, 1000);
+	T_EQ_INT(store_customer_lookup(s, " <alice@example.com> ", &out), STORE_OK);
+	T_EQ_STR(out.tier, "premium");
+	/* Anyone else at the domain gets the domain's row. */
+	T_EQ_INT(store_customer_lookup(s, "Bob@Example.COM", &out), STORE_OK);
+	T_EQ_STR(out.address, "@example.com");
+	T_EQ_STR(out.tier, "standard");
+	T_EQ_INT(out.watch_until, 5000);
+	/* The domain is the part after the last '@'. */
+	T_EQ_INT(store_customer_lookup(s, "\"a@b\"@example.com", &out), STORE_OK);
+	T_EQ_STR(out.address, "@example.com");
+	T_EQ_INT(store_customer_lookup(s, "zed@other.org", &out), STORE_OK);
+	T_EQ_STR(out.tier, "trial");
+	T_EQ_INT(store_customer_lookup(s, "nobody@nowhere.test", &out), STORE_NOTFOUND);
+	T_EQ_INT(store_customer_lookup(s, "sub.example.com", &out), STORE_NOTFOUND);
+	T_EQ_INT(store_customer_lookup(s, "", &out), STORE_NOTFOUND);
+
+	/* Put replaces. */
+	make_customer(&c, "alice@example.com", "enterprise", 7000);
+	T_EQ_INT(store_customer_put(s, &c), STORE_OK);
+	T_EQ_INT(store_customer_lookup(s, "alice@example.com", &out), STORE_OK);
+	T_EQ_STR(out.tier, "enterprise");
+	T_EQ_INT(out.watch_until, 7000);
+
+	/* Listed by address; a non-zero callback return stops. */
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_customer_list(s, collect_customer, &col), STORE_OK);
+	T_EQ_STR(col.text, "@example.com=standard;alice@example.com=enterprise;zed@other.org=trial;");
+	memset(&col, 0, sizeof(col));
+	col.stop_after = 2;
+	T_EQ_INT(store_customer_list(s, collect_customer, &col), STORE_OK);
+	T_EQ_INT(col.calls, 2);
+
+	/* Remove: then the domain answers for the address. */
+	T_EQ_INT(store_customer_remove(s, "ALICE@example.com"), STORE_OK);
+	T_EQ_INT(store_customer_remove(s, "alice@example.com"), STORE_NOTFOUND);
+	T_EQ_INT(store_customer_lookup(s, "alice@example.com", &out), STORE_OK);
+	T_EQ_STR(out.address, "@example.com");
+	T_EQ_INT(store_customer_remove(s, "@example.com"), STORE_OK);
+	T_EQ_INT(store_customer_lookup(s, "alice@example.com", &out), STORE_NOTFOUND);
+}
+
+static void
+test_cases(struct store *s, const char *path)
+{
+	struct case_rec c, out;
+	struct collect col;
+	long long ids[3];
+
+	for (int i = 0; i < 3; i++) {
+		char client[64];
+
+		snprintf(client, sizeof(client), "client%d@example.com", i);
+		make_case(&c, client, 1000 + i * 100, 3);
+		c.id = 999;	/* ignored */
+		T_EQ_INT(store_case_create(s, &c), STORE_OK);
+		ids[i] = c.id;
+	}
+	T_CHECK(ids[0] > 0 && ids[1] > ids[0] && ids[2] > ids[1]);
+
+	memset(&out, 0, sizeof(out));
+	T_EQ_INT(store_case_get(s, ids[1], &out), STORE_OK);
+	T_EQ_INT(out.id, ids[1]);
+	T_EQ_STR(out.status, "open");	/* the default */
+	T_EQ_STR(out.client, "client1@example.com");
+	T_EQ_STR(out.support_address, "support@example.com");
+	T_EQ_STR(out.subject, "subject of client1@example.com");
+	T_EQ_INT(out.urgency, 3);
+	T_EQ_STR(out.tier, "standard");
+	T_EQ_STR(out.category, "outgoing-mail");
+	T_EQ_STR(out.lang, "en");
+	T_EQ_STR(out.reasons, "outage");
+	T_EQ_INT(out.created, 1100);
+	T_EQ_INT(out.first_due, 1100 + 3600);
+	T_EQ_INT(out.resolve_due, 1100 + 86400);
+	T_EQ_INT(out.first_response_at, 0);
+	T_EQ_STR(out.assignee, "");
+	T_EQ_INT(store_case_get(s, 424242, &out), STORE_NOTFOUND);
+
+	/* touch only ever raises urgency (lowers the number). */
+	T_EQ_INT(store_case_touch(s, ids[1], 2, 5000), STORE_OK);
+	T_EQ_INT(store_case_get(s, ids[1], &out), STORE_OK);
+	T_EQ_INT(out.urgency, 2);
+	T_EQ_INT(out.updated, 5000);
+	T_EQ_INT(store_case_touch(s, ids[1], 4, 6000), STORE_OK);
+	T_EQ_INT(store_case_get(s, ids[1], &out), STORE_OK);
+	T_EQ_INT(out.urgency, 2);
+	T_EQ_INT(out.updated, 6000);
+	T_EQ_INT(store_case_touch(s, 424242, 1, 6000), STORE_NOTFOUND);
+
+	/* Constraint checks are errors, not crashes. */
+	make_case(&c, "bad@example.com", 2000, 7);
+	T_EQ_INT(store_case_create(s, &c), STORE_ERROR);
+	T_CONTAINS(store_errmsg(s), "CHECK constraint failed");
+	make_case(&c, "bad@example.com", 2000, 1);
+	snprintf(c.status, sizeof(c.status), "closed");
+	T_EQ_INT(store_case_create(s, &c), STORE_ERROR);
+
+	/* Newest first; open_only leaves out resolved ones. */
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_case_list(s, 0, collect_case, &col), STORE_OK);
+	{
+		char want[128];
+		snprintf(want, sizeof(want), "%lld;%lld;%lld;", ids[2], ids[1], ids[0]);
+		T_EQ_STR(col.text, want);
+	}
+	T_EQ_INT(raw_sql(path, "UPDATE cases SET status = 'resolved' WHERE client = 'client2@example.com'"), 0);
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_case_list(s, 1, collect_case, &col), STORE_OK);
+	{
+		char want[128];
+		snprintf(want, sizeof(want), "%lld;%lld;", ids[1], ids[0]);
+		T_EQ_STR(col.text, want);
+	}
+	memset(&col, 0, sizeof(col));
+	col.stop_after = 1;
+	T_EQ_INT(store_case_list(s, 0, collect_case, &col), STORE_OK);
+	T_EQ_INT(col.calls, 1);
+	{
+		struct nested n = { s, 0, 0 };
+
+		T_EQ_INT(store_case_list(s, 0, nested_case, &n), STORE_OK);
+		T_EQ_INT(n.calls, 3);
+		T_EQ_INT(n.failures, 0);
+	}
+
+	/* A rolled-back transaction leaves nothing behind. */
+	T_EQ_INT(store_begin(s), STORE_OK);
+	make_case(&c, "rollback@example.com", 3000, 1);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	store_rollback(s);
+	T_EQ_INT(store_case_get(s, c.id, &out), STORE_NOTFOUND);
+	store_rollback(s);	/* harmless without a transaction */
+
+	/* Nesting is refused and the handle stays usable. */
+	T_EQ_INT(store_begin(s), STORE_OK);
+	T_EQ_INT(store_begin(s), STORE_ERROR);
+	T_CONTAINS(store_errmsg(s), "within a transaction");
+	T_EQ_INT(store_commit(s), STORE_OK);
+	T_EQ_INT(store_commit(s), STORE_ERROR);
+	T_EQ_INT(store_case_get(s, ids[0], &out), STORE_OK);
+}
+
+static void
+test_messages(struct store *s, const char *path)
+{
+	struct case_rec c;
+	struct message_rec m;
+	struct collect col;
+	long long case_id, other_id, found = 0;
+	int count = -1;
+
+	make_case(&c, "msgs@example.com", 10000, 2);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	case_id = c.id;
+	make_case(&c, "other@example.com", 10000, 2);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	other_id = c.id;
+
+	/* Added out of order: listed by received. */
+	make_message(&m, case_id, "b@example.com", "in", 200);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	T_CHECK(m.id > 0);
+	make_message(&m, case_id, "a@example.com", "in", 100);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	make_message(&m, case_id, "c@example.com", "staff", 300);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	make_message(&m, other_id, "d@example.com", "in", 250);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+
+	/* A repeated Message-ID: STORE_EXISTS and nothing written. */
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM messages"), 4);
+	make_message(&m, other_id, "a@example.com", "in", 999);
+	m.id = 0;
+	T_EQ_INT(store_message_add(s, &m), STORE_EXISTS);
+	T_EQ_INT(m.id, 0);
+	T_CONTAINS(store_errmsg(s), "UNIQUE");
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM messages"), 4);
+	/* ... also inside a transaction, which goes on. */
+	T_EQ_INT(store_begin(s), STORE_OK);
+	T_EQ_INT(store_message_add(s, &m), STORE_EXISTS);
+	make_message(&m, other_id, "e@example.com", "out", 260);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	T_EQ_INT(store_commit(s), STORE_OK);
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM messages"), 5);
+
+	/* Empty Message-IDs do not collide. */
+	make_message(&m, other_id, "", "in", 270);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	make_message(&m, other_id, "", "in", 280);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+
+	/* A message for a case that does not exist. */
+	make_message(&m, 987654, "orphan@example.com", "in", 1);
+	T_EQ_INT(store_message_add(s, &m), STORE_ERROR);
+	T_CONTAINS(store_errmsg(s), "FOREIGN KEY");
+
+	T_EQ_INT(store_message_case(s, "a@example.com", &found), STORE_OK);
+	T_EQ_INT(found, case_id);
+	T_EQ_INT(store_message_case(s, "d@example.com", &found), STORE_OK);
+	T_EQ_INT(found, other_id);
+	T_EQ_INT(store_message_case(s, "nope@example.com", &found), STORE_NOTFOUND);
+	T_EQ_INT(store_message_case(s, "", &found), STORE_NOTFOUND);
+
+	/* A Message-ID longer than the field: stored cut, and found again by
+	 * the full one. */
+	{
+		char long_id[700];
+
+		memset(long_id, 'x', sizeof(long_id) - 1);
+		long_id[sizeof(long_id) - 1] = '\0';
+		make_message(&m, other_id, long_id, "in", 290);
+		T_EQ_INT(strlen(m.message_id), sizeof(m.message_id) - 1);
+		T_EQ_INT(store_message_add(s, &m), STORE_OK);
+		found = 0;
+		T_EQ_INT(store_message_case(s, long_id, &found), STORE_OK);
+		T_EQ_INT(found, other_id);
+		T_EQ_INT(store_message_add(s, &m), STORE_EXISTS);
+	}
+
+	/* Client messages only, received at or after since. */
+	T_EQ_INT(store_message_count_since(s, case_id, 0, &count), STORE_OK);
+	T_EQ_INT(count, 2);
+	T_EQ_INT(store_message_count_since(s, case_id, 200, &count), STORE_OK);
+	T_EQ_INT(count, 1);
+	T_EQ_INT(store_message_count_since(s, case_id, 201, &count), STORE_OK);
+	T_EQ_INT(count, 0);
+	T_EQ_INT(store_message_count_since(s, 424242, 0, &count), STORE_OK);
+	T_EQ_INT(count, 0);
+
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_message_list(s, case_id, collect_message, &col), STORE_OK);
+	T_EQ_STR(col.text, "a@example.com@100;b@example.com@200;c@example.com@300;");
+	memset(&col, 0, sizeof(col));
+	col.stop_after = 1;
+	T_EQ_INT(store_message_list(s, case_id, collect_message, &col), STORE_OK);
+	T_EQ_STR(col.text, "a@example.com@100;");
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_message_list(s, 424242, collect_message, &col), STORE_OK);
+	T_EQ_INT(col.calls, 0);
+
+	/* Fields round-trip. */
+	{
+		struct message_rec full;
+
+		make_message(&full, case_id, "full@example.com", "out", 400);
+		snprintf(full.date_header, sizeof(full.date_header), "Mon, 30 Nov 2026 11:00:00 +0200");
+		snprintf(full.queue_id, sizeof(full.queue_id), "4ABCD12345");
+		snprintf(full.category, sizeof(full.category), "billing");
+		snprintf(full.auto_reason, sizeof(full.auto_reason), "auto-submitted");
+		full.urgency = 1;
+		T_EQ_INT(store_message_add(s, &full), STORE_OK);
+	}
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_message_list(s, case_id, collect_message, &col), STORE_OK);
+	T_CONTAINS(col.text, "full@example.com@400;");
+}
+
+/* Plants unit x repeat in three fields of case id, behind the store's
+ * back, and checks each comes back cut on a character boundary: want_len
+ * bytes of subject, a prefix of what was planted, valid UTF-8. */
+static void
+check_cut(struct store *s, const char *path, long long id, const char *unit, int repeat,
+    size_t want_len, int is_utf8)
+{
+	char *text = malloc(strlen(unit) * (size_t)repeat + 1);
+	struct case_rec out;
+
+	text[0] = '\0';
+	for (int i = 0; i < repeat; i++)
+		memcpy(text + strlen(unit) * (size_t)i, unit, strlen(unit) + 1);
+	{
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE cases SET subject = ?1, reasons = ?1, "
+		    "client = ?1 WHERE id = %lld", id);
+		T_EQ_INT(raw_update_text(path, sql, text), 0);
+	}
+	memset(&out, 'x', sizeof(out));
+	T_EQ_INT(store_case_get(s, id, &out), STORE_OK);
+	T_EQ_INT(strlen(out.subject), want_len);
+	T_CHECK(strncmp(out.subject, text, strlen(out.subject)) == 0);
+	T_CHECK(strlen(out.reasons) < sizeof(out.reasons));
+	T_CHECK(strlen(out.client) < sizeof(out.client));
+	if (is_utf8) {
+		T_CHECK(utf8_valid(out.subject));
+		T_CHECK(utf8_valid(out.reasons));
+		T_CHECK(utf8_valid(out.client));
+	}
+	free(text);
+}
+
+static void
+test_utf8_cut(struct store *s, const char *path)
+{
+	struct case_rec c, out;
+
+	make_case(&c, "utf8@example.com", 20000, 3);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+
+	/* 600 bytes of Cyrillic into subject[512]: byte 511 would be the
+	 * second half of a letter, so 510 bytes come back. */
+	check_cut(s, path, c.id, "Ж", 300, 510, 1);
+	/* Odd start: 1 + 2 * 255 = 511 bytes fit exactly. */
+	{
+		char sql[96];
+		char text[700] = "a";
+		for (int i = 0; i < 300; i++)
+			memcpy(text + 1 + 2 * i, "Ж", 3);
+		snprintf(sql, sizeof(sql), "UPDATE cases SET subject = ?1 WHERE id = %lld", c.id);
+		T_EQ_INT(raw_update_text(path, sql, text), 0);
+		T_EQ_INT(store_case_get(s, c.id, &out), STORE_OK);
+		T_EQ_INT(strlen(out.subject), 511);
+		T_CHECK(utf8_valid(out.subject));
+	}
+	check_cut(s, path, c.id, "€", 200, 510, 1);	/* 3-byte: 170 chars */
+	check_cut(s, path, c.id, "\xF0\x9F\x93\xA7", 150, 508, 1);	/* 4-byte: 127 chars */
+	check_cut(s, path, c.id, "ab", 300, 511, 1);	/* ASCII: cut anywhere */
+	/* Exactly full is not cut. */
+	check_cut(s, path, c.id, "Ж", 255, 510, 1);
+	check_cut(s, path, c.id, "z", 511, 511, 1);
+	/* Not UTF-8 at all: cut where it falls, still terminated. */
+	check_cut(s, path, c.id, "\x80", 600, 511, 0);
+}
+
+/* A message_rec callback that checks the excerpt cut. */
+static int
+check_excerpt(const struct message_rec *m, void *arg)
+{
+	int *ok = arg;
+
+	*ok = strlen(m->excerpt) == 2046 && utf8_valid(m->excerpt);
+	return 0;
+}
+
+static void
+test_utf8_excerpt(struct store *s, const char *path)
+{
+	struct case_rec c;
+	struct message_rec m;
+	char big[3000], sql[128];
+	size_t n = 0;
+	int ok = 0;
+
+	make_case(&c, "excerpt@example.com", 20000, 3);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	make_message(&m, c.id, "excerpt-msg@example.com", "in", 1);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	while (n + 3 < sizeof(big)) {
+		memcpy(big + n, "Ж", 2);
+		n += 2;
+	}
+	big[n] = '\0';
+	snprintf(sql, sizeof(sql), "UPDATE messages SET excerpt = ?1 WHERE id = %lld", m.id);
+	T_EQ_INT(raw_update_text(path, sql, big), 0);
+	T_EQ_INT(store_message_list(s, c.id, check_excerpt, &ok), STORE_OK);
+	T_CHECK(ok);
+}
+
+/* Writes fields that fill their arrays with no NUL: the store reads only
+ * the array, never past it. */
+static void
+test_unterminated_fields(struct store *s)
+{
+	struct case_rec c, out;
+
+	make_case(&c, "full@example.com", 30000, 4);
+	memset(c.lang, 'e', sizeof(c.lang));
+	memset(c.category, 'q', sizeof(c.category));
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	T_EQ_INT(store_case_get(s, c.id, &out), STORE_OK);
+	T_EQ_INT(strlen(out.lang), sizeof(out.lang) - 1);
+	T_EQ_INT(strlen(out.category), sizeof(out.category) - 1);
+}
+
+static void
+test_reopen(const char *path)
+{
+	struct store *s = open_ok(path, 1000);
+	struct case_rec out;
+	struct collect col;
+	long long found = 0;
+
+	if (s == NULL)
+		return;
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_case_list(s, 0, collect_case, &col), STORE_OK);
+	T_CHECK(col.calls >= 5);
+	T_EQ_INT(store_message_case(s, "a@example.com", &found), STORE_OK);
+	T_EQ_INT(store_case_get(s, found, &out), STORE_OK);
+	T_EQ_STR(out.client, "msgs@example.com");
+	store_close(s);
+}
+
+static void
+test_busy(void)
+{
+	char path[256];
+	struct store *a, *b;
+	struct customer c;
+	double t0, elapsed;
+
+	path_in_tmp(path, sizeof(path), "busy.db");
+	a = open_ok(path, 5000);
+	b = open_ok(path, 200);
+	if (a == NULL || b == NULL) {
+		store_close(a);
+		store_close(b);
+		return;
+	}
+	T_EQ_INT(store_begin(a), STORE_OK);
+	make_customer(&c, "busy@example.com", "standard", 0);
+	T_EQ_INT(store_customer_put(a, &c), STORE_OK);
+
+	make_customer(&c, "other@example.com", "standard", 0);
+	t0 = now_ms();
+	T_EQ_INT(store_customer_put(b, &c), STORE_BUSY);
+	elapsed = now_ms() - t0;
+	fprintf(stderr, "# write under a held lock returned after %.0f ms (timeout 200)\n", elapsed);
+	T_CHECK(elapsed >= 150 && elapsed < 1500);
+	T_CONTAINS(store_errmsg(b), "locked");
+
+	t0 = now_ms();
+	T_EQ_INT(store_begin(b), STORE_BUSY);
+	elapsed = now_ms() - t0;
+	T_CHECK(elapsed >= 150 && elapsed < 1500);
+
+	/* Readers are not blocked by a writer in WAL mode. */
+	{
+		struct customer out;
+		T_EQ_INT(store_customer_lookup(b, "busy@example.com", &out), STORE_NOTFOUND);
+	}
+	/* A new handle opens (no migration lock needed) while a holds the lock. */
+	{
+		struct store *c3 = open_ok(path, 200);
+		store_close(c3);
+	}
+
+	T_EQ_INT(store_commit(a), STORE_OK);
+	T_EQ_INT(store_customer_put(b, &c), STORE_OK);
+	{
+		struct customer out;
+		T_EQ_INT(store_customer_lookup(b, "busy@example.com", &out), STORE_OK);
+	}
+	store_close(a);
+	store_close(b);
+}
+
+/* Errors after open (here: a table dropped behind the store's back, so
+ * the cached statements fail when SQLite re-prepares them) are reported,
+ * and leave the handle usable for what still works. */
+static void
+test_errors_after_open(void)
+{
+	char path[256];
+	struct store *s;
+	struct case_rec c, out;
+	struct message_rec m;
+	struct collect col;
+	long long found;
+	int count;
+
+	path_in_tmp(path, sizeof(path), "broken.db");
+	if ((s = open_ok(path, 1000)) == NULL)
+		return;
+	make_case(&c, "broken@example.com", 100, 2);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	make_message(&m, c.id, "first@example.com", "in", 100);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	T_EQ_INT(raw_sql(path, "DROP TABLE messages"), 0);
+
+	make_message(&m, c.id, "second@example.com", "in", 200);
+	T_EQ_INT(store_message_add(s, &m), STORE_ERROR);
+	T_CONTAINS(store_errmsg(s), "no such table");
+	T_EQ_INT(store_message_case(s, "first@example.com", &found), STORE_ERROR);
+	T_EQ_INT(store_message_count_since(s, c.id, 0, &count), STORE_ERROR);
+	memset(&col, 0, sizeof(col));
+	T_EQ_INT(store_message_list(s, c.id, collect_message, &col), STORE_ERROR);
+	T_EQ_INT(col.calls, 0);
+	/* Inside a transaction: the error does not end it, rollback does. */
+	T_EQ_INT(store_begin(s), STORE_OK);
+	T_EQ_INT(store_message_add(s, &m), STORE_ERROR);
+	store_rollback(s);
+	T_CONTAINS(store_errmsg(s), "no such table");	/* rollback keeps the cause */
+	T_EQ_INT(store_case_get(s, c.id, &out), STORE_OK);
+	T_EQ_INT(store_begin(s), STORE_OK);
+	T_EQ_INT(store_commit(s), STORE_OK);
+	store_close(s);
+}
+
+static void
+test_misc(void)
+{
+	const enum store_rc all[] = { STORE_OK, STORE_NOTFOUND, STORE_BUSY, STORE_EXISTS, STORE_ERROR };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		T_CHECK(store_strerror(all[i]) != NULL && store_strerror(all[i])[0] != '\0');
+	store_close(NULL);
+	T_CHECK(store_errmsg(NULL) != NULL);
+}
+
+static void
+cleanup_tmpdir(void)
+{
+	static const char *const names[] = {
+		"open.db", "newer.db", "garbage.db", "main.db", "busy.db", "broken.db",
+	};
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+		for (size_t j = 0; j < 4; j++) {
+			snprintf(path, sizeof(path), "%s/%s%s", tmpdir, names[i], suffix[j]);
+			unlink(path);
+		}
+	}
+	if (rmdir(tmpdir) != 0)
+		fprintf(stderr, "# could not remove %s: %s\n", tmpdir, strerror(errno));
+}
+
+int
+main(void)
+{
+	char path[256];
+	struct store *s;
+
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_misc();
+	test_open_and_migrate();
+	test_bad_directory();
+
+	path_in_tmp(path, sizeof(path), "main.db");
+	s = open_ok(path, 1000);
+	if (s != NULL) {
+		test_customers(s);
+		test_cases(s, path);
+		test_messages(s, path);
+		test_utf8_cut(s, path);
+		test_utf8_excerpt(s, path);
+		test_unterminated_fields(s);
+		store_close(s);
+		test_reopen(path);
+	}
+	test_busy();
+	test_errors_after_open();
+	cleanup_tmpdir();
+	return t_done();
+}

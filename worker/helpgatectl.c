@@ -1,0 +1,1301 @@
+/*
+ * helpgatectl - the staff and admin command line.
+ *
+ *   helpgatectl [-c FILE] COMMAND [ARGS...]
+ *
+ * Every command is one row of ctl_commands[] (name, handler, usage,
+ * summary) and one ctl_cmd_* function; main() only picks the global
+ * options and dispatches.  The config (-c FILE, else $HELPGATE_CONF, else
+ * /etc/helpgate/helpgate.conf) and the store are opened on first use by a
+ * handler, so "--help" works without either.
+ *
+ * Exit status: 0 done, 1 failed or not found, 2 usage error.  Diagnostics
+ * go to stderr as "helpgatectl: ...", results to stdout.  --json output is
+ * always plain UTF-8 JSON; the tables may colour urgency when stdout is a
+ * terminal and NO_COLOR is unset.  Text that came from mail (subjects,
+ * excerpts, addresses) is printed with control characters replaced, so a
+ * hostile message cannot drive the staff member's terminal.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "json.h"
+#include "log.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define CTL_DEFAULT_CONF	"/etc/helpgate/helpgate.conf"
+#define CTL_STORE_TIMEOUT_MS	5000
+#define CTL_EXIT_OK		0
+#define CTL_EXIT_FAIL		1
+#define CTL_EXIT_USAGE		2
+#define CTL_HELP		(-1)	/* ctl_parse(): --help was printed */
+#define CTL_MAX_WATCH_DAYS	3650
+#define CTL_EXCERPT_CHARS	400
+#define CTL_JSON_MAX		(4u << 20)	/* one case with its messages fits */
+#define CTL_LINE_MAX		4096	/* customer import: longest CSV line */
+
+struct ctl {
+	const char	*conf_path;
+	struct config	*cfg;		/* loaded by ctl_config() */
+	struct store	*store;		/* opened by ctl_store() */
+	int		 color;		/* stdout is a terminal and NO_COLOR is unset */
+};
+
+struct ctl_command;
+typedef int ctl_handler(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
+
+struct ctl_command {
+	const char	*name;		/* one or two words: "cases", "customer add" */
+	ctl_handler	*run;		/* gets the arguments after the name */
+	const char	*usage;		/* arguments, after the name */
+	const char	*summary;
+};
+
+/* A subcommand option: value != NULL takes an argument, else flag is set. */
+struct ctl_opt {
+	const char	*name;		/* "--tier" */
+	const char	**value;
+	int		*flag;
+};
+
+__attribute__((format(printf, 1, 2)))
+static void
+ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("helpgatectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- config and store, on first use ---- */
+
+/* The loaded config, or NULL after printing why (every error line). */
+static struct config *
+ctl_config(struct ctl *ctl)
+{
+	struct buf errors;
+	const char *p, *nl;
+
+	if (ctl->cfg != NULL)
+		return ctl->cfg;
+	buf_init(&errors, 1 << 20);
+	ctl->cfg = config_load(ctl->conf_path, &errors);
+	if (ctl->cfg == NULL) {
+		for (p = buf_str(&errors); *p; p = *nl ? nl + 1 : nl) {
+			nl = p + strcspn(p, "\n");
+			ctl_err("%.*s", (int)(nl - p), p);
+		}
+		if (errors.len == 0)
+			ctl_err("%s: cannot load the configuration", ctl->conf_path);
+		buf_free(&errors);
+		return NULL;
+	}
+	buf_free(&errors);
+	if (clock_set_timezone(ctl->cfg->timezone) != 0) {
+		ctl_err("%s: Timezone \"%s\" cannot be used on this system",
+		    ctl->conf_path, ctl->cfg->timezone);
+		config_unref(ctl->cfg);
+		ctl->cfg = NULL;
+		return NULL;
+	}
+	return ctl->cfg;
+}
+
+static struct store *
+ctl_store(struct ctl *ctl)
+{
+	char err[1024];
+	struct config *cfg;
+
+	if (ctl->store != NULL)
+		return ctl->store;
+	if ((cfg = ctl_config(ctl)) == NULL)
+		return NULL;
+	if (store_open(cfg->database, CTL_STORE_TIMEOUT_MS, &ctl->store, err,
+	    sizeof(err)) != STORE_OK) {
+		ctl_err("cannot open the case store: %s", err);
+		return NULL;
+	}
+	return ctl->store;
+}
+
+/* Reports a failed store call; always returns CTL_EXIT_FAIL. */
+static int
+ctl_store_failed(struct ctl *ctl, const char *what, enum store_rc rc)
+{
+	if (rc == STORE_BUSY)
+		ctl_err("%s: the database stayed locked for %d s; try again", what,
+		    CTL_STORE_TIMEOUT_MS / 1000);
+	else
+		ctl_err("%s: %s: %s", what, store_strerror(rc), store_errmsg(ctl->store));
+	return CTL_EXIT_FAIL;
+}
+
+/* ---- argument parsing ---- */
+
+static void
+ctl_command_usage(FILE *fp, const struct ctl_command *cmd)
+{
+	fprintf(fp, "usage: helpgatectl [-c FILE] %s%s%s\n       %s\n", cmd->name,
+	    cmd->usage[0] ? " " : "", cmd->usage, cmd->summary);
+}
+
+__attribute__((format(printf, 2, 3)))
+static int
+ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "helpgatectl: %s: ", cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	ctl_command_usage(stderr, cmd);
+	return CTL_EXIT_USAGE;
+}
+
+/* Splits argv into the options in opts (NULL-name terminated; "--name VALUE"
+ * or "--name=VALUE") and positionals, which must number min..max.  Returns
+ * 0, CTL_HELP after printing the usage for -h/--help, or CTL_EXIT_USAGE
+ * after printing what was wrong.  "--" ends the options. */
+static int
+ctl_parse(const struct ctl_command *cmd, int argc, char **argv, const struct ctl_opt *opts,
+    char **pos, int min, int max, int *npos)
+{
+	int n = 0, only_pos = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const struct ctl_opt *o;
+		size_t len;
+
+		if (only_pos || a[0] != '-' || a[1] == '\0') {
+			if (n >= max)
+				return ctl_usage_error(cmd, "unexpected argument \"%s\"", a);
+			pos[n++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_pos = 1;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			ctl_command_usage(stdout, cmd);
+			return CTL_HELP;
+		}
+		len = strcspn(a, "=");
+		for (o = opts; o != NULL && o->name != NULL; o++)
+			if (strlen(o->name) == len && strncmp(a, o->name, len) == 0)
+				break;
+		if (o == NULL || o->name == NULL)
+			return ctl_usage_error(cmd, "unknown option \"%s\"", a);
+		if (o->value == NULL) {
+			if (a[len] == '=')
+				return ctl_usage_error(cmd, "%s takes no value", o->name);
+			*o->flag = 1;
+		} else if (a[len] == '=') {
+			*o->value = a + len + 1;
+		} else if (i + 1 < argc) {
+			*o->value = argv[++i];
+		} else {
+			return ctl_usage_error(cmd, "%s needs a value", o->name);
+		}
+	}
+	if (n < min)
+		return ctl_usage_error(cmd, "missing argument");
+	if (npos != NULL)
+		*npos = n;
+	return 0;
+}
+
+/* "12", "HG-12", "hg-12" -> 12. */
+static int
+ctl_parse_case_ref(const char *s, long long *id)
+{
+	char *end;
+	long long v;
+
+	if (strncasecmp(s, "HG-", 3) == 0)
+		s += 3;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return -1;
+	*id = v;
+	return 0;
+}
+
+/* Whole days for an incident watch, 0..CTL_MAX_WATCH_DAYS. */
+static int
+ctl_parse_days(const char *s, long *days)
+{
+	char *end;
+	long v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno != 0 || *end != '\0' || v < 0 || v > CTL_MAX_WATCH_DAYS)
+		return -1;
+	*days = v;
+	return 0;
+}
+
+/* Normalises a customer key into out ("user@example.com" or
+ * "@example.com", lowercase).  Returns 0, or -1 with *why set. */
+static int
+ctl_customer_address(const char *in, char *out, size_t outlen, const char **why)
+{
+	const char *at;
+
+	if (strlen(in) >= outlen) {
+		*why = "is too long";
+		return -1;
+	}
+	snprintf(out, outlen, "%s", in);
+	config_normalize_address(out);
+	at = strchr(out, '@');
+	if (at == NULL || strchr(at + 1, '@') != NULL) {
+		*why = "is not an address (user@example.com) or a domain (@example.com)";
+		return -1;
+	}
+	if (at[1] == '\0' || at[1] == '.') {
+		*why = "has no domain";
+		return -1;
+	}
+	for (const unsigned char *p = (const unsigned char *)out; *p; p++) {
+		if (*p <= 0x20 || *p == 0x7F || *p == ',' || *p == '<' || *p == '>') {
+			*why = "contains a space, a comma or a control character";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Lists the tiers the config knows, for an error message. */
+static void
+ctl_tier_names(const struct config *cfg, struct buf *out)
+{
+	for (size_t i = 0; i < cfg->tier_count; i++)
+		buf_printf(out, "%s%s", i ? ", " : "", cfg->tiers[i].name);
+}
+
+/* ---- output helpers ---- */
+
+static const char *
+ctl_iso(long long t, char *out, size_t outlen)
+{
+	if (t == 0)
+		return "-";
+	clock_format_iso8601((time_t)t, out, outlen);
+	return out;
+}
+
+/* Table form: local date and minute, which is what a person compares. */
+static const char *
+ctl_short_time(long long t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || localtime_r(&tt, &tm) == NULL)
+		return "-";
+	if (strftime(out, outlen, "%Y-%m-%d %H:%M", &tm) == 0)
+		return "?";
+	return out;
+}
+
+/* ISO 8601 string, or null when t is 0. */
+static void
+ctl_json_time(struct buf *b, const char *name, long long t)
+{
+	char when[64];
+
+	if (t == 0) {
+		json_kv_null(b, name);
+		return;
+	}
+	clock_format_iso8601((time_t)t, when, sizeof(when));
+	json_kv_string(b, name, when);
+}
+
+/* Length of the UTF-8 character at p (1 for a byte that does not start a
+ * complete one, which the printers show as '?'), and whether it was valid. */
+static size_t
+ctl_utf8_char(const unsigned char *p, unsigned long *cp, int *valid)
+{
+	size_t n;
+
+	*valid = 1;
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	n = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+	if (n == 0)
+		goto bad;
+	*cp = p[0] & (0x7F >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			goto bad;
+		*cp = (*cp << 6) | (p[i] & 0x3F);
+	}
+	return n;
+bad:
+	*valid = 0;
+	*cp = '?';
+	return 1;
+}
+
+static size_t
+ctl_text_chars(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long cp;
+	size_t n = 0;
+	int valid;
+
+	while (*p) {
+		p += ctl_utf8_char(p, &cp, &valid);
+		n++;
+	}
+	return n;
+}
+
+/* Prints at most max characters of untrusted text s (cut with "…"),
+ * replacing control characters (C0, DEL, C1) and invalid bytes with '?'.
+ * With indent != NULL newlines are kept and each new line starts with
+ * indent; otherwise line breaks and tabs become spaces.  Returns the
+ * characters printed (indent excluded). */
+static size_t
+ctl_put_text(FILE *fp, const char *s, size_t max, const char *indent)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t total = ctl_text_chars(s), shown = 0, limit = total, n;
+	unsigned long cp;
+	int valid;
+
+	if (total > max)
+		limit = max > 0 ? max - 1 : 0;
+	while (*p && shown < limit) {
+		n = ctl_utf8_char(p, &cp, &valid);
+		if (cp == '\n' && indent != NULL) {
+			fputc('\n', fp);
+			fputs(indent, fp);
+		} else if (cp == '\r' && indent != NULL) {
+			;	/* CRLF: the LF starts the line */
+		} else if (cp == '\n' || cp == '\t' || cp == '\r') {
+			fputc(' ', fp);
+		} else if (!valid || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {
+			fputc('?', fp);
+		} else {
+			fwrite(p, 1, n, fp);
+		}
+		p += n;
+		shown++;
+	}
+	if (total > max && max > 0) {
+		fputs("\xE2\x80\xA6", fp);	/* … */
+		shown++;
+	}
+	return shown;
+}
+
+/* One table cell: text cut to width characters and padded to it. */
+static void
+ctl_cell(const char *s, size_t width)
+{
+	size_t shown = ctl_put_text(stdout, s, width, NULL);
+
+	for (; shown < width; shown++)
+		fputc(' ', stdout);
+	fputs("  ", stdout);
+}
+
+static void
+ctl_urgency_cell(const struct ctl *ctl, int urgency)
+{
+	char p[8];
+
+	snprintf(p, sizeof(p), "P%d", urgency);
+	if (ctl->color && urgency == 1)
+		fputs("\033[1;31m", stdout);
+	else if (ctl->color && urgency == 2)
+		fputs("\033[33m", stdout);
+	else {
+		ctl_cell(p, 3);
+		return;
+	}
+	fputs(p, stdout);
+	fputs("\033[0m", stdout);
+	for (size_t i = strlen(p); i < 3; i++)
+		fputc(' ', stdout);
+	fputs("  ", stdout);
+}
+
+/* Terminal width for cutting subjects: the tty's, else $COLUMNS, else 120. */
+static size_t
+ctl_columns(void)
+{
+	struct winsize ws;
+	const char *env;
+	char *end;
+	long v;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if ((env = getenv("COLUMNS")) != NULL) {
+		errno = 0;
+		v = strtol(env, &end, 10);
+		if (errno == 0 && *end == '\0' && v >= 40 && v <= 1000)
+			return (size_t)v;
+	}
+	return 120;
+}
+
+/* Writes the buffer to stdout; JSON over the cap is refused, not cut. */
+static int
+ctl_emit(struct buf *b)
+{
+	if (b->truncated) {
+		ctl_err("output larger than %u bytes; refusing to print it cut", CTL_JSON_MAX);
+		return -1;
+	}
+	fwrite(buf_str(b), 1, b->len, stdout);
+	buf_reset(b);
+	return 0;
+}
+
+/* ---- customer commands ---- */
+
+static int
+ctl_cmd_customer_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *tier_name = NULL, *watch = NULL, *why;
+	const struct ctl_opt opts[] = {
+		{ "--tier", &tier_name, NULL },
+		{ "--incident-watch", &watch, NULL },
+		{ NULL, NULL, NULL },
+	};
+	const struct tier_policy *tier;
+	struct customer c, old;
+	struct config *cfg;
+	struct store *s;
+	char *pos[1], when[64];
+	enum store_rc rc;
+	long days = 0;
+	int r, existed;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (tier_name == NULL)
+		return ctl_usage_error(cmd, "--tier is required");
+	if (watch != NULL && ctl_parse_days(watch, &days) != 0)
+		return ctl_usage_error(cmd, "--incident-watch wants whole days from 0 to %d, not \"%s\"",
+		    CTL_MAX_WATCH_DAYS, watch);
+	memset(&c, 0, sizeof(c));
+	if (ctl_customer_address(pos[0], c.address, sizeof(c.address), &why) != 0) {
+		ctl_err("\"%s\" %s", pos[0], why);
+		return CTL_EXIT_FAIL;
+	}
+	if ((cfg = ctl_config(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((tier = config_tier(cfg, tier_name)) == NULL) {
+		struct buf names;
+
+		buf_init(&names, 4096);
+		ctl_tier_names(cfg, &names);
+		ctl_err("unknown tier \"%s\"; valid tiers: %s", tier_name, buf_str(&names));
+		buf_free(&names);
+		return CTL_EXIT_FAIL;
+	}
+	if (strlen(tier->name) >= sizeof(c.tier)) {
+		ctl_err("tier name \"%s\" is longer than %zu bytes", tier->name, sizeof(c.tier) - 1);
+		return CTL_EXIT_FAIL;
+	}
+	snprintf(c.tier, sizeof(c.tier), "%s", tier->name);
+	c.created = clock_now();
+	c.watch_until = days > 0 ? c.created + days * 86400LL : 0;
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	/* An update keeps the date the customer was first added. */
+	rc = store_customer_lookup(s, c.address, &old);
+	existed = rc == STORE_OK && strcmp(old.address, c.address) == 0;
+	if (rc != STORE_OK && rc != STORE_NOTFOUND)
+		return ctl_store_failed(ctl, "looking up the customer", rc);
+	if (existed)
+		c.created = old.created;
+	if ((rc = store_customer_put(s, &c)) != STORE_OK)
+		return ctl_store_failed(ctl, "saving the customer", rc);
+	printf("%s customer %s (tier %s", existed ? "updated" : "added", c.address, c.tier);
+	if (c.watch_until)
+		printf(", incident watch until %s", ctl_iso(c.watch_until, when, sizeof(when)));
+	printf(")\n");
+	return CTL_EXIT_OK;
+}
+
+/* Splits one CSV line in place: fields separated by ',', optionally in
+ * double quotes with "" for a quote; spaces around fields are dropped.
+ * Returns the field count, or -1 with *why set. */
+static int
+ctl_csv_split(char *line, char **fields, int max, const char **why)
+{
+	char *p = line, *out;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (n == max) {
+			*why = "too many columns (expected address,tier[,incident_watch_days])";
+			return -1;
+		}
+		fields[n++] = out = p;
+		if (*p == '"') {
+			char *q = p + 1;
+
+			for (;;) {
+				if (*q == '\0') {
+					*why = "unterminated quoted field";
+					return -1;
+				}
+				if (*q == '"' && q[1] == '"') {
+					*out++ = '"';
+					q += 2;
+				} else if (*q == '"') {
+					q++;
+					break;
+				} else {
+					*out++ = *q++;
+				}
+			}
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q != ',' && *q != '\0') {
+				*why = "text after a closing quote";
+				return -1;
+			}
+			p = q;
+		} else {
+			while (*p != ',' && *p != '\0')
+				p++;
+			out = p;
+			while (out > fields[n - 1] && (out[-1] == ' ' || out[-1] == '\t'))
+				out--;
+		}
+		if (*p == '\0') {
+			*out = '\0';
+			return n;
+		}
+		p++;
+		*out = '\0';
+	}
+}
+
+struct ctl_import {
+	struct customer	*rows;
+	size_t		 count, alloc;
+};
+
+/* Parses FILE into im (every row checked) and reports every bad line as
+ * FILE:LINE.  Returns the number of bad lines, or -1 if the file could not
+ * be read. */
+static int
+ctl_import_parse(const struct config *cfg, const char *path, struct ctl_import *im)
+{
+	char line[CTL_LINE_MAX + 2], *fields[3];
+	const char *why;
+	time_t now = clock_now();
+	int lineno = 0, bad = 0, data_rows = 0, n;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		ctl_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		const struct tier_policy *tier;
+		struct customer c;
+		char *p = line;
+		size_t len;
+		long days = 0;
+
+		lineno++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] != '\n' && !feof(fp)) {
+			ctl_err("%s:%d: line longer than %d bytes", path, lineno, CTL_LINE_MAX);
+			bad++;
+			for (int ch; (ch = fgetc(fp)) != EOF && ch != '\n';)
+				;
+			continue;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+			p += 3;		/* spreadsheet programs write a BOM */
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0' || *p == '#')
+			continue;
+		if ((n = ctl_csv_split(p, fields, 3, &why)) < 0) {
+			ctl_err("%s:%d: %s", path, lineno, why);
+			bad++;
+			continue;
+		}
+		if (data_rows++ == 0 && strcasecmp(fields[0], "address") == 0)
+			continue;	/* header row */
+		if (n < 2 || fields[1][0] == '\0') {
+			ctl_err("%s:%d: expected address,tier[,incident_watch_days]", path, lineno);
+			bad++;
+			continue;
+		}
+		memset(&c, 0, sizeof(c));
+		if (ctl_customer_address(fields[0], c.address, sizeof(c.address), &why) != 0) {
+			ctl_err("%s:%d: \"%s\" %s", path, lineno, fields[0], why);
+			bad++;
+			continue;
+		}
+		if ((tier = config_tier(cfg, fields[1])) == NULL || strlen(tier->name) >= sizeof(c.tier)) {
+			struct buf names;
+
+			buf_init(&names, 4096);
+			ctl_tier_names(cfg, &names);
+			ctl_err("%s:%d: unknown tier \"%s\"; valid tiers: %s", path, lineno,
+			    fields[1], buf_str(&names));
+			buf_free(&names);
+			bad++;
+			continue;
+		}
+		if (n == 3 && fields[2][0] != '\0' && ctl_parse_days(fields[2], &days) != 0) {
+			ctl_err("%s:%d: incident_watch_days \"%s\" is not a whole number from 0 to %d",
+			    path, lineno, fields[2], CTL_MAX_WATCH_DAYS);
+			bad++;
+			continue;
+		}
+		snprintf(c.tier, sizeof(c.tier), "%s", tier->name);
+		c.created = now;
+		c.watch_until = days > 0 ? now + days * 86400LL : 0;
+		if (im->count == im->alloc) {
+			im->alloc = im->alloc ? im->alloc * 2 : 64;
+			im->rows = xrealloc(im->rows, im->alloc * sizeof(*im->rows));
+		}
+		im->rows[im->count++] = c;
+	}
+	if (ferror(fp)) {
+		ctl_err("%s: read error: %s", path, strerror(errno));
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	return bad;
+}
+
+/* All or nothing: the whole file is checked before the store is touched,
+ * then written in one transaction. */
+static int
+ctl_cmd_customer_import(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct ctl_import im = { NULL, 0, 0 };
+	struct config *cfg;
+	struct store *s;
+	struct customer old;
+	enum store_rc rc = STORE_OK;
+	char *pos[1];
+	int r, bad;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if ((cfg = ctl_config(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((bad = ctl_import_parse(cfg, pos[0], &im)) != 0) {
+		if (bad > 0)
+			ctl_err("%s: %d bad line%s; nothing imported", pos[0], bad, bad == 1 ? "" : "s");
+		free(im.rows);
+		return CTL_EXIT_FAIL;
+	}
+	if ((s = ctl_store(ctl)) == NULL) {
+		free(im.rows);
+		return CTL_EXIT_FAIL;
+	}
+	if ((rc = store_begin(s)) != STORE_OK) {
+		free(im.rows);
+		return ctl_store_failed(ctl, "starting the import", rc);
+	}
+	for (size_t i = 0; i < im.count && rc == STORE_OK; i++) {
+		rc = store_customer_lookup(s, im.rows[i].address, &old);
+		if (rc == STORE_OK && strcmp(old.address, im.rows[i].address) == 0)
+			im.rows[i].created = old.created;
+		if (rc == STORE_OK || rc == STORE_NOTFOUND)
+			rc = store_customer_put(s, &im.rows[i]);
+	}
+	if (rc == STORE_OK)
+		rc = store_commit(s);
+	free(im.rows);
+	if (rc != STORE_OK) {
+		store_rollback(s);
+		ctl_store_failed(ctl, "importing customers", rc);
+		ctl_err("%s: nothing imported", pos[0]);
+		return CTL_EXIT_FAIL;
+	}
+	printf("imported %zu customer%s\n", im.count, im.count == 1 ? "" : "s");
+	return CTL_EXIT_OK;
+}
+
+struct ctl_customers {
+	struct customer	*rows;
+	size_t		 count, alloc;
+};
+
+static int
+ctl_collect_customer(const struct customer *c, void *arg)
+{
+	struct ctl_customers *list = arg;
+
+	if (list->count == list->alloc) {
+		list->alloc = list->alloc ? list->alloc * 2 : 64;
+		list->rows = xrealloc(list->rows, list->alloc * sizeof(*list->rows));
+	}
+	list->rows[list->count++] = *c;
+	return 0;
+}
+
+static int
+ctl_cmd_customer_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const struct ctl_opt opts[] = { { "--json", NULL, &json }, { NULL, NULL, NULL } };
+	struct ctl_customers list = { NULL, 0, 0 };
+	struct store *s;
+	enum store_rc rc;
+	size_t width = strlen("ADDRESS");
+	char when[64];
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((rc = store_customer_list(s, ctl_collect_customer, &list)) != STORE_OK) {
+		free(list.rows);
+		return ctl_store_failed(ctl, "listing customers", rc);
+	}
+	if (json) {
+		struct buf b;
+
+		buf_init(&b, CTL_JSON_MAX);
+		fputs(list.count ? "[\n" : "[]\n", stdout);
+		for (size_t i = 0; i < list.count && ret == CTL_EXIT_OK; i++) {
+			const struct customer *c = &list.rows[i];
+
+			buf_append_str(&b, "  ");
+			json_object_begin(&b);
+			json_kv_string(&b, "address", c->address);
+			json_kv_string(&b, "tier", c->tier);
+			ctl_json_time(&b, "watch_until", c->watch_until);
+			ctl_json_time(&b, "created", c->created);
+			json_object_end(&b);
+			buf_append_str(&b, i + 1 < list.count ? ",\n" : "\n]\n");
+			if (ctl_emit(&b) != 0)
+				ret = CTL_EXIT_FAIL;
+		}
+		buf_free(&b);
+		free(list.rows);
+		return ret;
+	}
+	if (list.count == 0) {
+		printf("no customers\n");
+		return CTL_EXIT_OK;
+	}
+	for (size_t i = 0; i < list.count; i++) {
+		size_t w = ctl_text_chars(list.rows[i].address);
+		if (w > width)
+			width = w;
+	}
+	ctl_cell("ADDRESS", width);
+	ctl_cell("TIER", 12);
+	printf("WATCH UNTIL\n");
+	for (size_t i = 0; i < list.count; i++) {
+		const struct customer *c = &list.rows[i];
+
+		ctl_cell(c->address, width);
+		ctl_cell(c->tier, 12);
+		printf("%s\n", ctl_iso(c->watch_until, when, sizeof(when)));
+	}
+	free(list.rows);
+	return CTL_EXIT_OK;
+}
+
+static int
+ctl_cmd_customer_remove(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct store *s;
+	enum store_rc rc;
+	char *pos[1], address[320];
+	const char *why;
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_customer_address(pos[0], address, sizeof(address), &why) != 0) {
+		ctl_err("\"%s\" %s", pos[0], why);
+		return CTL_EXIT_FAIL;
+	}
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	rc = store_customer_remove(s, address);
+	if (rc == STORE_NOTFOUND) {
+		ctl_err("no customer %s", address);
+		return CTL_EXIT_FAIL;
+	}
+	if (rc != STORE_OK)
+		return ctl_store_failed(ctl, "removing the customer", rc);
+	printf("removed customer %s\n", address);
+	return CTL_EXIT_OK;
+}
+
+/* ---- cases ---- */
+
+static void
+ctl_json_case(struct buf *b, const struct case_rec *c)
+{
+	char ref[32];
+
+	snprintf(ref, sizeof(ref), "HG-%lld", c->id);
+	json_kv_int(b, "id", c->id);
+	json_kv_string(b, "ref", ref);
+	json_kv_string(b, "status", c->status);
+	json_kv_int(b, "urgency", c->urgency);
+	json_kv_string(b, "tier", c->tier);
+	json_kv_bool(b, "watch", c->watch);
+	json_kv_string(b, "category", c->category);
+	json_kv_string(b, "lang", c->lang);
+	json_kv_string(b, "reasons", c->reasons);
+	json_kv_string(b, "client", c->client);
+	json_kv_string(b, "support_address", c->support_address);
+	json_kv_string(b, "subject", c->subject);
+	json_kv_string(b, "assignee", c->assignee);
+	ctl_json_time(b, "created", c->created);
+	ctl_json_time(b, "updated", c->updated);
+	ctl_json_time(b, "first_due", c->first_due);
+	ctl_json_time(b, "resolve_due", c->resolve_due);
+	ctl_json_time(b, "first_response_at", c->first_response_at);
+	ctl_json_time(b, "resolved_at", c->resolved_at);
+}
+
+struct ctl_case_list {
+	struct ctl	*ctl;
+	struct buf	 out;		/* JSON: one case at a time */
+	int		 json;
+	size_t		 count;
+	size_t		 subject_width;
+	int		 failed;
+};
+
+#define CASES_W_REF	8
+#define CASES_W_STATUS	8
+#define CASES_W_URG	3
+#define CASES_W_TIER	10
+#define CASES_W_CAT	14
+#define CASES_W_CLIENT	28
+#define CASES_W_TIME	16
+#define CASES_FIXED	(CASES_W_REF + CASES_W_STATUS + CASES_W_URG + CASES_W_TIER + \
+			 CASES_W_CAT + CASES_W_CLIENT + 2 * CASES_W_TIME + 8 * 2)
+
+static void
+ctl_cases_header(void)
+{
+	ctl_cell("CASE", CASES_W_REF);
+	ctl_cell("STATUS", CASES_W_STATUS);
+	ctl_cell("URG", CASES_W_URG);
+	ctl_cell("TIER", CASES_W_TIER);
+	ctl_cell("CATEGORY", CASES_W_CAT);
+	ctl_cell("CLIENT", CASES_W_CLIENT);
+	ctl_cell("CREATED", CASES_W_TIME);
+	ctl_cell("FIRST DUE", CASES_W_TIME);
+	printf("SUBJECT\n");
+}
+
+static int
+ctl_case_row(const struct case_rec *c, void *arg)
+{
+	struct ctl_case_list *cl = arg;
+	char ref[32], t[64];
+
+	if (cl->json) {
+		buf_append_str(&cl->out, cl->count ? ",\n  " : "[\n  ");
+		json_object_begin(&cl->out);
+		ctl_json_case(&cl->out, c);
+		json_object_end(&cl->out);
+		cl->count++;
+		if (ctl_emit(&cl->out) != 0) {
+			cl->failed = 1;
+			return 1;
+		}
+		return 0;
+	}
+	if (cl->count++ == 0)
+		ctl_cases_header();
+	snprintf(ref, sizeof(ref), "HG-%lld", c->id);
+	ctl_cell(ref, CASES_W_REF);
+	ctl_cell(c->status, CASES_W_STATUS);
+	ctl_urgency_cell(cl->ctl, c->urgency);
+	ctl_cell(c->tier, CASES_W_TIER);
+	ctl_cell(c->category, CASES_W_CAT);
+	ctl_cell(c->client, CASES_W_CLIENT);
+	ctl_cell(ctl_short_time(c->created, t, sizeof(t)), CASES_W_TIME);
+	ctl_cell(ctl_short_time(c->first_due, t, sizeof(t)), CASES_W_TIME);
+	ctl_put_text(stdout, c->subject, cl->subject_width, NULL);
+	fputc('\n', stdout);
+	return 0;
+}
+
+static int
+ctl_cmd_cases(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int json = 0, open_only = 0, r;
+	const struct ctl_opt opts[] = {
+		{ "--json", NULL, &json },
+		{ "--open", NULL, &open_only },
+		{ NULL, NULL, NULL },
+	};
+	struct ctl_case_list cl;
+	struct store *s;
+	enum store_rc rc;
+	size_t cols;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&cl, 0, sizeof(cl));
+	cl.ctl = ctl;
+	cl.json = json;
+	cols = ctl_columns();
+	cl.subject_width = cols > CASES_FIXED + 20 ? cols - CASES_FIXED : 20;
+	buf_init(&cl.out, CTL_JSON_MAX);
+	rc = store_case_list(s, open_only, ctl_case_row, &cl);
+	buf_free(&cl.out);
+	if (rc != STORE_OK)
+		return ctl_store_failed(ctl, "listing cases", rc);
+	if (cl.failed)
+		return CTL_EXIT_FAIL;
+	if (json)
+		fputs(cl.count ? "\n]\n" : "[]\n", stdout);
+	else if (cl.count == 0)
+		printf("no %scases\n", open_only ? "open " : "");
+	return CTL_EXIT_OK;
+}
+
+struct ctl_case_show {
+	struct buf	 out;
+	int		 json;
+	size_t		 count;
+	int		 failed;
+};
+
+static void
+ctl_show_field(const char *label, const char *value)
+{
+	printf("%-13s", label);
+	ctl_put_text(stdout, value[0] ? value : "-", 400, NULL);
+	fputc('\n', stdout);
+}
+
+static int
+ctl_message_row(const struct message_rec *m, void *arg)
+{
+	struct ctl_case_show *cs = arg;
+	char t[64];
+
+	if (cs->json) {
+		json_object_begin(&cs->out);
+		json_kv_int(&cs->out, "id", m->id);
+		json_kv_string(&cs->out, "direction", m->direction);
+		json_kv_string(&cs->out, "sender", m->sender);
+		ctl_json_time(&cs->out, "received", m->received);
+		json_kv_string(&cs->out, "date_header", m->date_header);
+		json_kv_string(&cs->out, "message_id", m->message_id);
+		json_kv_string(&cs->out, "subject", m->subject);
+		json_kv_string(&cs->out, "queue_id", m->queue_id);
+		json_kv_int(&cs->out, "urgency", m->urgency);
+		json_kv_string(&cs->out, "category", m->category);
+		json_kv_string(&cs->out, "auto_reason", m->auto_reason);
+		json_kv_string(&cs->out, "excerpt", m->excerpt);
+		json_object_end(&cs->out);
+		cs->count++;
+		return 0;
+	}
+	printf("\n[%zu] ", ++cs->count);
+	ctl_cell(m->direction, 5);
+	printf("%s  from ", ctl_iso(m->received, t, sizeof(t)));
+	ctl_put_text(stdout, m->sender[0] ? m->sender : "-", 320, NULL);
+	printf("\n    Message-ID: ");
+	ctl_put_text(stdout, m->message_id[0] ? m->message_id : "-", 200, NULL);
+	printf("  Queue ID: ");
+	ctl_put_text(stdout, m->queue_id[0] ? m->queue_id : "-", 32, NULL);
+	printf("\n    P%d  ", m->urgency);
+	ctl_put_text(stdout, m->category[0] ? m->category : "-", 48, NULL);
+	if (m->auto_reason[0]) {
+		printf("  automatic: ");
+		ctl_put_text(stdout, m->auto_reason, 64, NULL);
+	}
+	if (m->subject[0]) {
+		printf("\n    Subject: ");
+		ctl_put_text(stdout, m->subject, 200, NULL);
+	}
+	printf("\n    | ");
+	ctl_put_text(stdout, m->excerpt, CTL_EXCERPT_CHARS, "    | ");
+	fputc('\n', stdout);
+	return 0;
+}
+
+static int
+ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const struct ctl_opt opts[] = { { "--json", NULL, &json }, { NULL, NULL, NULL } };
+	struct ctl_case_show cs;
+	struct case_rec c;
+	struct store *s;
+	enum store_rc rc;
+	long long id;
+	char *pos[1], t[64], t2[64];
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_parse_case_ref(pos[0], &id) != 0)
+		return ctl_usage_error(cmd, "\"%s\" is not a case (HG-12 or 12)", pos[0]);
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((rc = store_case_get(s, id, &c)) == STORE_NOTFOUND) {
+		ctl_err("no case HG-%lld", id);
+		return CTL_EXIT_FAIL;
+	}
+	if (rc != STORE_OK)
+		return ctl_store_failed(ctl, "reading the case", rc);
+
+	memset(&cs, 0, sizeof(cs));
+	cs.json = json;
+	buf_init(&cs.out, CTL_JSON_MAX);
+	if (json) {
+		json_object_begin(&cs.out);
+		ctl_json_case(&cs.out, &c);
+		json_key(&cs.out, "messages");
+		json_array_begin(&cs.out);
+	} else {
+		printf("HG-%lld  %s  ", c.id, c.status);
+		ctl_urgency_cell(ctl, c.urgency);
+		ctl_put_text(stdout, c.tier[0] ? c.tier : "-", 32, NULL);
+		printf("%s\n", c.watch ? " (incident watch)" : "");
+		ctl_show_field("Subject:", c.subject);
+		ctl_show_field("Client:", c.client);
+		ctl_show_field("To:", c.support_address);
+		ctl_show_field("Category:", c.category);
+		ctl_show_field("Language:", c.lang);
+		ctl_show_field("Reasons:", c.reasons);
+		ctl_show_field("Assignee:", c.assignee);
+		ctl_show_field("Created:", ctl_iso(c.created, t, sizeof(t)));
+		ctl_show_field("Updated:", ctl_iso(c.updated, t, sizeof(t)));
+		printf("%-13s%s (answered: %s)\n", "First due:", ctl_iso(c.first_due, t, sizeof(t)),
+		    c.first_response_at ? ctl_iso(c.first_response_at, t2, sizeof(t2)) : "not yet");
+		ctl_show_field("Resolve due:", ctl_iso(c.resolve_due, t, sizeof(t)));
+		ctl_show_field("Resolved:", ctl_iso(c.resolved_at, t, sizeof(t)));
+	}
+	rc = store_message_list(s, id, ctl_message_row, &cs);
+	if (rc != STORE_OK) {
+		buf_free(&cs.out);
+		return ctl_store_failed(ctl, "reading the case's messages", rc);
+	}
+	if (json) {
+		json_array_end(&cs.out);
+		json_object_end(&cs.out);
+		buf_append_char(&cs.out, '\n');
+		if (ctl_emit(&cs.out) != 0)
+			ret = CTL_EXIT_FAIL;
+	} else if (cs.count == 0) {
+		printf("\nno messages\n");
+	}
+	buf_free(&cs.out);
+	return ret;
+}
+
+/* ---- config ---- */
+
+static int
+ctl_cmd_config_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_config(ctl) == NULL)
+		return CTL_EXIT_FAIL;
+	printf("config OK: %s\n", ctl->conf_path);
+	return CTL_EXIT_OK;
+}
+
+/* ---- dispatch ---- */
+
+static const struct ctl_command ctl_commands[] = {
+	{ "customer add", ctl_cmd_customer_add,
+	    "ADDRESS|@DOMAIN --tier TIER [--incident-watch DAYS]",
+	    "add or update a customer (one address, or every address of a domain)" },
+	{ "customer import", ctl_cmd_customer_import, "FILE.csv",
+	    "add or update customers from CSV lines address,tier[,incident_watch_days]; "
+	    "all or nothing" },
+	{ "customer list", ctl_cmd_customer_list, "[--json]", "list customers" },
+	{ "customer remove", ctl_cmd_customer_remove, "ADDRESS|@DOMAIN", "remove a customer" },
+	{ "cases", ctl_cmd_cases, "[--open] [--json]",
+	    "list cases, newest first (--open: not resolved)" },
+	{ "case show", ctl_cmd_case_show, "HG-N [--json]", "show a case and its messages" },
+	{ "config check", ctl_cmd_config_check, "", "check the configuration file" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+/* How many words of argv name cmd (0: no match). */
+static int
+ctl_match(const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *name = cmd->name, *sp;
+	int words = 0;
+
+	for (;;) {
+		size_t len = (sp = strchr(name, ' ')) ? (size_t)(sp - name) : strlen(name);
+
+		if (words >= argc || strlen(argv[words]) != len || strncmp(argv[words], name, len) != 0)
+			return 0;
+		words++;
+		if (sp == NULL)
+			return words;
+		name = sp + 1;
+	}
+}
+
+/* Usage for every command (group == NULL) or those starting with group. */
+static void
+ctl_usage(FILE *fp, const char *group)
+{
+	size_t glen = group ? strlen(group) : 0;
+
+	fprintf(fp, "usage: helpgatectl [-c FILE] COMMAND [ARGS...]\n\ncommands:\n");
+	for (const struct ctl_command *c = ctl_commands; c->name; c++) {
+		if (group && (strncmp(c->name, group, glen) != 0 || c->name[glen] != ' '))
+			continue;
+		fprintf(fp, "  %s%s%s\n      %s\n", c->name, c->usage[0] ? " " : "", c->usage,
+		    c->summary);
+	}
+	if (group == NULL)
+		fprintf(fp, "\noptions:\n"
+		    "  -c FILE     configuration (default: $HELPGATE_CONF, else %s)\n"
+		    "  -h, --help  this help; COMMAND --help for one command\n"
+		    "\nexit status: 0 done, 1 failed or not found, 2 usage error\n",
+		    CTL_DEFAULT_CONF);
+}
+
+/* Is word the first word of a multi-word command ("customer")? */
+static int
+ctl_is_group(const char *word)
+{
+	size_t len = strlen(word);
+
+	for (const struct ctl_command *c = ctl_commands; c->name; c++)
+		if (strncmp(c->name, word, len) == 0 && c->name[len] == ' ')
+			return 1;
+	return 0;
+}
+
+static int
+ctl_dispatch(struct ctl *ctl, int argc, char **argv)
+{
+	for (const struct ctl_command *c = ctl_commands; c->name; c++) {
+		int words = ctl_match(c, argc, argv);
+
+		if (words > 0)
+			return c->run(ctl, c, argc - words, argv + words);
+	}
+	if (ctl_is_group(argv[0])) {
+		if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+			ctl_usage(stdout, argv[0]);
+			return CTL_EXIT_OK;
+		}
+		if (argc > 1)
+			ctl_err("unknown command \"%s %s\"", argv[0], argv[1]);
+		else
+			ctl_err("\"%s\" needs a subcommand", argv[0]);
+		ctl_usage(stderr, argv[0]);
+		return CTL_EXIT_USAGE;
+	}
+	ctl_err("unknown command \"%s\" (helpgatectl --help lists them)", argv[0]);
+	return CTL_EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl ctl;
+	const char *env;
+	int i, ret;
+
+	log_init("helpgatectl", 1, NULL);
+	memset(&ctl, 0, sizeof(ctl));
+	env = getenv("HELPGATE_CONF");
+	ctl.conf_path = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_CONF;
+	ctl.color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			ctl_usage(stdout, NULL);
+			return CTL_EXIT_OK;
+		} else if (strcmp(argv[i], "-c") == 0) {
+			if (++i == argc) {
+				ctl_err("-c needs a FILE");
+				return CTL_EXIT_USAGE;
+			}
+			ctl.conf_path = argv[i];
+		} else if (strncmp(argv[i], "-c", 2) == 0) {
+			ctl.conf_path = argv[i] + 2;
+		} else if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		} else {
+			ctl_err("unknown option \"%s\"", argv[i]);
+			ctl_usage(stderr, NULL);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		ctl_usage(stderr, NULL);
+		return CTL_EXIT_USAGE;
+	}
+	ret = ctl_dispatch(&ctl, argc - i, argv + i);
+	store_close(ctl.store);
+	config_unref(ctl.cfg);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		ctl_err("writing the output: %s", strerror(errno));
+		ret = CTL_EXIT_FAIL;
+	}
+	return ret;
+}
