@@ -198,7 +198,6 @@ filter_envfrom(SMFICTX *ctx, char **argv)
 	struct filter_ctx *fc = filter_ctx_get(ctx);
 
 	filter_reset_message(fc);
-	clock_gettime(CLOCK_MONOTONIC, &fc->started);
 	fc->envelope_from = xstrdup(argv[0] ? argv[0] : "");
 	return filter_continue(fc, SMFIP_NR_MAIL);
 }
@@ -281,9 +280,14 @@ filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc != NULL && fc->support_rcpt != NULL && !fc->raw.truncated)
-		buf_append(&fc->raw, chunk, len);	/* stops at the cap by itself */
-	return filter_continue(fc, SMFIP_NR_BODY);
+	if (fc == NULL || fc->support_rcpt == NULL)
+		return SMFIS_CONTINUE;
+	buf_append(&fc->raw, chunk, len);	/* stops at the cap by itself */
+	/* Past MaxBodyScan the rest of a multi-megabyte attachment need not
+	 * cross the socket at all. */
+	if (fc->raw.truncated && (fc->protocol & SMFIP_SKIP))
+		return SMFIS_SKIP;
+	return SMFIS_CONTINUE;
 }
 
 static void
@@ -329,6 +333,9 @@ filter_eom(SMFICTX *ctx)
 
 	if (fc == NULL || fc->support_rcpt == NULL)
 		return SMFIS_ACCEPT;
+	/* What helpgate itself adds to a message's path: decode, classify,
+	 * record, tag.  (Time before this is the client's and the MTA's.) */
+	clock_gettime(CLOCK_MONOTONIC, &fc->started);
 	queue_id = smfi_getsymval(ctx, "i");
 	if (queue_id == NULL)
 		queue_id = "";
@@ -378,9 +385,12 @@ filter_eom(SMFICTX *ctx)
 		}
 	}
 
-	log_info("%s: case=%s%lld urgency=%s tier=%s%s category=%s auto=%s %s%s%s "
+	char case_name[32] = "-";
+	if (res->case_id > 0)
+		snprintf(case_name, sizeof(case_name), "HG-%lld", res->case_id);
+	log_info("%s: case=%s urgency=%s tier=%s%s category=%s auto=%s %s%s%s "
 	    "from=<%s> elapsed_us=%ld%s%s",
-	    *queue_id ? queue_id : "NOQUEUE", res->case_id ? "HG-" : "", res->case_id,
+	    *queue_id ? queue_id : "NOQUEUE", case_name,
 	    classify_urgency_name(res->cls.urgency), res->tier, res->watch ? "+watch" : "",
 	    res->cls.category, res->cls.auto_reason[0] ? res->cls.auto_reason : "-",
 	    intake_disposition_name(res->disposition),
@@ -424,9 +434,10 @@ filter_close(SMFICTX *ctx)
 
 /*
  * Ask for as little as possible: no connect/helo/unknown events, and no
- * replies to MAIL, RCPT, headers, end of headers and body chunks, so that
- * Postfix streams a message without waiting on us per header.  Only DATA
- * (where non-support mail is let go) and end of message are answered.
+ * replies to MAIL, RCPT, headers and end of headers, so that Postfix
+ * streams a message without waiting on us per header.  DATA (where
+ * non-support mail is let go), body chunks (answered SKIP once the scan
+ * limit is reached) and end of message are answered.
  */
 static sfsistat
 filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
@@ -434,7 +445,7 @@ filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
 	unsigned long wanted = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN |
-	    SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
+	    SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_SKIP;
 
 	struct filter_ctx *fc = filter_ctx_get(ctx);
 
