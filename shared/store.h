@@ -111,6 +111,9 @@ struct message_rec {
 	char		category[48];
 	char		auto_reason[64];
 	char		excerpt[2048];	/* decoded text, start of */
+	char		references[1024];	/* the message's References ids, space-separated, without <> */
+	char		ack[64];	/* the worker's acknowledgement decision: "" undecided,
+					 * "queued", or "skip:<reason>" */
 };
 
 /* Adds m (m->id ignored, set on return).  STORE_EXISTS when a message with
@@ -124,5 +127,55 @@ enum store_rc store_message_count_since(struct store *s, long long case_id,
 /* Oldest first. */
 enum store_rc store_message_list(struct store *s, long long case_id,
     int (*cb)(const struct message_rec *m, void *arg), void *arg);
+
+/* Messages the worker has not decided about yet (ack = ""), oldest first. */
+enum store_rc store_message_undecided(struct store *s, int limit,
+    int (*cb)(const struct message_rec *m, void *arg), void *arg);
+enum store_rc store_message_set_ack(struct store *s, long long id, const char *ack);
+/* The id of the first message recorded on the case (the one that opened it). */
+enum store_rc store_case_first_message(struct store *s, long long case_id, long long *message_id);
+
+/* ---- outbox: every message helpgate sends ---- */
+struct outbox_rec {
+	long long	id;
+	long long	case_id;	/* 0 when about no case */
+	char		kind[16];	/* "ack", "notice", ... */
+	char		recipient[320];
+	char		envelope_from[320];	/* "" = null sender (RFC 3834 for auto-replies) */
+	char		message_id[256];	/* without <> */
+	char		state[12];	/* "pending", "sending", "sent", "failed" */
+	int		attempts;
+	long long	next_attempt;
+	long long	created;
+	long long	sent_at;
+	int		relay_seen;	/* the relay's milter saw it whole (see store_outbox_relay_seen) */
+	char		last_error[256];
+	char	       *content;	/* the whole RFC 5322 message; heap, owned by
+					 * the record (outbox_rec_clear frees it) */
+};
+
+void	outbox_rec_clear(struct outbox_rec *o);
+/* Adds o (state pending).  STORE_EXISTS when the case already has an
+ * acknowledgement (at most one per case, enforced by a unique index) or
+ * the Message-ID is taken. */
+enum store_rc store_outbox_add(struct store *s, struct outbox_rec *o);
+/* Rows in state pending or sending whose next_attempt <= now, oldest first;
+ * o->content is set for the callback and freed after it. */
+enum store_rc store_outbox_due(struct store *s, long long now, int limit,
+    int (*cb)(struct outbox_rec *o, void *arg), void *arg);
+/* Sets state, attempts, next_attempt, sent_at and last_error of row id;
+ * moving to "sending" also clears relay_seen (a fresh attempt). */
+enum store_rc store_outbox_update(struct store *s, const struct outbox_rec *o);
+/* Called by the milter when a message with this Message-ID passed it on its
+ * way into the relay: sets relay_seen on a pending/sending row.  After a
+ * crash, a row in "sending" with relay_seen set was accepted by the relay
+ * and must not be sent again.  STORE_NOTFOUND when no such row waits. */
+enum store_rc store_outbox_relay_seen(struct store *s, const char *message_id);
+/* Acknowledgements to recipient created at or after since. */
+enum store_rc store_outbox_count_acks(struct store *s, const char *recipient,
+    long long since, int *count);
+/* case_id 0: all rows.  Newest first; content is not loaded. */
+enum store_rc store_outbox_list(struct store *s, long long case_id, int limit,
+    int (*cb)(struct outbox_rec *o, void *arg), void *arg);
 
 #endif

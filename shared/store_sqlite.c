@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +93,42 @@ static const char store_schema_v1[] =
 
 /* Schema version N is reached by running rows 1..N in order.  To change the
  * schema, append a row; never edit a row that has shipped. */
+/* v2: the worker's acknowledgements.  Messages that predate the worker are
+ * marked decided, so that an upgrade never acknowledges old cases. */
+static const char store_schema_v2[] =
+	"ALTER TABLE messages ADD COLUMN refs TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN ack TEXT NOT NULL DEFAULT '';"
+	"UPDATE messages SET ack = 'skip:predates-worker';"
+	"CREATE INDEX messages_undecided ON messages (id) WHERE ack = '';"
+	"CREATE TABLE outbox ("
+	"  id            INTEGER PRIMARY KEY,"
+	"  case_id       INTEGER NOT NULL DEFAULT 0,"
+	"  kind          TEXT NOT NULL,"
+	"  recipient     TEXT NOT NULL,"
+	"  envelope_from TEXT NOT NULL DEFAULT '',"
+	"  message_id    TEXT NOT NULL,"
+	"  content       TEXT NOT NULL,"
+	"  state         TEXT NOT NULL DEFAULT 'pending'"
+	"                CHECK (state IN ('pending', 'sending', 'sent', 'failed')),"
+	"  attempts      INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt  INTEGER NOT NULL DEFAULT 0,"
+	"  created       INTEGER NOT NULL,"
+	"  sent_at       INTEGER NOT NULL DEFAULT 0,"
+	"  relay_seen    INTEGER NOT NULL DEFAULT 0,"
+	"  last_error    TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE UNIQUE INDEX outbox_message_id ON outbox (message_id);"
+	"CREATE UNIQUE INDEX outbox_one_ack ON outbox (case_id) WHERE kind = 'ack';"
+	"CREATE INDEX outbox_due ON outbox (next_attempt) WHERE state IN ('pending', 'sending');"
+	"CREATE INDEX outbox_acks_to ON outbox (recipient, created) WHERE kind = 'ack';"
+	"CREATE INDEX outbox_case ON outbox (case_id);";
+
 static const struct {
 	int		 version;
 	const char	*sql;
 } store_migrations[] = {
 	{ 1, store_schema_v1 },
+	{ 2, store_schema_v2 },
 };
 
 #define STORE_SCHEMA_VERSION \
@@ -109,7 +141,10 @@ static const struct {
 			"urgency, tier, watch, category, lang, reasons, first_due, " \
 			"resolve_due, first_response_at, resolved_at, assignee"
 #define MESSAGE_COLS	"id, case_id, message_id, direction, sender, received, " \
-			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt"
+			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt, " \
+			"refs, ack"
+#define OUTBOX_COLS	"id, case_id, kind, recipient, envelope_from, message_id, state, " \
+			"attempts, next_attempt, created, sent_at, relay_seen, last_error"
 
 enum store_stmt_id {
 	ST_BEGIN,
@@ -127,6 +162,15 @@ enum store_stmt_id {
 	ST_MESSAGE_CASE,
 	ST_MESSAGE_COUNT_SINCE,
 	ST_MESSAGE_LIST,
+	ST_MESSAGE_UNDECIDED,
+	ST_MESSAGE_SET_ACK,
+	ST_CASE_FIRST_MESSAGE,
+	ST_OUTBOX_ADD,
+	ST_OUTBOX_DUE,
+	ST_OUTBOX_UPDATE,
+	ST_OUTBOX_RELAY_SEEN,
+	ST_OUTBOX_COUNT_ACKS,
+	ST_OUTBOX_LIST,
 	ST_COUNT
 };
 
@@ -154,8 +198,9 @@ static const char *const store_sql[ST_COUNT] = {
 	    " ORDER BY id DESC",
 	[ST_MESSAGE_ADD] =
 	    "INSERT INTO messages (case_id, message_id, direction, sender, received,"
-	    " date_header, subject, queue_id, urgency, category, auto_reason, excerpt)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	    " date_header, subject, queue_id, urgency, category, auto_reason, excerpt,"
+	    " refs, ack)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	/* The "<> ''" term lets SQLite use the partial unique index. */
 	[ST_MESSAGE_CASE] =
 	    "SELECT case_id FROM messages WHERE message_id = ?1 AND message_id <> ''",
@@ -164,6 +209,31 @@ static const char *const store_sql[ST_COUNT] = {
 	    " AND direction = 'in'",
 	[ST_MESSAGE_LIST] =
 	    "SELECT " MESSAGE_COLS " FROM messages WHERE case_id = ?1 ORDER BY received, id",
+	[ST_MESSAGE_UNDECIDED] =
+	    "SELECT " MESSAGE_COLS " FROM messages WHERE ack = '' ORDER BY id LIMIT ?1",
+	[ST_MESSAGE_SET_ACK] = "UPDATE messages SET ack = ?2 WHERE id = ?1",
+	[ST_CASE_FIRST_MESSAGE] = "SELECT min(id) FROM messages WHERE case_id = ?1",
+	[ST_OUTBOX_ADD] =
+	    "INSERT INTO outbox (case_id, kind, recipient, envelope_from, message_id, content,"
+	    " state, attempts, next_attempt, created)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8)",
+	[ST_OUTBOX_DUE] =
+	    "SELECT " OUTBOX_COLS ", content FROM outbox"
+	    " WHERE state IN ('pending', 'sending') AND next_attempt <= ?1"
+	    " ORDER BY next_attempt, id LIMIT ?2",
+	[ST_OUTBOX_UPDATE] =
+	    "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt = ?4, sent_at = ?5,"
+	    " last_error = ?6,"
+	    " relay_seen = CASE WHEN ?2 = 'sending' THEN 0 ELSE relay_seen END"
+	    " WHERE id = ?1",
+	[ST_OUTBOX_RELAY_SEEN] =
+	    "UPDATE outbox SET relay_seen = 1"
+	    " WHERE message_id = ?1 AND state IN ('pending', 'sending')",
+	[ST_OUTBOX_COUNT_ACKS] =
+	    "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient = ?1 AND created >= ?2",
+	[ST_OUTBOX_LIST] =
+	    "SELECT " OUTBOX_COLS " FROM outbox WHERE ?1 = 0 OR case_id = ?1"
+	    " ORDER BY id DESC LIMIT ?2",
 };
 
 struct store {
@@ -348,6 +418,31 @@ store_row_message(sqlite3_stmt *st, struct message_rec *m)
 	COPY_FIELD(m->category, st, 10);
 	COPY_FIELD(m->auto_reason, st, 11);
 	COPY_FIELD(m->excerpt, st, 12);
+	COPY_FIELD(m->references, st, 13);
+	COPY_FIELD(m->ack, st, 14);
+}
+
+static void
+store_row_outbox(sqlite3_stmt *st, struct outbox_rec *o, int with_content)
+{
+	o->id = sqlite3_column_int64(st, 0);
+	o->case_id = sqlite3_column_int64(st, 1);
+	COPY_FIELD(o->kind, st, 2);
+	COPY_FIELD(o->recipient, st, 3);
+	COPY_FIELD(o->envelope_from, st, 4);
+	COPY_FIELD(o->message_id, st, 5);
+	COPY_FIELD(o->state, st, 6);
+	o->attempts = sqlite3_column_int(st, 7);
+	o->next_attempt = sqlite3_column_int64(st, 8);
+	o->created = sqlite3_column_int64(st, 9);
+	o->sent_at = sqlite3_column_int64(st, 10);
+	o->relay_seen = sqlite3_column_int(st, 11);
+	COPY_FIELD(o->last_error, st, 12);
+	o->content = NULL;
+	if (with_content) {
+		const unsigned char *c = sqlite3_column_text(st, 13);
+		o->content = xstrdup(c ? (const char *)c : "");
+	}
 }
 
 /* Runs a cached statement that returns no rows, after its binds (bind_rc).
@@ -857,6 +952,8 @@ store_message_add(struct store *s, struct message_rec *m)
 	BIND_FIELD(st, 10, m->category, &rc);
 	BIND_FIELD(st, 11, m->auto_reason, &rc);
 	BIND_FIELD(st, 12, m->excerpt, &rc);
+	BIND_FIELD(st, 13, m->references, &rc);
+	BIND_FIELD(st, 14, m->ack, &rc);
 	ret = store_exec_stmt(s, st, rc, NULL);
 	if (ret == STORE_OK)
 		m->id = sqlite3_last_insert_rowid(s->db);
@@ -910,19 +1007,14 @@ store_message_count_since(struct store *s, long long case_id, long long since, i
 	return ret;
 }
 
-enum store_rc
-store_message_list(struct store *s, long long case_id,
+/* Steps a statement that yields message rows, handing each to cb. */
+static enum store_rc
+store_each_message(struct store *s, sqlite3_stmt *st, int rc,
     int (*cb)(const struct message_rec *m, void *arg), void *arg)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_LIST);
-	struct message_rec *m;
+	struct message_rec *m = xmalloc(sizeof(*m));
 	enum store_rc ret = STORE_OK;
-	int rc = SQLITE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	m = xmalloc(sizeof(*m));
-	bind_int(st, 1, case_id, &rc);
 	if (rc == SQLITE_OK) {
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			store_row_message(st, m);
@@ -937,4 +1029,221 @@ store_message_list(struct store *s, long long case_id,
 	store_done(st);
 	free(m);
 	return ret;
+}
+
+/* Oldest first. */
+enum store_rc
+store_message_list(struct store *s, long long case_id,
+    int (*cb)(const struct message_rec *m, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_LIST);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	return store_each_message(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_message_undecided(struct store *s, int limit,
+    int (*cb)(const struct message_rec *m, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_UNDECIDED);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, limit, &rc);
+	return store_each_message(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_message_set_ack(struct store *s, long long id, const char *ack)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_SET_ACK);
+	enum store_rc ret;
+	int rc = SQLITE_OK, changes = 0;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_text(st, 2, ack, sizeof(((struct message_rec *)0)->ack) - 1, &rc);
+	ret = store_exec_stmt(s, st, rc, &changes);
+	if (ret == STORE_OK && changes == 0)
+		ret = STORE_NOTFOUND;
+	return ret;
+}
+
+/* Reads one integer from a one-row statement; NULL counts as not found. */
+static enum store_rc
+store_one_int(struct store *s, sqlite3_stmt *st, int rc, long long *out)
+{
+	enum store_rc ret = STORE_OK;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		ret = STORE_NOTFOUND;
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_case_first_message(struct store *s, long long case_id, long long *message_id)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_FIRST_MESSAGE);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	return store_one_int(s, st, rc, message_id);
+}
+
+/* ---- outbox ---- */
+
+void
+outbox_rec_clear(struct outbox_rec *o)
+{
+	free(o->content);
+	memset(o, 0, sizeof(*o));
+}
+
+enum store_rc
+store_outbox_add(struct store *s, struct outbox_rec *o)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_ADD);
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, o->case_id, &rc);
+	BIND_FIELD(st, 2, o->kind, &rc);
+	BIND_FIELD(st, 3, o->recipient, &rc);
+	BIND_FIELD(st, 4, o->envelope_from, &rc);
+	BIND_FIELD(st, 5, o->message_id, &rc);
+	bind_text(st, 6, o->content ? o->content : "", SIZE_MAX, &rc);
+	bind_int(st, 7, o->next_attempt, &rc);
+	bind_int(st, 8, o->created, &rc);
+	ret = store_exec_stmt(s, st, rc, NULL);
+	if (ret == STORE_OK) {
+		o->id = sqlite3_last_insert_rowid(s->db);
+		snprintf(o->state, sizeof(o->state), "pending");
+	}
+	return ret;
+}
+
+static enum store_rc
+store_each_outbox(struct store *s, sqlite3_stmt *st, int rc, int with_content,
+    int (*cb)(struct outbox_rec *o, void *arg), void *arg)
+{
+	struct outbox_rec *o = xcalloc(1, sizeof(*o));
+	enum store_rc ret = STORE_OK;
+
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int stop;
+
+			store_row_outbox(st, o, with_content);
+			stop = cb(o, arg);
+			outbox_rec_clear(o);
+			if (stop) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	free(o);
+	return ret;
+}
+
+enum store_rc
+store_outbox_due(struct store *s, long long now, int limit,
+    int (*cb)(struct outbox_rec *o, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_DUE);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, now, &rc);
+	bind_int(st, 2, limit, &rc);
+	return store_each_outbox(s, st, rc, 1, cb, arg);
+}
+
+enum store_rc
+store_outbox_list(struct store *s, long long case_id, int limit,
+    int (*cb)(struct outbox_rec *o, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_LIST);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	bind_int(st, 2, limit, &rc);
+	return store_each_outbox(s, st, rc, 0, cb, arg);
+}
+
+enum store_rc
+store_outbox_update(struct store *s, const struct outbox_rec *o)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_UPDATE);
+	enum store_rc ret;
+	int rc = SQLITE_OK, changes = 0;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, o->id, &rc);
+	BIND_FIELD(st, 2, o->state, &rc);
+	bind_int(st, 3, o->attempts, &rc);
+	bind_int(st, 4, o->next_attempt, &rc);
+	bind_int(st, 5, o->sent_at, &rc);
+	BIND_FIELD(st, 6, o->last_error, &rc);
+	ret = store_exec_stmt(s, st, rc, &changes);
+	if (ret == STORE_OK && changes == 0)
+		ret = STORE_NOTFOUND;
+	return ret;
+}
+
+enum store_rc
+store_outbox_relay_seen(struct store *s, const char *message_id)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_RELAY_SEEN);
+	enum store_rc ret;
+	int rc = SQLITE_OK, changes = 0;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, message_id, sizeof(((struct outbox_rec *)0)->message_id) - 1, &rc);
+	ret = store_exec_stmt(s, st, rc, &changes);
+	if (ret == STORE_OK && changes == 0)
+		ret = STORE_NOTFOUND;
+	return ret;
+}
+
+enum store_rc
+store_outbox_count_acks(struct store *s, const char *recipient, long long since, int *count)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_ACKS);
+	long long n = 0;
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, recipient, sizeof(((struct outbox_rec *)0)->recipient) - 1, &rc);
+	bind_int(st, 2, since, &rc);
+	ret = store_one_int(s, st, rc, &n);
+	*count = (int)n;
+	return ret == STORE_NOTFOUND ? STORE_OK : ret;
 }

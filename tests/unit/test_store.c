@@ -232,7 +232,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 1);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 2);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name IN ('customers', 'cases', 'messages')"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -244,7 +244,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 1);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 2);
 
 	/* A newer schema than the code knows is refused, and left alone. */
 	path_in_tmp(path, sizeof(path), "newer.db");
@@ -836,6 +836,7 @@ cleanup_tmpdir(void)
 {
 	static const char *const names[] = {
 		"open.db", "newer.db", "garbage.db", "main.db", "busy.db", "broken.db",
+		"outbox.db", "v1.db",
 	};
 	char path[256];
 
@@ -848,6 +849,180 @@ cleanup_tmpdir(void)
 	}
 	if (rmdir(tmpdir) != 0)
 		fprintf(stderr, "# could not remove %s: %s\n", tmpdir, strerror(errno));
+}
+
+static int
+count_outbox_cb(struct outbox_rec *o, void *arg)
+{
+	int *n = arg;
+
+	(*n)++;
+	return 0;
+}
+
+static int
+first_outbox_cb(struct outbox_rec *o, void *arg)
+{
+	struct outbox_rec *out = arg;
+	char *content = o->content ? strdup(o->content) : NULL;
+
+	*out = *o;
+	out->content = content;
+	return 1;
+}
+
+static int
+count_messages_cb(const struct message_rec *m, void *arg)
+{
+	int *n = arg;
+
+	(void)m;
+	(*n)++;
+	return 0;
+}
+
+/* The worker's acknowledgement bookkeeping: undecided messages, the outbox,
+ * at most one ack per case, the relay-seen mark, per-recipient counts. */
+static void
+test_outbox(void)
+{
+	char path[256];
+	struct store *s;
+	struct case_rec c;
+	struct message_rec m;
+	struct outbox_rec o, got;
+	long long first = 0;
+	int n;
+
+	path_in_tmp(path, sizeof(path), "outbox.db");
+	if ((s = open_ok(path, 1000)) == NULL)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.created = c.updated = 1000;
+	c.urgency = 2;
+	snprintf(c.client, sizeof(c.client), "ann@client.test");
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	memset(&m, 0, sizeof(m));
+	m.case_id = c.id;
+	snprintf(m.message_id, sizeof(m.message_id), "first@client.test");
+	snprintf(m.direction, sizeof(m.direction), "in");
+	snprintf(m.references, sizeof(m.references), "a@x b@y");
+	m.received = 1000;
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	snprintf(m.message_id, sizeof(m.message_id), "second@client.test");
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+
+	n = 0;
+	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
+	T_EQ_INT(n, 2);
+	T_EQ_INT(store_case_first_message(s, c.id, &first), STORE_OK);
+	T_CHECK(first > 0 && first < m.id);
+	T_EQ_INT(store_case_first_message(s, 999999, &first), STORE_NOTFOUND);
+	T_EQ_INT(store_message_set_ack(s, m.id, "skip:follow-up"), STORE_OK);
+	T_EQ_INT(store_message_set_ack(s, 999999, "queued"), STORE_NOTFOUND);
+	n = 0;
+	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
+	T_EQ_INT(n, 1);
+
+	memset(&o, 0, sizeof(o));
+	o.case_id = c.id;
+	snprintf(o.kind, sizeof(o.kind), "ack");
+	snprintf(o.recipient, sizeof(o.recipient), "ann@client.test");
+	snprintf(o.message_id, sizeof(o.message_id), "hg-1.ack.abc@example.com");
+	o.content = strdup("Subject: hi\r\n\r\nbody\r\n");
+	o.created = 1000;
+	o.next_attempt = 1000;
+	T_EQ_INT(store_outbox_add(s, &o), STORE_OK);
+	T_CHECK(o.id > 0);
+	/* A second acknowledgement for the same case is refused by the store. */
+	struct outbox_rec o2 = o;
+	snprintf(o2.message_id, sizeof(o2.message_id), "hg-1.ack.def@example.com");
+	T_EQ_INT(store_outbox_add(s, &o2), STORE_EXISTS);
+	/* A notice for the same case is fine. */
+	snprintf(o2.kind, sizeof(o2.kind), "notice");
+	T_EQ_INT(store_outbox_add(s, &o2), STORE_OK);
+	free(o.content);
+	o.content = NULL;
+
+	n = 0;
+	T_EQ_INT(store_outbox_due(s, 999, 10, count_outbox_cb, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	memset(&got, 0, sizeof(got));
+	T_EQ_INT(store_outbox_due(s, 1000, 10, first_outbox_cb, &got), STORE_OK);
+	T_EQ_INT(got.id, o.id);
+	T_EQ_STR(got.state, "pending");
+	T_EQ_STR(got.content, "Subject: hi\r\n\r\nbody\r\n");
+	free(got.content);
+
+	T_EQ_INT(store_outbox_relay_seen(s, "hg-1.ack.abc@example.com"), STORE_OK);
+	T_EQ_INT(store_outbox_relay_seen(s, "nonesuch@example.com"), STORE_NOTFOUND);
+	memset(&got, 0, sizeof(got));
+	store_outbox_due(s, 1000, 1, first_outbox_cb, &got);
+	T_EQ_INT(got.relay_seen, 1);
+	free(got.content);
+	/* A fresh attempt forgets the mark of the last one. */
+	snprintf(o.state, sizeof(o.state), "sending");
+	o.attempts = 1;
+	o.next_attempt = 1000;
+	T_EQ_INT(store_outbox_update(s, &o), STORE_OK);
+	memset(&got, 0, sizeof(got));
+	store_outbox_due(s, 1000, 1, first_outbox_cb, &got);
+	T_EQ_INT(got.relay_seen, 0);
+	T_EQ_STR(got.state, "sending");
+	free(got.content);
+	snprintf(o.state, sizeof(o.state), "sent");
+	o.sent_at = 1001;
+	T_EQ_INT(store_outbox_update(s, &o), STORE_OK);
+	T_EQ_INT(store_outbox_relay_seen(s, "hg-1.ack.abc@example.com"), STORE_NOTFOUND);
+
+	T_EQ_INT(store_outbox_count_acks(s, "ann@client.test", 0, &n), STORE_OK);
+	T_EQ_INT(n, 1);
+	T_EQ_INT(store_outbox_count_acks(s, "ann@client.test", 1001, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	T_EQ_INT(store_outbox_count_acks(s, "bob@client.test", 0, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	n = 0;
+	T_EQ_INT(store_outbox_list(s, c.id, 10, count_outbox_cb, &n), STORE_OK);
+	T_EQ_INT(n, 2);
+	n = 0;
+	T_EQ_INT(store_outbox_list(s, 0, 10, count_outbox_cb, &n), STORE_OK);
+	T_EQ_INT(n, 2);
+
+	store_close(s);
+}
+
+/* A v1 database (cases recorded before the worker existed) upgrades to v2
+ * with every old message marked decided: an upgrade never acknowledges
+ * yesterday's mail. */
+static void
+test_upgrade_from_v1(void)
+{
+	char path[256];
+	struct store *s;
+	int n = -1;
+
+	path_in_tmp(path, sizeof(path), "v1.db");
+	s = open_ok(path, 1000);
+	if (s == NULL)
+		return;
+	store_close(s);
+	/* Simulate a v1 store holding one message: drop v2 objects. */
+	raw_sql(path, "DROP TABLE outbox");
+	raw_sql(path, "DROP INDEX messages_undecided");
+	raw_sql(path, "ALTER TABLE messages DROP COLUMN ack");
+	raw_sql(path, "ALTER TABLE messages DROP COLUMN refs");
+	raw_sql(path, "INSERT INTO cases (created, updated, urgency) VALUES (1, 1, 3)");
+	raw_sql(path, "INSERT INTO messages (case_id, direction, message_id) VALUES (1, 'in', 'old@x')");
+	raw_sql(path, "PRAGMA user_version = 1");
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 1);
+	s = open_ok(path, 1000);
+	if (s == NULL)
+		return;
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 2);
+	n = 0;
+	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	store_close(s);
 }
 
 int
@@ -876,6 +1051,8 @@ main(void)
 		store_close(s);
 		test_reopen(path);
 	}
+	test_outbox();
+	test_upgrade_from_v1();
 	test_busy();
 	test_errors_after_open();
 	cleanup_tmpdir();
