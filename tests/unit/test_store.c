@@ -856,6 +856,7 @@ count_outbox_cb(struct outbox_rec *o, void *arg)
 {
 	int *n = arg;
 
+	(void)o;
 	(*n)++;
 	return 0;
 }
