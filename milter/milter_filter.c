@@ -54,6 +54,11 @@ struct filter_ctx {
 	int			 importance_count;
 	struct timespec		 started;
 	unsigned long		 protocol;	/* SMFIP_* agreed with the MTA */
+	/* helpgate's own outgoing mail (null sender, X-Helpgate-Case) passing
+	 * into the relay: its Message-ID confirms the outbox row. */
+	int			 outbound;
+	int			 outbound_tagged;
+	char			*outbound_message_id;
 };
 
 /* With an SMFIP_NR_* step agreed, libmilter expects SMFIS_NOREPLY there. */
@@ -159,6 +164,32 @@ filter_intake(struct intake_input *in, struct intake_result *out)
 	pthread_mutex_unlock(&store_lock);
 }
 
+/*
+ * The relay (this MTA) has the whole of one of helpgate's own messages and
+ * is about to queue it.  Marking the outbox row here, before the MTA's
+ * final reply, closes the window in which a worker killed between the
+ * relay's "250" and its own commit would send the message twice: after a
+ * restart the worker finds relay_seen set and does not resend.  Lowercase
+ * ids: config_normalize_address lowered it, and the worker writes them so.
+ */
+static void
+filter_outbound_seen(const char *message_id)
+{
+	enum store_rc rc;
+
+	if (pthread_mutex_lock(&store_lock) != 0)
+		return;
+	milter_store_try_open(time(NULL));
+	if (store_handle != NULL) {
+		rc = store_outbox_relay_seen(store_handle, message_id);
+		if (rc == STORE_OK)
+			log_debug("outbox message <%s> entered the relay", message_id);
+		else if (rc != STORE_NOTFOUND)
+			log_warnx("outbox message <%s>: %s", message_id, store_strerror(rc));
+	}
+	pthread_mutex_unlock(&store_lock);
+}
+
 /* ---- per-message state ---- */
 
 static void
@@ -176,6 +207,10 @@ filter_reset_message(struct filter_ctx *fc)
 	fc->forged_count = 0;
 	fc->forged_overflow = 0;
 	fc->importance_count = 0;
+	fc->outbound = 0;
+	fc->outbound_tagged = 0;
+	free(fc->outbound_message_id);
+	fc->outbound_message_id = NULL;
 }
 
 static struct filter_ctx *
@@ -220,8 +255,17 @@ filter_data(SMFICTX *ctx)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
+	if (fc == NULL)
+		return SMFIS_ACCEPT;
+	/* A null-sender message may be one of the worker's acknowledgements on
+	 * its way out: look at its headers (only), see filter_eom. */
+	if (fc->support_rcpt == NULL && fc->envelope_from != NULL &&
+	    (fc->envelope_from[0] == '\0' || strcmp(fc->envelope_from, "<>") == 0)) {
+		fc->outbound = 1;
+		return SMFIS_CONTINUE;
+	}
 	/* Not support mail: let it go before a single header is sent. */
-	if (fc == NULL || fc->support_rcpt == NULL)
+	if (fc->support_rcpt == NULL)
 		return SMFIS_ACCEPT;
 	buf_init(&fc->raw, HEADER_BLOCK_MAX + fc->snap->cfg->max_body_scan);
 	return SMFIS_CONTINUE;
@@ -232,6 +276,16 @@ filter_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
+	if (fc != NULL && fc->outbound) {
+		if (strcasecmp(name, "X-Helpgate-Case") == 0)
+			fc->outbound_tagged = 1;
+		else if (strcasecmp(name, "Message-ID") == 0 && fc->outbound_message_id == NULL) {
+			char *id = xstrdup(value);
+			config_normalize_address(id);	/* strips <> and blanks */
+			fc->outbound_message_id = id;
+		}
+		return filter_continue(fc, SMFIP_NR_HDR);
+	}
 	if (fc == NULL || fc->support_rcpt == NULL)
 		return filter_continue(fc, SMFIP_NR_HDR);
 	if (strncasecmp(name, "X-Helpgate-", 11) == 0) {
@@ -280,6 +334,8 @@ filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
+	if (fc != NULL && fc->outbound && (fc->protocol & SMFIP_SKIP))
+		return SMFIS_SKIP;
 	if (fc == NULL || fc->support_rcpt == NULL)
 		return SMFIS_CONTINUE;
 	buf_append(&fc->raw, chunk, len);	/* stops at the cap by itself */
@@ -331,6 +387,12 @@ filter_eom(SMFICTX *ctx)
 	const char *queue_id;
 	int failures = 0;
 
+	if (fc != NULL && fc->outbound) {
+		if (fc->outbound_tagged && fc->outbound_message_id != NULL)
+			filter_outbound_seen(fc->outbound_message_id);
+		filter_reset_message(fc);
+		return SMFIS_ACCEPT;
+	}
 	if (fc == NULL || fc->support_rcpt == NULL)
 		return SMFIS_ACCEPT;
 	/* What helpgate itself adds to a message's path: decode, classify,

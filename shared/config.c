@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <regex.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 enum config_type {
 	CT_STRING, CT_PATH, CT_URL, CT_ADDRESS_LIST, CT_DOMAIN_LIST, CT_BOOL,
 	CT_SIZE, CT_DURATION_MS, CT_FACILITY, CT_TIMEZONE, CT_SLA, CT_LOGLEVEL,
+	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION,
 };
 
 struct config_row {
@@ -49,6 +51,19 @@ static const struct config_row config_rows[] = {
 	{ "TemplatesDir",	CT_PATH,	 OFF(templates_dir),	  "templates", 0, 0 },
 	{ "StoreTimeout",	CT_DURATION_MS,	 OFF(store_timeout_ms),	  "1s", 0, 600000 },
 	{ "SLA",		CT_SLA,		 0,			  NULL, 0, 0 },
+	{ "FromName",		CT_STRING,	 OFF(from_name),	  "Support", 0, 0 },
+	{ "EscalationAddress",	CT_ADDRESS,	 OFF(escalation_address), NULL, 0, 0 },
+	{ "AckRateLimit",	CT_RATE,	 0,			  "5 20", 0, 0 },
+	{ "NoReplyPattern",	CT_REGEX_LIST,	 OFF(no_reply_patterns),  NULL, 0, 0 },
+	{ "AckMargin",		CT_DURATION,	 OFF(ack_margin),	  "30m", 0, 7 * 86400 },
+	{ "PollInterval",	CT_DURATION_MS,	 OFF(poll_interval_ms),	  "200ms", 10, 60000 },
+};
+
+/* Senders that must never get an automatic answer (RFC 3834 section 2),
+ * used when the config names no NoReplyPattern of its own. */
+static const char *const default_no_reply[] = {
+	"^(mailer-daemon|postmaster|abuse|bounces?|no[-_.]?reply|do[-_.]?not[-_.]?reply)([+=._-][^@]*)?@",
+	"^(listserv|majordomo|owner-[^@]*|[^@]*-(request|owner|bounces?))@",
 };
 
 /* Out-of-the-box first-response / resolution targets, P1..P4. */
@@ -450,6 +465,55 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 	}
 	case CT_SLA:
 		return config_set_sla(cfg, value, err, errlen);
+	case CT_ADDRESS:
+		config_normalize_address(value);
+		if (!valid_address(value)) {
+			snprintf(err, errlen, "%s: \"%s\" is not a mail address", row->name, value);
+			return -1;
+		}
+		free(*str);
+		*str = xstrdup(value);
+		return 0;
+	case CT_RATE: {
+		char *end;
+		long hour, day;
+
+		errno = 0;
+		hour = strtol(value, &end, 10);
+		day = errno == 0 && end != value ? strtol(end, &end, 10) : -1;
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (errno || hour < 0 || day < 0 || hour > 100000 || day > 100000 || *end) {
+			snprintf(err, errlen, "%s wants two counts: PER_HOUR PER_DAY (e.g. 5 20)", row->name);
+			return -1;
+		}
+		cfg->ack_per_hour = (int)hour;
+		cfg->ack_per_day = (int)day;
+		return 0;
+	}
+	case CT_REGEX_LIST: {
+		regex_t re;
+		int rc = regcomp(&re, value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+
+		if (rc != 0) {
+			char why[128];
+			regerror(rc, &re, why, sizeof(why));
+			snprintf(err, errlen, "%s: \"%s\" is not a regular expression: %s",
+			    row->name, value, why);
+			return -1;
+		}
+		regfree(&re);
+		strlist_add(list, value);
+		return 0;
+	}
+	case CT_DURATION:
+		d = config_parse_duration(value);
+		if (d < row->min || d > row->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not a duration such as 30m, 4h", row->name, value);
+			return -1;
+		}
+		*(long *)((char *)cfg + row->offset) = d;
+		return 0;
 	}
 	return -1;
 }
@@ -461,9 +525,10 @@ config_free(struct config *cfg)
 		const struct config_row *row = &config_rows[i];
 		switch (row->type) {
 		case CT_STRING: case CT_PATH: case CT_URL: case CT_FACILITY: case CT_TIMEZONE:
+		case CT_ADDRESS:
 			free(*(char **)((char *)cfg + row->offset));
 			break;
-		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST:
+		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST:
 			strlist_free((struct strlist *)((char *)cfg + row->offset));
 			break;
 		default:
@@ -575,6 +640,9 @@ config_load(const char *path, struct buf *errors)
 		}
 	}
 	fclose(fp);
+	if (cfg->no_reply_patterns.count == 0)
+		for (size_t i = 0; i < sizeof(default_no_reply) / sizeof(default_no_reply[0]); i++)
+			strlist_add(&cfg->no_reply_patterns, default_no_reply[i]);
 	if (!bad && cfg->support_addresses.count == 0) {
 		buf_printf(errors, "%s: no SupportAddress: nothing would be processed\n", path);
 		bad++;

@@ -56,6 +56,14 @@ struct config {
 	char		*keywords_dir;
 	char		*templates_dir;
 	long		 store_timeout_ms;	/* how long the milter waits for a locked store */
+	/* the worker */
+	char		*from_name;		/* display name on mail helpgate sends */
+	char		*escalation_address;	/* new P1 cases are announced here; may be NULL */
+	int		 ack_per_hour;		/* AckRateLimit PER_HOUR PER_DAY */
+	int		 ack_per_day;
+	struct strlist	 no_reply_patterns;	/* POSIX EREs, matched case-insensitively on the address */
+	long		 ack_margin;		/* seconds added to the deadline promised to a client */
+	long		 poll_interval_ms;	/* how often the worker looks for new work */
 	struct tier_policy *tiers;		/* enterprise, premium, standard, trial, unknown, + any in SLA lines */
 	size_t		 tier_count;
 	int		 refcount;

@@ -121,6 +121,27 @@ intake_fill_message(const struct intake_input *in, const struct intake_result *o
 	copy_utf8(rec->category, sizeof(rec->category), out->cls.category);
 	copy_utf8(rec->auto_reason, sizeof(rec->auto_reason), out->cls.auto_reason);
 	copy_utf8(rec->excerpt, sizeof(rec->excerpt), m->text ? m->text : "");
+	/* Kept so that a reply to this message can carry the whole thread;
+	 * the newest ids matter most, so drop the oldest when they do not fit. */
+	size_t used = 0, start = 0;
+	for (size_t i = m->reference_count; i > 0; i--) {
+		size_t len = strlen(m->references[i - 1]) + 1;
+		if (used + len >= sizeof(rec->references))
+			break;
+		used += len;
+		start = i - 1;
+	}
+	if (used > 0) {
+		char *p = rec->references;
+		for (size_t i = start; i < m->reference_count; i++) {
+			size_t len = strlen(m->references[i]);
+			if (p != rec->references)
+				*p++ = ' ';
+			memcpy(p, m->references[i], len);
+			p += len;
+		}
+		*p = '\0';
+	}
 }
 
 static void
