@@ -1,12 +1,15 @@
 /*
  * helpgate-worker: the daemon that acts on cases after the milter recorded
- * them (acknowledgements, SLA timers, diagnosis; filled in by later work).
+ * them.
  *
  *   helpgate-worker [-c FILE] [-f] [-n]
  *
- * Today it starts, opens the store (creating and migrating it), and idles
- * until SIGTERM/SIGINT; SIGUSR1 reloads the config.  Signal handlers only
- * set flags (as Redis and OpenDKIM do); the loop does the work.
+ * One loop, one thread: decide about new messages (ack.c), deliver the
+ * outbox (outbox.c), then sleep PollInterval unless there is more to do.
+ * All state is in the store, so the process can be killed at any moment and
+ * resumes where it was.  SIGTERM/SIGINT stop it after the current step;
+ * SIGUSR1 reloads the config and templates.  Signal handlers only set flags
+ * (as Redis and OpenDKIM do); the loop does the work.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +25,16 @@
 #include "log.h"
 #include "store.h"
 
+#include <curl/curl.h>
+#include <time.h>
+
+#include "ack.h"
+#include "outbox.h"
+#include "relay.h"
+
 #define DEFAULT_CONFIG	"/etc/helpgate/helpgate.conf"
+#define BATCH		50
+#define RETRY_SECONDS	5
 
 static volatile sig_atomic_t	stop_requested;
 static volatile sig_atomic_t	reload_requested;
@@ -65,15 +77,59 @@ usage(FILE *fp)
 	    "  -n       check the configuration, then exit\n", DEFAULT_CONFIG);
 }
 
+/* What a config brings with it; rebuilt as a whole on reload. */
+struct worker_setup {
+	struct config	*cfg;
+	struct ack_ctx	*ack;
+};
+
+static int
+setup_load(const char *path, struct worker_setup *w)
+{
+	char err[512];
+
+	if ((w->cfg = load(path)) == NULL)
+		return -1;
+	if ((w->ack = ack_ctx_new(w->cfg, err, sizeof(err))) == NULL ||
+	    ack_check_templates(w->ack, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		ack_ctx_free(w->ack);
+		config_unref(w->cfg);
+		w->ack = NULL;
+		w->cfg = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+setup_free(struct worker_setup *w)
+{
+	ack_ctx_free(w->ack);
+	config_unref(w->cfg);
+	w->ack = NULL;
+	w->cfg = NULL;
+}
+
+static void
+nap(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);	/* a signal cuts it short, which is what we want */
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
 	int foreground = 0, check_only = 0, ch;
-	struct config *cfg;
+	struct worker_setup w = { NULL, NULL };
 	struct store *store = NULL;
+	struct relay *relay = NULL;
 	struct sigaction sa;
-	char err[256];
+	time_t store_retry = 0, relay_retry = 0;
+	char err[512];
 
 	while ((ch = getopt(argc, argv, "c:fnh")) != -1) {
 		switch (ch) {
@@ -84,17 +140,24 @@ main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
 	log_init("helpgate-worker", 1, NULL);
-	if ((cfg = load(path)) == NULL)
+	if (setup_load(path, &w) != 0)
 		return 1;
 	if (check_only) {
 		printf("config OK: %s\n", path);
-		config_unref(cfg);
+		setup_free(&w);
 		return 0;
 	}
-	if (clock_set_timezone(cfg->timezone) != 0)
-		fatalx("Timezone %s is unknown", cfg->timezone);
-	log_init("helpgate-worker", foreground || !cfg->syslog, cfg->syslog_facility);
+	if (clock_set_timezone(w.cfg->timezone) != 0)
+		fatalx("Timezone %s is unknown", w.cfg->timezone);
+	log_init("helpgate-worker", foreground || !w.cfg->syslog, w.cfg->syslog_facility);
+	log_set_level(w.cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
 	if (!foreground && daemon(0, 0) != 0)
 		fatal("daemon");
 
@@ -107,36 +170,62 @@ main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (cfg->pidfile != NULL) {
-		FILE *fp = fopen(cfg->pidfile, "w");
+	if (w.cfg->pidfile != NULL) {
+		FILE *fp = fopen(w.cfg->pidfile, "w");
 		if (fp == NULL)
-			fatal("PidFile %s", cfg->pidfile);
+			fatal("PidFile %s", w.cfg->pidfile);
 		fprintf(fp, "%ld\n", (long)getpid());
 		fclose(fp);
 	}
-	if (store_open(cfg->database, 5000, &store, err, sizeof(err)) != STORE_OK)
-		fatalx("cannot open the case store %s: %s", cfg->database, err);
-	log_info("started; case store %s", cfg->database);
+	log_info("started; case store %s, relay %s", w.cfg->database,
+	    w.cfg->relay ? w.cfg->relay : "(none: nothing is sent)");
 
 	while (!stop_requested) {
+		time_t now = time(NULL);
+		int work = 0, n;
+
 		if (reload_requested) {
-			struct config *fresh;
+			struct worker_setup fresh;
 
 			reload_requested = 0;
-			if ((fresh = load(path)) != NULL) {
-				config_unref(cfg);
-				cfg = fresh;
+			if (setup_load(path, &fresh) == 0) {
+				setup_free(&w);
+				w = fresh;
+				relay_close(relay);
+				relay = NULL;
+				relay_retry = 0;
 				log_info("reloaded %s", path);
 			} else {
 				log_warnx("reload of %s failed; keeping the running configuration", path);
 			}
 		}
-		sleep(1);
+		if (store == NULL && now >= store_retry) {
+			if (store_open(w.cfg->database, 5000, &store, err, sizeof(err)) != STORE_OK) {
+				log_warnx("case store unavailable: %s (retrying every %ds)", err, RETRY_SECONDS);
+				store_retry = now + RETRY_SECONDS;
+			}
+		}
+		if (relay == NULL && w.cfg->relay != NULL && now >= relay_retry) {
+			if ((relay = relay_open(w.cfg, err, sizeof(err))) == NULL) {
+				log_warnx("relay unusable: %s (retrying every %ds)", err, RETRY_SECONDS);
+				relay_retry = now + RETRY_SECONDS;
+			}
+		}
+		if (store != NULL) {
+			if ((n = ack_run(w.ack, store, clock_now(), BATCH)) > 0)
+				work += n;
+			if ((n = outbox_run(store, relay, clock_now(), BATCH)) > 0)
+				work += n;
+		}
+		if (work == 0 && !stop_requested)
+			nap(w.cfg->poll_interval_ms);
 	}
 	log_info("stopping");
+	relay_close(relay);
 	store_close(store);
-	if (cfg->pidfile != NULL)
-		unlink(cfg->pidfile);
-	config_unref(cfg);
+	if (w.cfg->pidfile != NULL)
+		unlink(w.cfg->pidfile);
+	setup_free(&w);
+	curl_global_cleanup();
 	return 0;
 }

@@ -1,0 +1,607 @@
+#include "ack.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "compose.h"
+#include "log.h"
+#include "template.h"
+#include "xalloc.h"
+
+#define TEMPLATE_FILES_MAX	256
+#define QUARTER_HOUR		900
+
+struct template_file {
+	char	*name;		/* "ack.en.txt" */
+	char	*text;
+};
+
+struct ack_ctx {
+	const struct config	*cfg;
+	regex_t			*no_reply;
+	size_t			 no_reply_count;
+	struct template_file	*files;
+	size_t			 file_count;
+};
+
+/* ---- templates ---- */
+
+static const char *
+ack_template(const struct ack_ctx *a, const char *name)
+{
+	for (size_t i = 0; i < a->file_count; i++)
+		if (strcmp(a->files[i].name, name) == 0)
+			return a->files[i].text;
+	return NULL;
+}
+
+/* kind.lang.txt, else kind.en.txt. */
+static const char *
+ack_template_lang(const struct ack_ctx *a, const char *kind, const char *lang)
+{
+	char name[128];
+	const char *t;
+
+	snprintf(name, sizeof(name), "%s.%s.txt", kind, lang && *lang ? lang : "en");
+	if ((t = ack_template(a, name)) != NULL)
+		return t;
+	snprintf(name, sizeof(name), "%s.en.txt", kind);
+	return ack_template(a, name);
+}
+
+static int
+ack_load_templates(struct ack_ctx *a, const char *dir, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d == NULL) {
+		snprintf(err, errlen, "TemplatesDir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL && a->file_count < TEMPLATE_FILES_MAX) {
+		size_t len = strlen(de->d_name);
+		char *text;
+
+		if (len < 5 || strcmp(de->d_name + len - 4, ".txt") != 0 || de->d_name[0] == '.')
+			continue;
+		if ((text = template_read(dir, de->d_name)) == NULL) {
+			snprintf(err, errlen, "template %s/%s: unreadable or too large", dir, de->d_name);
+			closedir(d);
+			return -1;
+		}
+		a->files = xrealloc(a->files, (a->file_count + 1) * sizeof(*a->files));
+		a->files[a->file_count].name = xstrdup(de->d_name);
+		a->files[a->file_count].text = text;
+		a->file_count++;
+	}
+	closedir(d);
+	static const char *const required[] = { "ack.en.txt", "ask.other.en.txt", "notice-p1.en.txt" };
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		if (ack_template(a, required[i]) == NULL) {
+			snprintf(err, errlen, "template %s/%s is missing", dir, required[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct ack_ctx *
+ack_ctx_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct ack_ctx *a = xcalloc(1, sizeof(*a));
+
+	a->cfg = cfg;
+	a->no_reply = xcalloc(cfg->no_reply_patterns.count + 1, sizeof(regex_t));
+	for (size_t i = 0; i < cfg->no_reply_patterns.count; i++) {
+		if (regcomp(&a->no_reply[i], cfg->no_reply_patterns.items[i],
+		    REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0) {
+			snprintf(err, errlen, "NoReplyPattern %s does not compile",
+			    cfg->no_reply_patterns.items[i]);
+			ack_ctx_free(a);
+			return NULL;
+		}
+		a->no_reply_count++;
+	}
+	if (ack_load_templates(a, cfg->templates_dir, err, errlen) != 0) {
+		ack_ctx_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void
+ack_ctx_free(struct ack_ctx *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->no_reply_count; i++)
+		regfree(&a->no_reply[i]);
+	free(a->no_reply);
+	for (size_t i = 0; i < a->file_count; i++) {
+		free(a->files[i].name);
+		free(a->files[i].text);
+	}
+	free(a->files);
+	free(a);
+}
+
+/* ---- variables ---- */
+
+struct ack_vars {
+	const struct case_rec	*c;
+	char	case_name[32];
+	char	*subject;		/* sanitised */
+	char	due_local[64];
+	char	due_zone[96];
+	char	due_minutes[24];
+	char	due_hours[24];
+	char	due_hours_plural[4];
+	char	due_in_minutes[4];
+	char	urgency[4];
+	const char *ask;		/* rendered per-category text */
+	const char *alternative;
+};
+
+static const char *
+ack_lookup(const char *name, void *arg)
+{
+	const struct ack_vars *v = arg;
+
+	if (!strcmp(name, "case")) return v->case_name;
+	if (!strcmp(name, "subject")) return v->subject;
+	if (!strcmp(name, "client")) return v->c->client;
+	if (!strcmp(name, "support_address")) return v->c->support_address;
+	if (!strcmp(name, "tier")) return v->c->tier;
+	if (!strcmp(name, "category")) return v->c->category;
+	if (!strcmp(name, "urgency")) return v->urgency;
+	if (!strcmp(name, "reasons")) return v->c->reasons;
+	if (!strcmp(name, "due_local")) return v->due_local;
+	if (!strcmp(name, "due_zone")) return v->due_zone;
+	if (!strcmp(name, "due_minutes")) return v->due_minutes;
+	if (!strcmp(name, "due_hours")) return v->due_hours;
+	if (!strcmp(name, "due_hours_plural")) return v->due_hours_plural;
+	if (!strcmp(name, "due_in_minutes")) return v->due_in_minutes;
+	if (!strcmp(name, "ask")) return v->ask ? v->ask : "";
+	if (!strcmp(name, "alternative")) return v->alternative ? v->alternative : "";
+	return NULL;
+}
+
+/*
+ * The time promised to the client: the SLA deadline plus AckMargin, rounded
+ * up to a quarter hour.  Staff work to the deadline; the client is told a
+ * time we can keep even on a bad day.
+ */
+static void
+ack_fill_due(struct ack_vars *v, const struct config *cfg, time_t now)
+{
+	time_t promise = (time_t)v->c->first_due + cfg->ack_margin;
+	struct tm tm;
+	long left, off;
+
+	promise = (promise + QUARTER_HOUR - 1) / QUARTER_HOUR * QUARTER_HOUR;
+	localtime_r(&promise, &tm);
+	strftime(v->due_local, sizeof(v->due_local), "%Y-%m-%d %H:%M", &tm);
+	off = tm.tm_gmtoff / 60;
+	snprintf(v->due_zone, sizeof(v->due_zone), "%s, UTC%c%02ld:%02ld", cfg->timezone,
+	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+	left = (long)(promise - now);
+	if (left < 60)
+		left = 60;
+	snprintf(v->due_minutes, sizeof(v->due_minutes), "%ld", (left + 299) / 300 * 5);
+	snprintf(v->due_hours, sizeof(v->due_hours), "%ld", (left + 3599) / 3600);
+	snprintf(v->due_hours_plural, sizeof(v->due_hours_plural), "%s",
+	    (left + 3599) / 3600 == 1 ? "" : "s");
+	snprintf(v->due_in_minutes, sizeof(v->due_in_minutes), "%s", left < 90 * 60 ? "yes" : "");
+}
+
+char *
+ack_subject(long long case_id, const char *subject)
+{
+	static const char *const prefixes[] = {
+		"re:", "fw:", "fwd:", "aw:", "wg:", "sv:", "vs:", "tr:", "rif:", "r:",
+		"antw:", "ответ:", "отв:", "відповідь:", "від:", "на:",
+	};
+	char *clean = compose_sanitize(subject ? subject : ""), *p = clean;
+	struct buf b;
+	int again = 1;
+
+	while (again) {
+		again = 0;
+		while (*p == ' ')
+			p++;
+		for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+			size_t n = strlen(prefixes[i]);
+			if (strncasecmp(p, prefixes[i], n) == 0) {
+				p += n;
+				again = 1;
+			}
+		}
+		/* An old "[HG-n]" tag, ours or a wrong one, is replaced. */
+		if (strncasecmp(p, "[hg-", 4) == 0 && strchr(p, ']') != NULL) {
+			p = strchr(p, ']') + 1;
+			again = 1;
+		}
+	}
+	buf_init(&b, 4096);
+	buf_printf(&b, "Re: [HG-%lld]%s%s", case_id, *p ? " " : "", p);
+	free(clean);
+	return buf_steal(&b);
+}
+
+/* Lowercase, so that the milter (which lowercases what it sees) matches it. */
+static void
+ack_message_id(char *out, size_t outlen, long long case_id, const char *kind,
+    const char *support_address)
+{
+	unsigned char rnd[8];
+	const char *domain = strrchr(support_address, '@');
+	char hex[17];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		memcpy(rnd, &ts.tv_nsec, sizeof(rnd) < sizeof(ts.tv_nsec) ? sizeof(rnd) : sizeof(ts.tv_nsec));
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(out, outlen, "hg-%lld.%s.%s@%s", case_id, kind, hex,
+	    domain ? domain + 1 : "helpgate.invalid");
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+/* ---- decisions ---- */
+
+static int
+ack_no_reply(const struct ack_ctx *a, const char *address)
+{
+	for (size_t i = 0; i < a->no_reply_count; i++)
+		if (regexec(&a->no_reply[i], address, 0, NULL, 0) == 0)
+			return 1;
+	return 0;
+}
+
+/* Why the message gets no acknowledgement, or NULL when it gets one. */
+static const char *
+ack_skip_reason(const struct ack_ctx *a, struct store *s, const struct message_rec *m,
+    const struct case_rec *c, time_t now, char *why, size_t whylen, enum store_rc *rc)
+{
+	long long first = 0;
+	int count = 0;
+
+	*rc = STORE_OK;
+	if (strcmp(m->direction, "in") != 0)
+		return strcmp(m->direction, "staff") == 0 ? "staff" : "not-from-client";
+	if ((*rc = store_case_first_message(s, m->case_id, &first)) != STORE_OK)
+		return NULL;
+	if (first != m->id)
+		return "follow-up";
+	if (m->auto_reason[0] != '\0') {
+		snprintf(why, whylen, "auto:%s", m->auto_reason);
+		return why;
+	}
+	if (c->client[0] == '\0' || strchr(c->client, '@') == NULL)
+		return "no-address";
+	if (config_is_staff(a->cfg, c->client))
+		return "staff";
+	if (config_is_support_address(a->cfg, c->client))
+		return "support-address";
+	if (ack_no_reply(a, c->client))
+		return "no-reply-sender";
+	if ((*rc = store_outbox_count_acks(s, c->client, now - 3600, &count)) != STORE_OK)
+		return NULL;
+	if (count >= a->cfg->ack_per_hour)
+		return "rate-limit-hour";
+	if ((*rc = store_outbox_count_acks(s, c->client, now - 86400, &count)) != STORE_OK)
+		return NULL;
+	if (count >= a->cfg->ack_per_day)
+		return "rate-limit-day";
+	return NULL;
+}
+
+static int
+ack_render(const struct ack_ctx *a, const char *kind, const char *lang,
+    struct ack_vars *v, struct buf *out, char *err, size_t errlen)
+{
+	const char *text = ack_template_lang(a, kind, lang);
+
+	if (text == NULL) {
+		snprintf(err, errlen, "no template %s.%s.txt", kind, lang);
+		return -1;
+	}
+	if (template_render(text, ack_lookup, v, out, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+ack_vars_init(struct ack_vars *v, const struct ack_ctx *a, const struct case_rec *c, time_t now)
+{
+	memset(v, 0, sizeof(*v));
+	v->c = c;
+	snprintf(v->case_name, sizeof(v->case_name), "HG-%lld", c->id);
+	v->subject = compose_sanitize(c->subject);
+	snprintf(v->urgency, sizeof(v->urgency), "P%d", c->urgency);
+	ack_fill_due(v, a->cfg, now);
+}
+
+/* Builds the outbox row for an acknowledgement to the client. */
+static int
+ack_build(const struct ack_ctx *a, const struct case_rec *c, const struct message_rec *m,
+    time_t now, struct outbox_rec *o, char *err, size_t errlen)
+{
+	struct ack_vars v;
+	struct buf ask, body, refs;
+	char category_kind[80];
+	int rc = -1;
+
+	ack_vars_init(&v, a, c, now);
+	buf_init(&ask, 64 * 1024);
+	buf_init(&body, 256 * 1024);
+	buf_init(&refs, 4096);
+	snprintf(category_kind, sizeof(category_kind), "ask.%s", c->category);
+	if (ack_template_lang(a, category_kind, c->lang) == NULL)
+		snprintf(category_kind, sizeof(category_kind), "ask.other");
+	if (ack_render(a, category_kind, c->lang, &v, &ask, err, errlen) != 0)
+		goto out;
+	v.ask = buf_str(&ask);
+	if (ack_render(a, "ack", c->lang, &v, &body, err, errlen) != 0)
+		goto out;
+
+	memset(o, 0, sizeof(*o));
+	o->case_id = c->id;
+	snprintf(o->kind, sizeof(o->kind), "ack");
+	snprintf(o->recipient, sizeof(o->recipient), "%s", c->client);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "ack", c->support_address);
+	if (m->references[0])
+		buf_printf(&refs, "%s ", m->references);
+	buf_append_str(&refs, m->message_id);
+
+	char *subject = ack_subject(c->id, c->subject);
+	struct compose_header extra[] = {
+		{ "Auto-Submitted", "auto-replied" },
+		{ "X-Auto-Response-Suppress", "All" },
+		{ "Precedence", "auto_reply" },
+		{ "X-Helpgate-Case", v.case_name },
+	};
+	struct compose msg = {
+		.from_address = c->support_address,
+		.from_name = a->cfg->from_name,
+		.to_address = c->client,
+		.subject = subject,
+		.message_id = o->message_id,
+		.in_reply_to = m->message_id,
+		.references = buf_str(&refs),
+		.date = now,
+		.extra = extra,
+		.extra_count = sizeof(extra) / sizeof(extra[0]),
+		.body = buf_str(&body),
+	};
+	o->content = compose_message(&msg);
+	o->created = now;
+	o->next_attempt = now;
+	free(subject);
+	rc = 0;
+out:
+	free(v.subject);
+	buf_free(&ask);
+	buf_free(&body);
+	buf_free(&refs);
+	return rc;
+}
+
+/* A new P1 case: the escalation address hears of it at once. */
+static int
+ack_build_p1_notice(const struct ack_ctx *a, const struct case_rec *c, time_t now,
+    struct outbox_rec *o, char *err, size_t errlen)
+{
+	struct ack_vars v;
+	struct buf body, subject;
+	char due[64];
+
+	ack_vars_init(&v, a, c, now);
+	clock_format_rfc5322((time_t)c->first_due, due, sizeof(due));
+	snprintf(v.due_local, sizeof(v.due_local), "%s", due);
+	buf_init(&body, 256 * 1024);
+	if (ack_render(a, "notice-p1", "en", &v, &body, err, errlen) != 0) {
+		free(v.subject);
+		buf_free(&body);
+		return -1;
+	}
+	buf_init(&subject, 4096);
+	buf_printf(&subject, "[HG-%lld] P1 %s (%s): %s", c->id, c->category, c->tier, v.subject);
+	memset(o, 0, sizeof(*o));
+	o->case_id = c->id;
+	snprintf(o->kind, sizeof(o->kind), "notice");
+	snprintf(o->recipient, sizeof(o->recipient), "%s", a->cfg->escalation_address);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "p1", c->support_address);
+	struct compose_header extra[] = {
+		{ "Auto-Submitted", "auto-generated" },
+		{ "X-Helpgate-Case", v.case_name },
+		{ "X-Helpgate-Urgency", "P1" },
+		{ "X-Helpgate-Notice", "new-p1" },
+		{ "Importance", "high" },
+	};
+	struct compose msg = {
+		.from_address = c->support_address,
+		.from_name = "helpgate",
+		.to_address = o->recipient,
+		.subject = buf_str(&subject),
+		.message_id = o->message_id,
+		.date = now,
+		.extra = extra,
+		.extra_count = sizeof(extra) / sizeof(extra[0]),
+		.body = buf_str(&body),
+	};
+	o->content = compose_message(&msg);
+	o->created = o->next_attempt = now;
+	free(v.subject);
+	buf_free(&body);
+	buf_free(&subject);
+	return 0;
+}
+
+struct ack_batch {
+	struct message_rec	*items;
+	size_t			 count;
+	int			 limit;
+};
+
+static int
+ack_collect(const struct message_rec *m, void *arg)
+{
+	struct ack_batch *b = arg;
+
+	b->items = xrealloc(b->items, (b->count + 1) * sizeof(*b->items));
+	b->items[b->count++] = *m;
+	return 0;
+}
+
+/* One message, one transaction: the decision and its outbox rows commit
+ * together or not at all. */
+static enum store_rc
+ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time_t now)
+{
+	struct case_rec *c = xmalloc(sizeof(*c));
+	struct outbox_rec o;
+	char why[96] = "", decision[64], err[256] = "";
+	const char *skip;
+	enum store_rc rc;
+	int notice = 0;
+
+	memset(&o, 0, sizeof(o));
+	if ((rc = store_begin(s)) != STORE_OK)
+		goto out;
+	if ((rc = store_case_get(s, m->case_id, c)) != STORE_OK)
+		goto fail;
+	skip = ack_skip_reason(a, s, m, c, now, why, sizeof(why), &rc);
+	if (rc != STORE_OK)
+		goto fail;
+	/* A new P1 case pages someone whatever happens to the client's copy
+	 * (a rate-limited or no-reply client still has an outage). */
+	notice = c->urgency == 1 && a->cfg->escalation_address != NULL &&
+	    strcmp(m->direction, "in") == 0 && m->auto_reason[0] == '\0' &&
+	    (skip == NULL || strcmp(skip, "follow-up") != 0);
+
+	if (skip == NULL) {
+		if (ack_build(a, c, m, now, &o, err, sizeof(err)) != 0) {
+			log_warnx("HG-%lld: cannot render the acknowledgement: %s", c->id, err);
+			snprintf(decision, sizeof(decision), "skip:template-error");
+		} else {
+			rc = store_outbox_add(s, &o);
+			if (rc == STORE_EXISTS) {
+				snprintf(decision, sizeof(decision), "skip:already-acknowledged");
+			} else if (rc != STORE_OK) {
+				goto fail;
+			} else {
+				snprintf(decision, sizeof(decision), "queued");
+				struct message_rec *out = xcalloc(1, sizeof(*out));
+				out->case_id = c->id;
+				snprintf(out->message_id, sizeof(out->message_id), "%s", o.message_id);
+				snprintf(out->direction, sizeof(out->direction), "out");
+				snprintf(out->sender, sizeof(out->sender), "%s", c->support_address);
+				out->received = now;
+				snprintf(out->subject, sizeof(out->subject), "acknowledgement");
+				out->urgency = c->urgency;
+				snprintf(out->ack, sizeof(out->ack), "n/a");
+				/* Recorded so that the client's reply to the ack
+				 * threads into the case. */
+				rc = store_message_add(s, out);
+				free(out);
+				if (rc != STORE_OK && rc != STORE_EXISTS)
+					goto fail;
+			}
+		}
+	} else {
+		snprintf(decision, sizeof(decision), "skip:%s", skip);
+	}
+	outbox_rec_clear(&o);
+
+	if (notice) {
+		if (ack_build_p1_notice(a, c, now, &o, err, sizeof(err)) != 0) {
+			log_warnx("HG-%lld: cannot render the P1 notice: %s", c->id, err);
+		} else if ((rc = store_outbox_add(s, &o)) != STORE_OK && rc != STORE_EXISTS) {
+			goto fail;
+		}
+		outbox_rec_clear(&o);
+	}
+	if ((rc = store_message_set_ack(s, m->id, decision)) != STORE_OK)
+		goto fail;
+	if ((rc = store_commit(s)) != STORE_OK)
+		goto fail;
+	log_info("HG-%lld: acknowledgement %s to <%s>%s", c->id, decision, c->client,
+	    notice ? "; P1 notice queued" : "");
+	goto out;
+fail:
+	outbox_rec_clear(&o);
+	store_rollback(s);
+out:
+	free(c);
+	return rc;
+}
+
+int
+ack_run(struct ack_ctx *a, struct store *s, time_t now, int limit)
+{
+	struct ack_batch batch = { NULL, 0, limit };
+	enum store_rc rc;
+	int done = 0;
+
+	rc = store_message_undecided(s, limit, ack_collect, &batch);
+	if (rc != STORE_OK) {
+		if (rc != STORE_BUSY)
+			log_warnx("reading new messages: %s: %s", store_strerror(rc), store_errmsg(s));
+		free(batch.items);
+		return -1;
+	}
+	for (size_t i = 0; i < batch.count; i++) {
+		rc = ack_decide(a, s, &batch.items[i], now);
+		if (rc != STORE_OK) {
+			if (rc != STORE_BUSY)
+				log_warnx("HG-%lld: deciding the acknowledgement: %s: %s",
+				    batch.items[i].case_id, store_strerror(rc), store_errmsg(s));
+			break;
+		}
+		done++;
+	}
+	free(batch.items);
+	return rc == STORE_OK ? done : (done ? done : -1);
+}
+
+int
+ack_check_templates(struct ack_ctx *a, char *err, size_t errlen)
+{
+	struct case_rec c;
+	struct ack_vars v;
+	struct buf out;
+	int rc = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.id = 1;
+	c.urgency = 1;
+	c.first_due = 3600;
+	snprintf(c.subject, sizeof(c.subject), "sample");
+	ack_vars_init(&v, a, &c, 0);
+	buf_init(&out, 1024 * 1024);
+	for (size_t i = 0; i < a->file_count && rc == 0; i++) {
+		char e[200];
+		buf_reset(&out);
+		if (template_render(a->files[i].text, ack_lookup, &v, &out, e, sizeof(e)) != 0) {
+			snprintf(err, errlen, "%s/%s: %s", a->cfg->templates_dir, a->files[i].name, e);
+			rc = -1;
+		}
+	}
+	free(v.subject);
+	buf_free(&out);
+	return rc;
+}

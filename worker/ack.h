@@ -1,0 +1,41 @@
+/*
+ * ack - the first lesson of support: tell the client at once that they were
+ * heard, which case they have, and when a person will answer.
+ *
+ * ack_run() takes the messages the worker has not decided about yet and, for
+ * each, in one transaction: decides (acknowledge, or skip with a reason),
+ * renders the acknowledgement from conf/templates in the client's language,
+ * and puts it in the outbox — or records why not.  A new P1 case also puts
+ * a notice for EscalationAddress in the outbox.  Sending is outbox.c's job;
+ * nothing here talks to the network, so a crash at any point leaves either
+ * no decision (redone after restart) or a committed one (never redone).
+ */
+#ifndef HG_ACK_H
+#define HG_ACK_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "store.h"
+
+struct ack_ctx;
+
+/* Compiles the no-reply patterns and reads the templates; NULL with err
+ * when a template is missing or broken. */
+struct ack_ctx	*ack_ctx_new(const struct config *cfg, char *err, size_t errlen);
+void		 ack_ctx_free(struct ack_ctx *a);	/* accepts NULL */
+
+/* Decides about at most limit undecided messages; returns how many it
+ * handled, or -1 when the store failed (logged). */
+int	ack_run(struct ack_ctx *a, struct store *s, time_t now, int limit);
+
+/* For tests and `config check`: renders every template once with sample
+ * values.  0, or -1 with the first problem in err. */
+int	ack_check_templates(struct ack_ctx *a, char *err, size_t errlen);
+
+/* "Re: [HG-12] Original" from the case number and the client's subject:
+ * reply prefixes and an old tag are not repeated.  Caller frees. */
+char   *ack_subject(long long case_id, const char *subject);
+
+#endif

@@ -1,0 +1,129 @@
+#include "outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define BACKOFF_FIRST	15
+#define BACKOFF_MAX	300	/* a relay back after an outage is used within 5 minutes */
+
+long
+outbox_backoff(int attempts)
+{
+	long wait = BACKOFF_FIRST;
+
+	for (int i = 1; i < attempts && wait < BACKOFF_MAX; i++)
+		wait *= 2;
+	return wait < BACKOFF_MAX ? wait : BACKOFF_MAX;
+}
+
+struct outbox_batch {
+	struct outbox_rec	*items;
+	size_t			 count;
+};
+
+static int
+outbox_collect(struct outbox_rec *o, void *arg)
+{
+	struct outbox_batch *b = arg;
+
+	b->items = xrealloc(b->items, (b->count + 1) * sizeof(*b->items));
+	b->items[b->count] = *o;
+	o->content = NULL;	/* ownership moves to the batch */
+	b->count++;
+	return 0;
+}
+
+/* Writes o's new state; a failure here is logged, and the row is found
+ * again on the next pass. */
+static enum store_rc
+outbox_save(struct store *s, struct outbox_rec *o)
+{
+	enum store_rc rc = store_outbox_update(s, o);
+
+	if (rc != STORE_OK)
+		log_warnx("outbox #%lld: recording state %s: %s: %s", o->id, o->state,
+		    store_strerror(rc), store_errmsg(s));
+	return rc;
+}
+
+static enum store_rc
+outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t now)
+{
+	char err[256] = "";
+	enum relay_result res;
+	enum store_rc rc;
+
+	if (strcmp(o->state, "sending") == 0 && o->relay_seen) {
+		snprintf(o->state, sizeof(o->state), "sent");
+		o->sent_at = now;
+		log_info("HG-%lld: %s to <%s> was taken by the relay before a restart; not sent again",
+		    o->case_id, o->kind, o->recipient);
+		return outbox_save(s, o);
+	}
+	snprintf(o->state, sizeof(o->state), "sending");
+	o->attempts++;
+	if ((rc = outbox_save(s, o)) != STORE_OK)
+		return rc;
+
+	res = relay_send(r, o->envelope_from, o->recipient, o->content, err, sizeof(err));
+	now = clock_now();
+	switch (res) {
+	case RELAY_SENT:
+		snprintf(o->state, sizeof(o->state), "sent");
+		o->sent_at = now;
+		o->last_error[0] = '\0';
+		log_info("HG-%lld: %s sent to <%s> (attempt %d)", o->case_id, o->kind,
+		    o->recipient, o->attempts);
+		break;
+	case RELAY_TEMPFAIL:
+		snprintf(o->last_error, sizeof(o->last_error), "%s", err);
+		if (now - o->created > OUTBOX_LIFETIME) {
+			snprintf(o->state, sizeof(o->state), "failed");
+			log_warnx("HG-%lld: %s to <%s> given up after %d attempts: %s", o->case_id,
+			    o->kind, o->recipient, o->attempts, err);
+		} else {
+			snprintf(o->state, sizeof(o->state), "pending");
+			o->next_attempt = now + outbox_backoff(o->attempts);
+			log_warnx("HG-%lld: %s to <%s> deferred (attempt %d, next in %lds): %s",
+			    o->case_id, o->kind, o->recipient, o->attempts,
+			    (long)(o->next_attempt - now), err);
+		}
+		break;
+	case RELAY_PERMFAIL:
+		snprintf(o->state, sizeof(o->state), "failed");
+		snprintf(o->last_error, sizeof(o->last_error), "%s", err);
+		log_warnx("HG-%lld: %s to <%s> refused by the relay: %s", o->case_id, o->kind,
+		    o->recipient, err);
+		break;
+	}
+	return outbox_save(s, o);
+}
+
+int
+outbox_run(struct store *s, struct relay *r, time_t now, int limit)
+{
+	struct outbox_batch batch = { NULL, 0 };
+	enum store_rc rc;
+	int done = 0;
+
+	if (r == NULL)
+		return 0;
+	rc = store_outbox_due(s, now, limit, outbox_collect, &batch);
+	if (rc != STORE_OK) {
+		if (rc != STORE_BUSY)
+			log_warnx("reading the outbox: %s: %s", store_strerror(rc), store_errmsg(s));
+		return -1;
+	}
+	for (size_t i = 0; i < batch.count; i++) {
+		if (rc == STORE_OK && (rc = outbox_send_one(s, r, &batch.items[i], now)) == STORE_OK)
+			done++;
+		outbox_rec_clear(&batch.items[i]);
+	}
+	free(batch.items);
+	return rc == STORE_OK || done ? done : -1;
+}
