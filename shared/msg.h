@@ -4,17 +4,32 @@
  * msg_parse() takes the raw message (header block, blank line, body; CRLF or
  * LF line ends; possibly cut short by the caller's scan limit) and returns
  * decoded UTF-8:
- *   - header values with RFC 2047 encoded-words decoded (any charset iconv
- *     knows; an unknown charset leaves the encoded-word as it was and sets
- *     MSG_UNKNOWN_CHARSET);
- *   - the body text: the first text/plain part that is not an attachment,
- *     else the first text/html part reduced to text, transfer encoding
- *     (quoted-printable, base64, 7bit/8bit) and charset (utf-8, koi8-r,
- *     windows-1251, iso-8859-*, ...) decoded to UTF-8; attachments skipped;
+ *   - header values unfolded, trimmed, with RFC 2047 encoded-words decoded
+ *     (any charset iconv knows; adjacent words joined).  A word in an
+ *     unknown charset is kept decoded when its bytes are valid UTF-8 and is
+ *     otherwise left as it was; MSG_UNKNOWN_CHARSET is set either way.
+ *     Raw 8-bit header text is UTF-8 when valid, else decoded by guess
+ *     (windows-1251, KOI8 or windows-1252).  CR, LF and NUL become spaces.
+ *   - the body text: the first text/plain part that is not an attachment
+ *     (Content-Disposition: attachment, or a name/filename parameter), else
+ *     the first such text/html part reduced to text (MSG_HTML_ONLY);
+ *     nested multiparts are walked (at most 16 levels); an attached
+ *     message/rfc822 is read only when there is no other text.  Transfer
+ *     encoding (quoted-printable, base64, 7bit/8bit) and charset (utf-8,
+ *     koi8-r, windows-1251, iso-8859-*, ...) are decoded to UTF-8; a part
+ *     without a charset is UTF-8 when valid, else guessed as above; line
+ *     ends become "\n", a byte order mark is dropped, NUL becomes a space.
  *   - flags describing what was odd about the message.
  * It never fails on malformed input: whatever can be read is returned and
- * MSG_MALFORMED is set.  All output strings are valid UTF-8 (invalid bytes
- * are replaced by U+FFFD), NUL-terminated, free of NUL bytes, and capped.
+ * MSG_MALFORMED is set.  A multipart whose closing boundary is missing (the
+ * input was cut short) still yields the parts that are there.  All output
+ * strings are valid UTF-8 (invalid bytes become U+FFFD), NUL-terminated,
+ * free of NUL bytes, and capped: at most 1000 headers, 64 KiB per header
+ * value, 256 references, max_text bytes of body text.
+ *
+ * Cost is linear in the input (nesting depth is capped, the chosen part is
+ * decoded only up to a multiple of max_text); about 30 us for 100 KB of
+ * plain text.  Thread-safe: no shared state (libxml2 is initialised once).
  * The result is owned by the caller: msg_free() (accepts NULL).
  */
 #ifndef HG_MSG_H
@@ -22,37 +37,44 @@
 
 #include <stddef.h>
 
-#define MSG_MALFORMED		0x01	/* MIME structure was broken; best effort */
+#define MSG_MALFORMED		0x01	/* MIME structure was broken (missing or unused
+					 * boundary, no blank line after the header,
+					 * junk in base64); best effort */
 #define MSG_TRUNCATED		0x02	/* input or text was cut at a limit */
-#define MSG_UNKNOWN_CHARSET	0x04	/* a charset iconv does not know; bytes kept as is */
+#define MSG_UNKNOWN_CHARSET	0x04	/* a charset we do not convert; bytes kept
+					 * (sanitised) or guessed as for no charset */
 #define MSG_HTML_ONLY		0x08	/* no text/plain: text came from HTML */
-#define MSG_REPORT		0x10	/* multipart/report or message/delivery-status */
-#define MSG_NO_TEXT		0x20	/* no readable text part at all */
+#define MSG_REPORT		0x10	/* multipart/report or message/delivery-status
+					 * (not inside a forwarded message/rfc822) */
+#define MSG_NO_TEXT		0x20	/* no text part, or only white space in it */
 
 struct msg_header {
 	char	*name;		/* as sent, e.g. "Subject" */
-	char	*raw;		/* raw value, unfolded, leading space removed */
-	char	*value;		/* RFC 2047 decoded UTF-8 */
+	char	*raw;		/* raw value, unfolded, trimmed (invalid bytes U+FFFD) */
+	char	*value;		/* RFC 2047 decoded UTF-8, trimmed */
 };
 
 struct msg {
 	struct msg_header *headers;	/* in message order */
 	size_t		   header_count;
 	char		  *subject;	/* decoded; "" when absent */
-	char		  *from_address;	/* addr-spec of From, lowercase; "" if none */
+	char		  *from_address;	/* addr-spec of From, lowercase; "" if none;
+					 * may lack '@' ("mailer-daemon") */
 	char		  *from_name;	/* decoded display name; "" if none */
 	char		  *message_id;	/* without <>; "" when absent */
 	char		  *in_reply_to;	/* first msg-id without <>; "" */
-	char		 **references;	/* msg-ids without <>, oldest first */
+	char		 **references;	/* msg-ids without <>, oldest first; past 256
+					 * the first and the 255 newest are kept */
 	size_t		   reference_count;
 	char		  *content_type;	/* top level, lowercase "type/subtype"; "text/plain" default */
-	char		  *text;	/* the readable body text, UTF-8 */
-	size_t		   text_len;
+	char		  *text;	/* the readable body text, UTF-8, "\n" line ends */
+	size_t		   text_len;	/* strlen(text), <= max_text */
 	unsigned	   flags;	/* MSG_* */
 };
 
-/* Parses raw[0..len).  max_text caps the decoded body text (bytes).
- * Never returns NULL. */
+/* Parses raw[0..len) (raw may be NULL when len is 0).  max_text caps the
+ * decoded body text in bytes, cut on a character boundary (MSG_TRUNCATED).
+ * Never returns NULL; out of memory is fatal (xalloc.h). */
 struct msg	*msg_parse(const char *raw, size_t len, size_t max_text);
 void		 msg_free(struct msg *m);
 
@@ -62,18 +84,31 @@ const char	*msg_header(const struct msg *m, const char *name);
 const char	*msg_header_raw(const struct msg *m, const char *name);
 
 /* RFC 2047 helpers, also used for headers helpgate writes. */
-/* Decodes encoded-words in a header value; result is UTF-8, caller frees. */
+/* Decodes encoded-words in a header value, which may still be folded; the
+ * result is UTF-8, trimmed, at most 64 KiB, never NULL (NULL in gives "").
+ * Caller frees. */
 char		*msg_decode_header_value(const char *raw);
 /* Encodes UTF-8 text for an unstructured header (e.g. Subject) as ASCII: the
  * text itself when it is plain printable ASCII, else =?UTF-8?B?...?= words of
  * at most 75 characters, separated by "\n " folding when there is more than
  * one (libmilter and RFC 5322 folding).  first_line_used: characters already
  * used on the first line ("Subject: " = 9).  CR, LF and NUL in the input are
- * replaced by spaces.  Caller frees. */
+ * replaced by spaces, invalid UTF-8 by U+FFFD.  Printable ASCII is folded
+ * at spaces to keep lines within 78 characters where a space allows it; an
+ * ASCII word that would pass 998, or text containing "=?", is encoded.  A
+ * word never splits a UTF-8 character; each encoded line but the first is
+ * at most 73 characters, the first at most 78 unless first_line_used
+ * leaves no room for a word holding one character (past about 58).
+ * msg_decode_header_value() gives the (sanitised, trimmed) text back.
+ * Caller frees. */
 char		*msg_encode_header_value(const char *utf8, size_t first_line_used);
 
-/* Converts len bytes in charset to UTF-8 (invalid sequences -> U+FFFD).
- * Returns NULL when iconv does not know the charset. Caller frees. */
+/* Converts len bytes in charset to UTF-8 (invalid sequences -> U+FFFD; NUL
+ * bytes are kept, so use *outlen).  Accepts the aliases real mail uses
+ * ("utf8", "win-1251", "ks_c_5601-1987", ...); "" or "us-ascii" means
+ * "UTF-8 if valid, else guessed".  Returns NULL for a charset we do not
+ * convert (unknown to iconv, or outside the families mail uses, such as
+ * EBCDIC).  outlen may be NULL.  Caller frees. */
 char		*msg_charset_to_utf8(const char *charset, const char *in, size_t len, size_t *outlen);
 
 #endif
