@@ -282,14 +282,14 @@ ack_skip_reason(const struct ack_ctx *a, struct store *s, const struct message_r
 	*rc = STORE_OK;
 	if (strcmp(m->direction, "in") != 0)
 		return strcmp(m->direction, "staff") == 0 ? "staff" : "not-from-client";
-	if ((*rc = store_case_first_message(s, m->case_id, &first)) != STORE_OK)
-		return NULL;
-	if (first != m->id)
-		return "follow-up";
 	if (m->auto_reason[0] != '\0') {
 		snprintf(why, whylen, "auto:%s", m->auto_reason);
 		return why;
 	}
+	if ((*rc = store_case_first_message(s, m->case_id, &first)) != STORE_OK)
+		return NULL;
+	if (first != m->id)
+		return "follow-up";
 	if (c->client[0] == '\0' || strchr(c->client, '@') == NULL)
 		return "no-address";
 	if (config_is_staff(a->cfg, c->client))
@@ -491,7 +491,7 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 	 * (a rate-limited or no-reply client still has an outage). */
 	notice = c->urgency == 1 && a->cfg->escalation_address != NULL &&
 	    strcmp(m->direction, "in") == 0 && m->auto_reason[0] == '\0' &&
-	    (skip == NULL || strcmp(skip, "follow-up") != 0);
+	    (skip == NULL || strcmp(skip, "follow-up") != 0) && !c->first_response_at;
 
 	if (skip == NULL) {
 		if (ack_build(a, c, m, now, &o, err, sizeof(err)) != 0) {

@@ -70,12 +70,12 @@ ms_free_port() {
 			if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then
 				continue
 			fi
-			rm -rf "$MS_PORT_DIR/$p"
+			rm -rf "${MS_PORT_DIR:?}/$p"
 			mkdir "$MS_PORT_DIR/$p" 2>/dev/null || continue
 		fi
 		echo "$$" >"$MS_PORT_DIR/$p/pid"
 		if _ms_port_in_use "$p"; then
-			rm -rf "$MS_PORT_DIR/$p"
+			rm -rf "${MS_PORT_DIR:?}/$p"
 			continue
 		fi
 		MS_PORTS+=("$p")
@@ -102,8 +102,6 @@ ms_init() {
 	trap ms_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	POSTFIX_UID=$(id -u postfix) || return 1
-	POSTFIX_GID=$(id -g postfix) || return 1
 }
 
 # ms_on_exit CMD...: run CMD (one string, eval'ed) at exit, before processes
@@ -111,41 +109,54 @@ ms_init() {
 ms_on_exit() { MS_EXIT_HOOKS+=("$*"); }
 
 # _ms_stop_pid PID [GRACE_SECONDS]: TERM, wait up to GRACE seconds, KILL.
+# Returns the exit status of PID if it is a child of this shell (128+N
+# when killed by signal N), else 0.
 _ms_stop_pid() {
 	local pid=$1 grace=${2:-6} i
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < grace * 20; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		# a zombie child of ours counts as gone once reaped
-		if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-			break
-		fi
-		sleep 0.05
-	done
-	kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] &&
-		kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null
+		for ((i = 0; i < grace * 20; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+	fi
+	if kill -0 "$pid" 2>/dev/null; then
+		ms_log "pid $pid ignored SIGTERM for ${grace}s: SIGKILL"
+		i=KILL
+	fi
+	# the group's redirection also hides bash's "Killed" job notice
+	{
+		[ "$i" = KILL ] && kill -KILL "$pid"
+		wait "$pid"
+	} 2>/dev/null
+	i=$?
+	[ "$i" = 127 ] && i=0
+	return "$i"
 }
 
-# _ms_postfix_pids: PIDs of processes of this private Postfix (they inherit
-# MAIL_CONFIG=$MS_T/pf from "postfix -c").
-_ms_postfix_pids() {
-	local f pid
-	[ -n "${MS_T:-}" ] || return 0
-	for f in /proc/[0-9]*/environ; do
-		pid=${f#/proc/}; pid=${pid%/environ}
-		[ "$pid" = "$$" ] && continue
-		if tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "MAIL_CONFIG=$MS_T/pf"; then
-			echo "$pid"
-		fi
+# _ms_pids_with_env VAR=VALUE...: PIDs of processes (other than this shell)
+# whose environment holds one of these exact entries.  The private Postfix
+# inherits MAIL_CONFIG=$MS_T/pf from "postfix -c"; everything started from
+# this shell inherits MS_T=$MS_T.  Call it as pids=$(...): the pipeline's
+# own processes are gone by the time the list is used.
+_ms_pids_with_env() {
+	local args=() e
+	for e in "$@"; do args+=(-e "$e"); done
+	grep -lzxF "${args[@]}" /proc/[0-9]*/environ 2>/dev/null |
+		sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p' | grep -vx "$$"
+}
+
+# _ms_kill_list PID...: SIGKILL each PID except this shell.
+_ms_kill_list() {
+	local pid
+	for pid in "$@"; do
+		[ "$pid" = "$$" ] || kill -KILL "$pid" 2>/dev/null
 	done
 }
 
 # ms_stop_postfix: "postfix stop", wait for the master to go, kill leftovers.
 ms_stop_postfix() {
-	local master i pid
+	local master i pids
 	[ "${MS_POSTFIX_UP:-0}" = 1 ] || return 0
 	master=$(tr -d ' ' <"$MS_T/queue/pid/master.pid" 2>/dev/null)
 	postfix -c "$MS_T/pf" stop >/dev/null 2>&1
@@ -154,9 +165,9 @@ ms_stop_postfix() {
 		sleep 0.05
 	done
 	[ -n "$master" ] && kill -KILL "$master" 2>/dev/null
-	for pid in $(_ms_postfix_pids); do
-		kill -KILL "$pid" 2>/dev/null
-	done
+	pids=$(_ms_pids_with_env "MAIL_CONFIG=$MS_T/pf")
+	# shellcheck disable=SC2086
+	_ms_kill_list $pids
 	MS_POSTFIX_UP=0
 }
 
@@ -164,7 +175,9 @@ ms_stop_postfix() {
 # the ports, removes $MS_T unless MS_KEEP=1 (the path is printed then).
 ms_cleanup() {
 	local rc=$? h pid p
-	trap - EXIT INT TERM
+	# a second signal must not cut the clean-up short
+	trap - EXIT
+	trap '' INT TERM HUP
 	for h in "${MS_EXIT_HOOKS[@]}"; do
 		eval "$h" || true
 	done
@@ -173,11 +186,18 @@ ms_cleanup() {
 		_ms_stop_pid "$pid" 6
 	done
 	MS_PIDS=()
+	# anything else started from here that is still around (a signal can
+	# land between "cmd &" and recording its PID)
+	if [ -n "${MS_T:-}" ]; then
+		p=$(_ms_pids_with_env "MS_T=$MS_T" "MAIL_CONFIG=$MS_T/pf")
+		# shellcheck disable=SC2086
+		_ms_kill_list $p
+	fi
 	for p in "${MS_PORTS[@]}"; do
 		rm -rf "${MS_PORT_DIR:?}/$p"
 	done
 	if [ -n "${MS_T:-}" ] && [ -d "$MS_T" ]; then
-		if [ "$rc" != 0 ] || [ "${T_FAILED:-0}" != 0 ]; then
+		if [ "$rc" != 0 ] && [ "${T_DONE:-0}" = 0 ]; then
 			ms_diag
 		fi
 		if [ "${MS_KEEP:-0}" = 1 ]; then
@@ -214,13 +234,14 @@ _ms_wait_banner() {
 	local port=$1 timeout=${2:-10} end line
 	end=$((SECONDS + timeout))
 	while [ "$SECONDS" -le "$end" ]; do
-		if exec {_ms_fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-			line=
-			read -r -t 2 line <&"$_ms_fd"
-			printf 'QUIT\r\n' >&"$_ms_fd" 2>/dev/null
-			exec {_ms_fd}>&-
-			case "$line" in 220*) return 0 ;; esac
-		fi
+		line=$(
+			exec 2>/dev/null
+			exec 3<>"/dev/tcp/127.0.0.1/$port" || exit
+			read -r -t 2 line <&3
+			printf 'QUIT\r\n' >&3
+			printf '%s' "$line"
+		)
+		case "$line" in 220*) return 0 ;; esac
 		sleep 0.05
 	done
 	return 1
@@ -266,16 +287,9 @@ _ms_sink_open_files() {
 
 # ms_list_sink: complete messages in the sink, oldest first, one path a line.
 ms_list_sink() {
-	local open f
 	[ -d "$MS_T/sink" ] || return 0
-	open=$(_ms_sink_open_files)
 	find "$MS_T/sink" -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2- |
-		while IFS= read -r f; do
-			if [ -n "$open" ] && grep -qxF "$f" <<<"$open"; then
-				continue
-			fi
-			printf '%s\n' "$f"
-		done
+		grep -vxF -f <(_ms_sink_open_files)
 }
 
 # ms_list_maildir: delivered Maildir messages, oldest first.
@@ -286,12 +300,12 @@ ms_list_maildir() {
 
 # ms_list_delivered: every delivered message (sink and Maildirs), oldest first.
 ms_list_delivered() {
-	{
-		[ -d "$MS_T/sink" ] && ms_list_sink | while IFS= read -r f; do
-			printf '%s %s\n' "$(stat -c %.9Y "$f")" "$f"
-		done
-		[ -d "$MS_T/mail" ] && find "$MS_T/mail" -type f -path '*/new/*' -printf '%T@ %p\n'
-	} | sort -n | cut -d' ' -f2-
+	local dirs=()
+	[ -d "$MS_T/sink" ] && dirs+=("$MS_T/sink")
+	[ -d "$MS_T/mail" ] && dirs+=("$MS_T/mail")
+	[ "${#dirs[@]}" != 0 ] || return 0
+	find "${dirs[@]}" -type f \( -path "$MS_T/sink/*" -o -path '*/new/*' \) -printf '%T@ %p\n' |
+		sort -n | cut -d' ' -f2- | grep -vxF -f <(_ms_sink_open_files)
 }
 
 # ms_count_sink / ms_count_delivered: numbers of complete messages.
@@ -390,20 +404,43 @@ smtpd_milters = $milters
 non_smtpd_milters = $milters
 EOF
 	if [ "${MS_DELIVERY:-relay}" = maildir ]; then
+		# Every address of these domains gets its own Maildir,
+		# $T/mail/<address>/.  virtual(8) cannot do that (it refuses
+		# regexp substitution in virtual_mailbox_maps), so the domains
+		# are virtual mailbox domains whose transport is a pipe(8) into
+		# _ms_write_deliver's script; static:ok accepts every address.
 		mkdir -p "$T/mail"
-		chown postfix: "$T/mail"
+		chown nobody: "$T/mail"
 		cat >>"$T/pf/main.cf" <<EOF
 virtual_mailbox_domains = ${MS_MAILDIR_DOMAINS:-example.com client.test staff.example.com}
-virtual_mailbox_base = $T/mail
-virtual_mailbox_maps = regexp:{ {/^(.+)\$/ \${1}/} }
-virtual_uid_maps = static:$POSTFIX_UID
-virtual_gid_maps = static:$POSTFIX_GID
+virtual_mailbox_maps = static:ok
+virtual_transport = maildir
+maildir_destination_recipient_limit = 1
 EOF
 	fi
 	# MS_MAIN_CF_EXTRA: more main.cf lines from the caller (last one wins)
 	if [ -n "${MS_MAIN_CF_EXTRA:-}" ]; then
 		printf '%s\n' "$MS_MAIN_CF_EXTRA" >>"$T/pf/main.cf"
 	fi
+}
+
+# _ms_write_deliver: the Maildir delivery script run by the "maildir"
+# pipe(8) service as user nobody (it cannot run as mail_owner postfix).
+_ms_write_deliver() {
+	cat >"$MS_T/pf/maildir-deliver" <<'EOF'
+#!/bin/sh
+# maildir-deliver BASE ADDRESS: stdin into the Maildir BASE/ADDRESS/ (tmp/,
+# then renamed into new/).  Exit 75 (EX_TEMPFAIL) defers, 67 (EX_NOUSER)
+# bounces.  Written by tests/lib/mailstack.sh.
+umask 022
+case "$2" in "" | */* | .*) exit 67 ;; esac
+d="$1/$2"
+mkdir -p "$d/tmp" "$d/new" "$d/cur" || exit 75
+f="$(date +%s.%N).P$$.mx"
+cat >"$d/tmp/$f" || { rm -f "$d/tmp/$f"; exit 75; }
+mv "$d/tmp/$f" "$d/new/$f" || exit 75
+EOF
+	chmod 755 "$MS_T/pf/maildir-deliver"
 }
 
 # _ms_write_master_cf: master.cf, no chroot, a postlog service, smtpd on
@@ -445,6 +482,8 @@ anvil      unix  - - n -     1 anvil
 scache     unix  - - n -     1 scache
 postlog    unix-dgram n - n - 1 postlogd
 EOF
+		printf '%s\n' "maildir    unix  - n n -     - pipe" \
+			"  flags=DROhu user=nobody argv=/bin/sh $MS_T/pf/maildir-deliver $MS_T/mail \${recipient}"
 	} >"$MS_T/pf/master.cf"
 }
 
@@ -452,7 +491,7 @@ EOF
 # check", start, wait for the banner on $MS_SMTP_PORT (and every extra
 # listener).  MILTER_SOCKET in libmilter or Postfix syntax, empty = none;
 # it becomes smtpd_milters and non_smtpd_milters.
-# Env: MS_DELIVERY=maildir (virtual delivery of MS_MAILDIR_DOMAINS, default
+# Env: MS_DELIVERY=maildir (delivery of MS_MAILDIR_DOMAINS, default
 # "example.com client.test staff.example.com", to $MS_T/mail/<address>/;
 # other domains still go to the sink), MS_MAIN_CF_EXTRA (more main.cf lines).
 ms_start_postfix() {
@@ -462,17 +501,21 @@ ms_start_postfix() {
 	chown postfix: "$MS_T/data"
 	_ms_write_main_cf "$milters"
 	_ms_write_master_cf
-	if ! postfix -c "$MS_T/pf" check >"$MS_T/postfix-check.log" 2>&1; then
-		ms_log "postfix check failed:"
-		cat "$MS_T/postfix-check.log" >&2
-		return 1
-	fi
+	_ms_write_deliver
+	_ms_backdate_cf
+	# Up before "start": a signal during start must still stop it at exit.
+	MS_POSTFIX_UP=1
+	# "postfix start" runs the same checks as "postfix check" (check-fatal
+	# and check-warn); warnings are shown, not fatal.
 	if ! postfix -c "$MS_T/pf" start >"$MS_T/postfix-start.log" 2>&1; then
 		ms_log "postfix start failed:"
-		cat "$MS_T/postfix-start.log" >&2
+		sed 's/^/#   /' "$MS_T/postfix-start.log" >&2
 		return 1
 	fi
-	MS_POSTFIX_UP=1
+	if grep -qi 'warning' "$MS_T/postfix-start.log"; then
+		ms_log "postfix start warned:"
+		sed 's/^/#   /' "$MS_T/postfix-start.log" >&2
+	fi
 	if ! _ms_wait_banner "$MS_SMTP_PORT" 20; then
 		ms_log "postfix did not answer on port $MS_SMTP_PORT"
 		return 1
@@ -485,10 +528,17 @@ ms_start_postfix() {
 	done
 }
 
+# _ms_backdate_cf: Postfix commands wait (5 x 300 ms) while main.cf is
+# younger than a second or two; the files are complete, so age them.
+_ms_backdate_cf() {
+	touch -d '-10 seconds' "$MS_T/pf/main.cf" "$MS_T/pf/master.cf"
+}
+
 # ms_postconf KEY=VALUE...: change main.cf and reload; returns once the
 # master logged the reload.
 ms_postconf() {
 	postconf -c "$MS_T/pf" -e "$@" || return 1
+	_ms_backdate_cf
 	ms_reload
 }
 
@@ -538,8 +588,8 @@ ms_send() {
 	local args=() has_to=0 has_from=0 a rc
 	for a in "$@"; do
 		case "$a" in
-		--to | -t) has_to=1 ;;
-		--from | -f) has_from=1 ;;
+		--to | --to=* | -t) has_to=1 ;;
+		--from | --from=* | -f) has_from=1 ;;
 		esac
 	done
 	[ "$has_to" = 1 ] || args+=(--to support@example.com)
@@ -644,25 +694,45 @@ ms_start_milter() {
 }
 
 # ms_stop_pid PID: stop one recorded process (TERM, up to 8 s, KILL); it is
-# no longer stopped at exit.  libmilter needs up to ~5 s after SIGTERM.
+# no longer stopped at exit.  Returns its exit status (see _ms_stop_pid):
+# a sanitizer report makes it non-zero.  libmilter needs up to ~5 s after
+# SIGTERM.
 ms_stop_pid() {
-	local pid=$1 p keep=()
+	local pid=$1 p keep=() rc
 	_ms_stop_pid "$pid" 8
+	rc=$?
 	for p in "${MS_PIDS[@]}"; do
 		[ "$p" = "$pid" ] || keep+=("$p")
 	done
 	MS_PIDS=("${keep[@]}")
+	return "$rc"
 }
 
-# ms_stop_milter [PID]: stop a milter (default: the last one started) and
-# remove its unix socket.
+# ms_stop_milter [PID [SIGNAL]]: stop a milter (default: the last one
+# started), remove the unix socket of $MS_MILTER_SOCKET, return the
+# milter's exit status: 0 after a clean SIGTERM shutdown (libmilter takes
+# 1-5 s), non-zero after a sanitizer report; 143 if SIGTERM came before
+# smfi_main() set up libmilter's signal handling.  SIGNAL KILL simulates a
+# crash and skips the shutdown (status 137).
 ms_stop_milter() {
-	local pid=${1:-${MS_MILTER_PID:-}} path
+	local pid=${1:-${MS_MILTER_PID:-}} sig=${2:-TERM} path rc
 	[ -n "$pid" ] || return 0
-	ms_stop_pid "$pid"
+	if [ "$sig" = TERM ]; then
+		ms_stop_pid "$pid"
+		rc=$?
+	else
+		# a signal that ends the process (KILL, ABRT, SEGV ...)
+		{
+			kill "-$sig" "$pid"
+			wait "$pid"
+		} 2>/dev/null
+		rc=$?
+		ms_stop_pid "$pid"
+	fi
 	case "${MS_MILTER_SOCKET:-}" in
 	unix:* | local:*) path=${MS_MILTER_SOCKET#*:}; rm -f "$path" ;;
 	esac
+	return "$rc"
 }
 
 # ms_spawn VAR CMD...: run any helper in the background (output to
@@ -714,6 +784,7 @@ t_like() {
 # t_done: print "N passed, N failed" (the last line run.sh reads); status
 # 1 if anything failed.  Call it last: "t_done; exit" or "exit $(...)".
 t_done() {
+	T_DONE=1
 	if [ "$T_FAILED" != 0 ]; then
 		ms_diag
 	fi

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - "make bench": what helpgate costs Postfix, measured in
+# one run against baselines from the same run.
+#
+# 1. Postfix throughput.  ONE private Postfix relays to ONE smtp-sink; it
+#    has three smtpd listeners, each with its own smtpd_milters: none, the
+#    trivial libmilter filter (tests/bench/trivial-milter.c: adds one header
+#    at end-of-message) and helpgate-milter, both on unix sockets.  Each
+#    round sends BENCH_MESSAGES messages of BENCH_SIZE bytes to the support
+#    address with smtp-source (BENCH_SESSIONS sessions) to each listener in
+#    turn (the order rotates every round) and times until all of them are
+#    in the sink.  Medians over BENCH_ROUNDS rounds, and the ratios
+#      helpgate/trivial (target >= 0.95)   helpgate/none (aim >= 0.90)
+# 2. The milters' own CPU time per message (utime+stime from /proc/PID/stat
+#    around their rounds).
+# 3. Classifier throughput on a 100 KB message: BUILD/tests/bench-classify.
+# 4. Acknowledgement latency: see bench_ack_latency below (not written yet).
+#
+# Env: BENCH_ROUNDS (5), BENCH_MESSAGES (2000), BENCH_SIZE (10240),
+# BENCH_SESSIONS (8), BENCH_WARMUP (200 messages per setup, not counted),
+# BENCH_BIN (bin), BENCH_BUILD (build/rel), BENCH_STRICT=1 (exit 1 when a
+# target is missed; otherwise the numbers are reported and the exit status
+# only says whether the benchmark ran), MS_KEEP=1 (keep the temp dir).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+root=$(pwd)
+. "$root/tests/lib/mailstack.sh"
+
+rounds=${BENCH_ROUNDS:-5}
+messages=${BENCH_MESSAGES:-2000}
+size=${BENCH_SIZE:-10240}
+sessions=${BENCH_SESSIONS:-8}
+warmup=${BENCH_WARMUP:-200}
+bindir=${BENCH_BIN:-bin}
+builddir=${BENCH_BUILD:-build/rel}
+rcpt=support@example.com
+sender=client@client.test
+clk_tck=$(getconf CLK_TCK)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+missed=0
+
+say() { printf '%s\n' "$*"; }
+
+# median V...: the median of numbers.
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+		END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
+		      else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# cpu_ticks PID: utime + stime of a process (all threads), in clock ticks.
+cpu_ticks() {
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# count_sink: SINK_N = files in the sink.  A glob, not find | wc: the poll
+# must not steal CPU from the two cores being measured.
+count_sink() {
+	local files=("$MS_T"/sink/*)
+	SINK_N=${#files[@]}
+	[ -e "${files[0]}" ] || SINK_N=0
+}
+
+# send_round PORT N: N messages through 127.0.0.1:PORT, timed until all are
+# in the sink (complete) and the queue is empty; prints messages/s.
+send_round() {
+	local port=$1 n=$2 t0 t1 limit
+	find "$MS_T/sink" -type f -delete
+	t0=$(date +%s.%N)
+	if ! smtp-source -s "$sessions" -m "$n" -l "$size" -M client.test \
+		-S "Cannot log in to my account" -t "$rcpt" -f "$sender" \
+		"127.0.0.1:$port" >>"$MS_T/smtp-source.log" 2>&1; then
+		ms_log "smtp-source failed against port $port (see $MS_T/smtp-source.log)"
+		tail -n 5 "$MS_T/smtp-source.log" >&2
+		return 1
+	fi
+	limit=$((SECONDS + 60 + n / 10))
+	while count_sink && [ "$SINK_N" -lt "$n" ]; do
+		if [ "$SECONDS" -gt "$limit" ]; then
+			ms_log "only $SINK_N of $n messages arrived"
+			ms_diag
+			return 1
+		fi
+		sleep 0.05
+	done
+	while [ -n "$(_ms_sink_open_files)" ]; do sleep 0.01; done
+	t1=$(date +%s.%N)
+	ms_wait_delivered "$n" 30 >/dev/null || return 1
+	awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
+}
+
+# check_target NAME VALUE OP LIMIT WORD: print and remember a missed target.
+check_target() {
+	local verdict
+	if awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { exit !(op == ">=" ? v >= l : v <= l) }'; then
+		verdict=ok
+	else
+		verdict=MISSED
+		missed=$((missed + 1))
+	fi
+	printf '%-18s = %s (%s %s %s): %s\n' "$1" "$2" "$5" "$3" "$4" "$verdict"
+}
+
+# write_helpgate_conf FILE: conf/helpgate.conf for the benchmark: store in
+# $MS_T, absolute keyword and template directories, no syslog.
+write_helpgate_conf() {
+	grep -viE '^[[:space:]]*(Socket|Database|SupportAddress|KeywordsDir|TemplatesDir|Syslog|SyslogFacility|PidFile|UserID|Relay)[[:space:]]' \
+		"$root/conf/helpgate.conf" >"$1"
+	cat >>"$1" <<EOF
+Socket			unix:$MS_T/hg.sock
+Database		$MS_T/hg.db
+SupportAddress		$rcpt
+KeywordsDir		$root/conf/keywords
+TemplatesDir		$root/conf/templates
+Syslog			no
+Relay			smtp://127.0.0.1:$MS_SINK_PORT
+EOF
+}
+
+# ---------------------------------------------------------------- set-up
+
+for tool in smtp-source smtp-sink postfix; do
+	command -v "$tool" >/dev/null || { say "bench: $tool missing (make deps)"; exit 1; }
+done
+[ -x "$bindir/trivial-milter" ] || { say "bench: no $bindir/trivial-milter (make programs)"; exit 1; }
+
+ms_init || exit 1
+ms_start_sink || exit 1
+
+setups=(none trivial)
+declare -A port pid
+MS_MILTER_SOCKET="unix:$MS_T/trivial.sock"
+ms_start_milter "$bindir/trivial-milter" -p "$MS_MILTER_SOCKET" || exit 1
+pid[trivial]=$MS_MILTER_PID
+ms_add_smtpd 'port[trivial]' "$MS_MILTER_SOCKET" || exit 1
+
+if [ -x "$bindir/helpgate-milter" ]; then
+	write_helpgate_conf "$MS_T/helpgate.conf"
+	MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
+	if ms_start_milter "$bindir/helpgate-milter" -f -c "$MS_T/helpgate.conf" -p "$MS_MILTER_SOCKET"; then
+		pid[helpgate]=$MS_MILTER_PID
+		ms_add_smtpd 'port[helpgate]' "$MS_MILTER_SOCKET" || exit 1
+		setups+=(helpgate)
+	else
+		say "bench: helpgate-milter did not start: the helpgate setup is SKIPPED"
+		missed=$((missed + 1))
+	fi
+else
+	say "bench: no $bindir/helpgate-milter yet: the helpgate setup is SKIPPED"
+fi
+
+ms_start_postfix "" || exit 1
+port[none]=$MS_SMTP_PORT
+
+say "== Postfix throughput: smtp-source -s $sessions -m $messages -l $size to $rcpt"
+say "   private Postfix $(postconf -c "$MS_T/pf" -h mail_version) on 127.0.0.1, relaying to smtp-sink;"
+say "   setups: ${setups[*]} (milters on unix sockets); $rounds rounds, interleaved"
+say "   $(nproc) CPUs; load average before the benchmark: $load_before"
+
+# Warm-up: start smtpd, cleanup, smtp and the milters' threads once.
+for s in "${setups[@]}"; do
+	[ "$warmup" -gt 0 ] || break
+	send_round "${port[$s]}" "$warmup" >/dev/null || exit 1
+done
+
+# Sanity: one message through each setup shows it does what it should.
+declare -A rate cpu sent
+for s in "${setups[@]}"; do
+	send_round "${port[$s]}" 1 >/dev/null || exit 1
+	sample=$(ms_list_sink | head -n 1)
+	case "$s" in
+	none) [ "$(ms_header_count "$sample" X-Trivial)" = 0 ] || { say "bench: the none setup ran a milter"; exit 1; } ;;
+	trivial) [ "$(ms_header "$sample" X-Trivial)" = 1 ] || { say "bench: the trivial milter did not tag"; exit 1; } ;;
+	helpgate) grep -qi "^X-Helpgate-" "$sample" || say "bench: WARNING: helpgate-milter added no X-Helpgate-* header" ;;
+	esac
+	rate[$s]=""
+	cpu[$s]=0
+	sent[$s]=0
+done
+
+printf '%-8s' round; printf ' %10s' "${setups[@]}"; printf '   (messages/s)\n'
+n=${#setups[@]}
+for ((r = 1; r <= rounds; r++)); do
+	declare -A this=()
+	for ((i = 0; i < n; i++)); do
+		s=${setups[$(((i + r - 1) % n))]}
+		c0=0
+		[ -n "${pid[$s]:-}" ] && c0=$(cpu_ticks "${pid[$s]}")
+		v=$(send_round "${port[$s]}" "$messages") || exit 1
+		if [ -n "${pid[$s]:-}" ]; then
+			cpu[$s]=$((cpu[$s] + $(cpu_ticks "${pid[$s]}") - c0))
+		fi
+		sent[$s]=$((sent[$s] + messages))
+		this[$s]=$v
+		rate[$s]="${rate[$s]} $v"
+	done
+	printf '%-8s' "$r"
+	for s in "${setups[@]}"; do printf ' %10s' "${this[$s]}"; done
+	printf '\n'
+done
+
+declare -A med
+printf '%-8s' median
+for s in "${setups[@]}"; do
+	# shellcheck disable=SC2086
+	med[$s]=$(median ${rate[$s]})
+	printf ' %10s' "${med[$s]}"
+done
+printf '\n%-8s' spread
+for s in "${setups[@]}"; do
+	# shellcheck disable=SC2086
+	printf ' %10s' "$(printf '%s\n' ${rate[$s]} | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }')"
+done
+printf '   (min-max: a wide spread means other load on the machine)\n\n'
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; }
+say "trivial/none       = $(ratio "${med[trivial]}" "${med[none]}") (what any libmilter filter costs)"
+if [ -n "${med[helpgate]:-}" ]; then
+	check_target helpgate/trivial "$(ratio "${med[helpgate]}" "${med[trivial]}")" '>=' 0.95 target
+	check_target helpgate/none "$(ratio "${med[helpgate]}" "${med[none]}")" '>=' 0.90 aim
+else
+	say "helpgate/trivial   = n/a (target >= 0.95): helpgate-milter not benchmarked"
+	say "helpgate/none      = n/a (aim >= 0.90): helpgate-milter not benchmarked"
+fi
+
+say ""
+say "== Milter CPU time per message (user+system, all threads, over the measured rounds)"
+for s in trivial helpgate; do
+	[ -n "${pid[$s]:-}" ] || continue
+	awk -v t="${cpu[$s]}" -v hz="$clk_tck" -v n="${sent[$s]}" -v s="$s" \
+		'BEGIN { printf "%-16s %.3f ms/message (%.2f s CPU for %d messages)\n", s, t / hz * 1000 / n, t / hz, n }'
+done
+
+say ""
+say "== Classifier throughput (100 KB message, one core; target >= 5000 messages/s)"
+if [ -x "$builddir/tests/bench-classify" ]; then
+	"$builddir/tests/bench-classify" || { say "bench-classify failed"; missed=$((missed + 1)); }
+else
+	say "$builddir/tests/bench-classify not built (tests/bench/bench-classify.c missing?): skipped"
+fi
+
+# ---------------------------------------------------------------- ack latency
+# bench_ack_latency: acknowledgement latency (support mail in -> the
+# worker's acknowledgement in the sink).  To be written: start
+# bin/helpgate-worker against $MS_T/helpgate.conf (Relay points at the
+# sink), send support mail through port[helpgate], time until each
+# acknowledgement shows up with ms_wait_sink / ms_find_by_header, print
+# median and p95.
+bench_ack_latency() {
+	say "(not written yet)"
+}
+say ""
+say "== Acknowledgement latency"
+bench_ack_latency
+
+say ""
+if [ "$missed" != 0 ]; then
+	say "bench: $missed target(s) missed or skipped"
+	[ "${BENCH_STRICT:-0}" = 1 ] && exit 1
+fi
+exit 0

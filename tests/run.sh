@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# tests/run.sh BUILD_DIR - the "make check" runner.
+#
+# Runs, one after the other (the machine has two cores, the integration
+# tests each run a private Postfix):
+#   1. every unit test binary BUILD_DIR/tests/test_*
+#   2. every tests/integration/test_*.sh and tests/milter/*.sh, with the
+#      absolute path of BUILD_DIR/bin as $1
+#   3. the fuzz regression: build/fuzz/fuzz-msg (if built) executes each
+#      file of tests/fuzz/corpus and tests/data once; one pass or failure.
+# Every suite ends its output with "N passed, N failed"; this script adds
+# them up and ends with one such line for everything.  A suite that exits
+# non-zero, hits the time limit or prints no summary line counts one more
+# failure.  Output of each suite is kept in BUILD_DIR/test-logs/ and its
+# tail printed when the suite fails.
+#
+# Env: TEST_TIMEOUT (seconds per suite, default 600), TEST_VERBOSE=1 (print
+# every suite's output), TEST_FILTER (substring: run only matching suites).
+set -u
+
+build=${1:?usage: tests/run.sh BUILD_DIR}
+cd "$(dirname "$0")/.." || exit 1
+root=$(pwd)
+[ -d "$build" ] || { echo "tests/run.sh: no build directory $build"; exit 1; }
+build=$(cd "$build" && pwd)
+
+# LeakSanitizer works here as root (ptrace is allowed); UBSan stops at the
+# first error so that a report cannot scroll by unnoticed.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LC_ALL=C.UTF-8
+export CI=${CI:-}
+
+logdir="$build/test-logs"
+rm -rf "$logdir"
+mkdir -p "$logdir"
+timeout_s=${TEST_TIMEOUT:-600}
+total_pass=0
+total_fail=0
+failed_suites=()
+start_all=$SECONDS
+
+# run_suite NAME CMD...: run one suite, add its counts.
+run_suite() {
+	local name=$1 log rc line p f note t0 dt
+	shift
+	case "$name" in *"${TEST_FILTER:-}"*) ;; *) return 0 ;; esac
+	log="$logdir/$(printf '%s' "$name" | tr '/' '_').log"
+	t0=$(date +%s.%N)
+	timeout -k 10 "$timeout_s" "$@" </dev/null >"$log" 2>&1
+	rc=$?
+	dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+	note=""
+	if [ -n "$line" ]; then
+		p=${line%% passed*}
+		f=${line#*, }; f=${f%% failed}
+	else
+		p=0 f=0
+	fi
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		f=$((f + 1)); note=" + timed out after ${timeout_s}s"
+	elif [ -z "$line" ]; then
+		f=$((f + 1)); note=" + exit $rc without a summary line"
+	elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		f=1; note=" + exit $rc"
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	if [ "$f" = 0 ]; then
+		printf '  ok    %-40s %4d passed  (%ss)\n' "$name" "$p" "$dt"
+		[ "${TEST_VERBOSE:-0}" = 1 ] && sed 's/^/        | /' "$log"
+	else
+		printf '  FAIL  %-40s %4d passed, %d failed%s  (%ss)\n' "$name" "$p" "$f" "$note" "$dt"
+		failed_suites+=("$name")
+		if [ "${TEST_VERBOSE:-0}" = 1 ]; then
+			sed 's/^/        | /' "$log"
+		else
+			echo "        --- $log"
+			if [ "$(wc -l <"$log")" -gt 40 ]; then
+				grep -E '^(not ok|FAIL)' "$log" | head -n 20 | sed 's/^/        | /'
+				echo "        | ..."
+			fi
+			tail -n 40 "$log" | sed 's/^/        | /'
+		fi
+	fi
+}
+
+# fuzz_regression: run fuzz-msg over every corpus and data file once.
+fuzz_regression() {
+	local fuzz=$1 files=()
+	local d
+	for d in tests/fuzz/corpus tests/data; do
+		[ -d "$d" ] || continue
+		while IFS= read -r -d '' f; do files+=("$f"); done < <(find "$d" -type f -print0 | sort -z)
+	done
+	if [ "${#files[@]}" = 0 ]; then
+		echo "no inputs in tests/fuzz/corpus or tests/data"
+		echo "1 passed, 0 failed"
+		return 0
+	fi
+	# Files as arguments: libFuzzer executes each once and mutates nothing.
+	if printf '%s\0' "${files[@]}" | xargs -0 "$fuzz" -runs=0; then
+		echo "${#files[@]} inputs ran clean"
+		echo "1 passed, 0 failed"
+	else
+		echo "0 passed, 1 failed"
+		return 1
+	fi
+}
+
+echo "== unit tests ($build/tests)"
+n=0
+for t in "$build"/tests/test_*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	case "$t" in *.o | *.d) continue ;; esac
+	run_suite "unit/$(basename "$t")" "$t"
+	n=$((n + 1))
+done
+[ "$n" = 0 ] && echo "  (no unit test binaries)"
+
+echo "== integration and milter tests (bin: $build/bin)"
+n=0
+for s in tests/integration/test_*.sh tests/milter/*.sh; do
+	[ -f "$s" ] || continue
+	run_suite "${s#tests/}" bash "$root/$s" "$build/bin"
+	n=$((n + 1))
+done
+[ "$n" = 0 ] && echo "  (no integration scripts)"
+
+echo "== fuzz regression"
+if [ -x build/fuzz/fuzz-msg ]; then
+	export -f fuzz_regression
+	run_suite "fuzz/fuzz-msg regression" bash -c 'fuzz_regression "$1"' _ "$root/build/fuzz/fuzz-msg"
+else
+	echo "  (build/fuzz/fuzz-msg not built: skipped)"
+fi
+
+echo "== $((SECONDS - start_all))s; logs in $logdir"
+if [ "${#failed_suites[@]}" != 0 ]; then
+	echo "failed suites: ${failed_suites[*]}"
+fi
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]
