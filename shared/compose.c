@@ -122,34 +122,6 @@ add_id_list(struct buf *b, const char *name, const char *ids)
 	free(clean);
 }
 
-/* "Name <addr>", with Name encoded when needed. */
-static void
-add_address(struct buf *b, const char *header, const char *name, const char *addr)
-{
-	char *clean_addr = compose_sanitize(addr);
-
-	if (name != NULL && *name) {
-		char *clean_name = compose_sanitize(name);
-		int ascii = 1;
-		for (const char *p = clean_name; *p; p++)
-			if ((unsigned char)*p > 126 || strchr("\"\\()<>@,;:[]", *p))
-				ascii = 0;
-		if (ascii) {
-			buf_printf(b, "%s: %s <%s>\r\n", header, clean_name, clean_addr);
-		} else {
-			char *enc = msg_encode_header_value(clean_name, strlen(header) + 2);
-			/* An encoded-word in a phrase must not contain some
-			 * specials; the B encoding never does. */
-			buf_printf(b, "%s: %s <%s>\r\n", header, enc, clean_addr);
-			free(enc);
-		}
-		free(clean_name);
-	} else {
-		buf_printf(b, "%s: <%s>\r\n", header, clean_addr);
-	}
-	free(clean_addr);
-}
-
 /* msg_encode_header_value folds with "\n "; a message on the wire wants CRLF. */
 static void
 append_crlf(struct buf *b, const char *s)
@@ -162,6 +134,55 @@ append_crlf(struct buf *b, const char *s)
 		else
 			buf_append_char(b, *s);
 	}
+}
+
+/* A bare addr-spec: everything up to the first character that cannot be in
+ * one unquoted, so "a@b>\r\nBcc: x" becomes "a@b". */
+static char *
+compose_addr_spec(const char *addr)
+{
+	char *clean = compose_sanitize(addr), *p = clean;
+
+	while (*p == '<' || *p == ' ')
+		p++;
+	memmove(clean, p, strlen(p) + 1);
+	clean[strcspn(clean, " <>,;:\"()[]\\")] = '\0';
+	return clean;
+}
+
+/* "Name <addr>", with Name encoded when needed, folded before "<addr>"
+ * when the line would pass 78 characters. */
+static void
+add_address(struct buf *b, const char *header, const char *name, const char *addr)
+{
+	char *clean_addr = compose_addr_spec(addr);
+
+	if (name != NULL && *name) {
+		char *clean_name = compose_sanitize(name);
+		int ascii = 1;
+		for (const char *p = clean_name; *p; p++)
+			if ((unsigned char)*p > 126 || strchr("\"\\()<>@,;:[]", *p))
+				ascii = 0;
+		if (ascii) {
+			buf_printf(b, "%s: %s <%s>\r\n", header, clean_name, clean_addr);
+		} else {
+			char *enc = msg_encode_header_value(clean_name, strlen(header) + 2);
+			const char *last_nl = strrchr(enc, '\n');
+			size_t last = strlen(last_nl ? last_nl + 1 : enc) + (last_nl ? 0 : strlen(header) + 2);
+
+			/* An encoded-word in a phrase must not contain some
+			 * specials; the B encoding never does. */
+			buf_printf(b, "%s: ", header);
+			append_crlf(b, enc);
+			buf_printf(b, "%s<%s>\r\n", last + 3 + strlen(clean_addr) > 78 ? "\r\n " : " ",
+			    clean_addr);
+			free(enc);
+		}
+		free(clean_name);
+	} else {
+		buf_printf(b, "%s: <%s>\r\n", header, clean_addr);
+	}
+	free(clean_addr);
 }
 
 char *

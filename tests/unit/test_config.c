@@ -58,7 +58,11 @@ test_good_config(void)
 	    "MaxBodyScan 64K\n"
 	    "StoreTimeout 250ms\n"
 	    "SLA trial P2 first=45m\n"
-	    "SLA gold P1 first=10m resolve=2h\n");
+	    "SLA gold P1 first=10m resolve=2h\n"
+	    "EscalationAddress OnCall@Example.com\n"
+	    "AckRateLimit 2 9\n"
+	    "NoReplyPattern ^robot@\n"
+	    "AckMargin 45m\n");
 
 	buf_init(&errors, 4096);
 	cfg = config_load(path, &errors);
@@ -72,6 +76,12 @@ test_good_config(void)
 	T_EQ_INT(cfg->max_body_scan, 65536);
 	T_EQ_INT(cfg->store_timeout_ms, 250);
 	T_EQ_STR(cfg->timezone, "Europe/Kyiv");
+	T_EQ_STR(cfg->escalation_address, "oncall@example.com");
+	T_EQ_INT(cfg->ack_per_hour, 2);
+	T_EQ_INT(cfg->ack_per_day, 9);
+	T_EQ_INT(cfg->no_reply_patterns.count, 1);
+	T_EQ_INT(cfg->ack_margin, 45 * 60);
+	T_EQ_INT(cfg->poll_interval_ms, 200);
 	T_CHECK(config_is_support_address(cfg, "<support@example.com>"));
 	T_CHECK(config_is_support_address(cfg, "SUPPORT@example.com"));
 	T_CHECK(config_is_support_address(cfg, "support+billing@example.com"));
@@ -113,7 +123,10 @@ test_bad_config(void)
 	    "Timezone Mars/Olympus\n"
 	    "SupportAddress not-an-address\n"
 	    "Syslog perhaps\n"
-	    "Socket\n");
+	    "Socket\n"
+	    "AckRateLimit five\n"
+	    "NoReplyPattern (unclosed\n"
+	    "EscalationAddress nobody\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
@@ -127,6 +140,9 @@ test_bad_config(void)
 	T_CONTAINS(buf_str(&errors), "bad.conf:8: SupportAddress");
 	T_CONTAINS(buf_str(&errors), "bad.conf:9: Syslog");
 	T_CONTAINS(buf_str(&errors), "bad.conf:10: Socket needs a value");
+	T_CONTAINS(buf_str(&errors), "bad.conf:11: AckRateLimit");
+	T_CONTAINS(buf_str(&errors), "bad.conf:12: NoReplyPattern");
+	T_CONTAINS(buf_str(&errors), "bad.conf:13: EscalationAddress");
 	buf_free(&errors);
 
 	buf_init(&errors, 8192);
@@ -155,6 +171,9 @@ test_shipped_config(void)
 	if (cfg != NULL) {
 		T_EQ_INT(cfg->max_body_scan, 256 * 1024);
 		T_EQ_STR(cfg->socket, "inet:8891@127.0.0.1");
+		T_EQ_INT(cfg->ack_per_hour, 5);
+		T_EQ_INT(cfg->ack_per_day, 20);
+		T_CHECK(cfg->no_reply_patterns.count >= 1);
 	}
 	config_unref(cfg);
 	buf_free(&errors);
