@@ -1043,6 +1043,7 @@ ctl_message_row(const struct message_rec *m, void *arg)
 		json_kv_int(&cs->out, "urgency", m->urgency);
 		json_kv_string(&cs->out, "category", m->category);
 		json_kv_string(&cs->out, "auto_reason", m->auto_reason);
+		json_kv_string(&cs->out, "ack", m->ack);
 		json_kv_string(&cs->out, "excerpt", m->excerpt);
 		json_object_end(&cs->out);
 		cs->count++;
@@ -1062,6 +1063,10 @@ ctl_message_row(const struct message_rec *m, void *arg)
 		printf("  automatic: ");
 		ctl_put_text(stdout, m->auto_reason, 64, NULL);
 	}
+	if (m->ack[0] && strcmp(m->ack, "n/a") != 0) {
+		printf("  acknowledgement: ");
+		ctl_put_text(stdout, m->ack, 64, NULL);
+	}
 	if (m->subject[0]) {
 		printf("\n    Subject: ");
 		ctl_put_text(stdout, m->subject, 200, NULL);
@@ -1070,6 +1075,107 @@ ctl_message_row(const struct message_rec *m, void *arg)
 	ctl_put_text(stdout, m->excerpt, CTL_EXCERPT_CHARS, "    | ");
 	fputc('\n', stdout);
 	return 0;
+}
+
+/* ---- outbox ---- */
+
+struct ctl_outbox {
+	struct buf	out;
+	int		json;
+	size_t		count;
+};
+
+static int
+ctl_outbox_row(struct outbox_rec *o, void *arg)
+{
+	struct ctl_outbox *ob = arg;
+	char t[64], t2[64];
+
+	ob->count++;
+	if (ob->json) {
+		json_object_begin(&ob->out);
+		json_kv_int(&ob->out, "id", o->id);
+		if (o->case_id)
+			json_kv_int(&ob->out, "case_id", o->case_id);
+		else
+			json_kv_null(&ob->out, "case_id");
+		json_kv_string(&ob->out, "kind", o->kind);
+		json_kv_string(&ob->out, "recipient", o->recipient);
+		json_kv_string(&ob->out, "message_id", o->message_id);
+		json_kv_string(&ob->out, "state", o->state);
+		json_kv_int(&ob->out, "attempts", o->attempts);
+		ctl_json_time(&ob->out, "created", o->created);
+		ctl_json_time(&ob->out, "next_attempt",
+		    strcmp(o->state, "pending") == 0 ? o->next_attempt : 0);
+		ctl_json_time(&ob->out, "sent_at", o->sent_at);
+		json_kv_string(&ob->out, "last_error", o->last_error);
+		json_object_end(&ob->out);
+		return 0;
+	}
+	printf("%-7s ", o->state);
+	if (o->case_id)
+		printf("HG-%-6lld ", o->case_id);
+	else
+		printf("%-9s ", "-");
+	ctl_cell(o->kind, 7);
+	printf("%s  ", ctl_short_time(o->sent_at ? o->sent_at : o->created, t, sizeof(t)));
+	ctl_put_text(stdout, o->recipient, 60, NULL);
+	if (o->attempts > 1 || o->last_error[0])
+		printf("  (%d attempts)", o->attempts);
+	if (strcmp(o->state, "pending") == 0 && o->attempts > 0)
+		printf("  next %s", ctl_short_time(o->next_attempt, t2, sizeof(t2)));
+	if (o->last_error[0]) {
+		printf("\n        ");
+		ctl_put_text(stdout, o->last_error, 200, NULL);
+	}
+	fputc('\n', stdout);
+	return 0;
+}
+
+static int
+ctl_cmd_outbox(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const char *limit_arg = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--json", NULL, &json }, { "--limit", &limit_arg, NULL }, { NULL, NULL, NULL },
+	};
+	struct ctl_outbox ob;
+	struct store *s;
+	enum store_rc rc;
+	long limit = 200;
+	char *end;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (limit_arg != NULL) {
+		limit = strtol(limit_arg, &end, 10);
+		if (*end || limit < 1 || limit > 1000000)
+			return ctl_usage_error(cmd, "--limit wants a count from 1 to 1000000");
+	}
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&ob, 0, sizeof(ob));
+	ob.json = json;
+	buf_init(&ob.out, CTL_JSON_MAX);
+	if (json)
+		json_array_begin(&ob.out);
+	else
+		printf("%-7s %-9s %-7s %-16s %s\n", "STATE", "CASE", "KIND", "WHEN", "TO");
+	if ((rc = store_outbox_list(s, 0, (int)limit, ctl_outbox_row, &ob)) != STORE_OK) {
+		buf_free(&ob.out);
+		return ctl_store_failed(ctl, "reading the outbox", rc);
+	}
+	if (json) {
+		json_array_end(&ob.out);
+		buf_append_char(&ob.out, '\n');
+		if (ctl_emit(&ob.out) != 0)
+			ret = CTL_EXIT_FAIL;
+	} else if (ob.count == 0) {
+		printf("the outbox is empty\n");
+	}
+	buf_free(&ob.out);
+	return ret;
 }
 
 static int
@@ -1129,16 +1235,37 @@ ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 		buf_free(&cs.out);
 		return ctl_store_failed(ctl, "reading the case's messages", rc);
 	}
+	struct ctl_outbox ob;
+	memset(&ob, 0, sizeof(ob));
+	ob.json = json;
+	buf_init(&ob.out, CTL_JSON_MAX);
+	if (json) {
+		json_array_begin(&ob.out);
+	} else {
+		if (cs.count == 0)
+			printf("\nno messages\n");
+		printf("\nSent by helpgate:\n");
+	}
+	rc = store_outbox_list(s, id, 1000, ctl_outbox_row, &ob);
+	if (rc != STORE_OK) {
+		buf_free(&cs.out);
+		buf_free(&ob.out);
+		return ctl_store_failed(ctl, "reading the case's outbox", rc);
+	}
 	if (json) {
 		json_array_end(&cs.out);
+		json_array_end(&ob.out);
+		json_key(&cs.out, "outbox");
+		buf_append(&cs.out, ob.out.data, ob.out.len);
 		json_object_end(&cs.out);
 		buf_append_char(&cs.out, '\n');
 		if (ctl_emit(&cs.out) != 0)
 			ret = CTL_EXIT_FAIL;
-	} else if (cs.count == 0) {
-		printf("\nno messages\n");
+	} else if (ob.count == 0) {
+		printf("nothing\n");
 	}
 	buf_free(&cs.out);
+	buf_free(&ob.out);
 	return ret;
 }
 
@@ -1171,6 +1298,8 @@ static const struct ctl_command ctl_commands[] = {
 	{ "cases", ctl_cmd_cases, "[--open] [--json]",
 	    "list cases, newest first (--open: not resolved)" },
 	{ "case show", ctl_cmd_case_show, "HG-N [--json]", "show a case and its messages" },
+	{ "outbox", ctl_cmd_outbox, "[--json] [--limit N]",
+	    "messages helpgate sends (acknowledgements, notices): pending, sent, failed; newest first" },
 	{ "config check", ctl_cmd_config_check, "", "check the configuration file" },
 	{ NULL, NULL, NULL, NULL },
 };
