@@ -13,12 +13,9 @@
 #include "milter.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +26,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "daemon.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -152,74 +150,6 @@ set_listen_nodelay(void)
 	}
 }
 
-/* user[:group]; fatal on any failure, uid last (Postfix chroot_uid.c). */
-static void
-drop_privileges(const char *userid)
-{
-	char user[128], *colon;
-	struct passwd *pw;
-	gid_t gid;
-
-	snprintf(user, sizeof(user), "%s", userid);
-	colon = strchr(user, ':');
-	if (colon != NULL)
-		*colon++ = '\0';
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("UserID %s: no such user", user);
-	gid = pw->pw_gid;
-	if (colon != NULL && *colon) {
-		struct group *gr = getgrnam(colon);
-		if (gr == NULL)
-			fatalx("UserID %s: no such group %s", userid, colon);
-		gid = gr->gr_gid;
-	}
-	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
-		return;
-	if (setgroups(1, &gid) != 0)
-		fatal("setgroups");
-	if (setgid(gid) != 0)
-		fatal("setgid %u", (unsigned)gid);
-	if (setuid(pw->pw_uid) != 0)
-		fatal("setuid %u", (unsigned)pw->pw_uid);
-	if (setuid(0) == 0)
-		fatalx("privileges were not dropped");
-}
-
-static void
-write_pidfile(const char *path)
-{
-	char line[32];
-	int fd, n;
-
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
-		fatal("PidFile %s", path);
-	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (write(fd, line, (size_t)n) != n)
-		fatal("PidFile %s", path);
-	close(fd);
-}
-
-static void
-daemonize(void)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		fatal("fork");
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		fatal("setsid");
-	int fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-}
-
 static void
 usage(FILE *fp)
 {
@@ -288,11 +218,11 @@ main(int argc, char **argv)
 	set_listen_nodelay();
 
 	if (!foreground)
-		daemonize();
+		daemon_detach();
 	if (cfg->pidfile != NULL)
-		write_pidfile(cfg->pidfile);
+		daemon_write_pidfile(cfg->pidfile);
 	if (cfg->userid != NULL)
-		drop_privileges(cfg->userid);
+		daemon_drop_privileges(cfg->userid);
 
 	milter_store_init(cfg->database, cfg->store_timeout_ms);
 

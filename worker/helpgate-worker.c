@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "store.h"
 
@@ -158,8 +159,8 @@ main(int argc, char **argv)
 	log_set_level(w.cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
-	if (!foreground && daemon(0, 0) != 0)
-		fatal("daemon");
+	if (!foreground)
+		daemon_detach();
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -170,13 +171,10 @@ main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (w.cfg->pidfile != NULL) {
-		FILE *fp = fopen(w.cfg->pidfile, "w");
-		if (fp == NULL)
-			fatal("PidFile %s", w.cfg->pidfile);
-		fprintf(fp, "%ld\n", (long)getpid());
-		fclose(fp);
-	}
+	if (w.cfg->pidfile != NULL)
+		daemon_write_pidfile(w.cfg->pidfile);
+	if (w.cfg->userid != NULL)
+		daemon_drop_privileges(w.cfg->userid);
 	log_info("started; case store %s, relay %s", w.cfg->database,
 	    w.cfg->relay ? w.cfg->relay : "(none: nothing is sent)");
 
