@@ -150,6 +150,7 @@ struct classify_rules {
 	size_t		ncws;
 	struct ac	main_ac, lang_ac;
 	struct markers	attribution, separator, qheader, signature;
+	struct markers	reply;		/* subject prefixes of a reply or forward */
 	/* bit b0 << 8 | b1: a line starting with raw bytes b0 b1 may start
 	 * with a separator, quote-header or signature marker */
 	unsigned char	marker_pair[65536 / 8];
@@ -1131,6 +1132,14 @@ parse_line(struct loader *ld, const char *file, int lineno, char *line)
 			r->classes[cls].threshold = (int)v;
 		return;
 	}
+	if (kwlen == 12 && memcmp(p, "reply-prefix", 12) == 0) {
+		if (restlen == 0 || restlen > 32 || !utf8_valid(rest, restlen)) {
+			load_error(ld, file, lineno, "usage: reply-prefix PREFIX (e.g. Re:)");
+			return;
+		}
+		markers_add(r, &r->reply, rest, restlen, 0);
+		return;
+	}
 	if ((kwlen == 17 && memcmp(p, "quote-attribution", 17) == 0) ||
 	    (kwlen == 15 && memcmp(p, "quote-separator", 15) == 0) ||
 	    (kwlen == 12 && memcmp(p, "quote-header", 12) == 0) ||
@@ -1459,6 +1468,7 @@ classify_rules_load(const char *dir, struct buf *errors)
 	markers_finish(r, &r->separator);
 	markers_finish(r, &r->qheader);
 	markers_finish(r, &r->signature);
+	markers_finish(r, &r->reply);
 
 	if (ld.nerrors == 0 && ld.nacr > 0) {
 		size_t size = 16;
@@ -1519,6 +1529,7 @@ classify_rules_free(struct classify_rules *r)
 	markers_free(&r->separator);
 	markers_free(&r->qheader);
 	markers_free(&r->signature);
+	markers_free(&r->reply);
 	if (r->acronyms)
 		for (size_t i = 0; i <= r->acronym_mask; i++)
 			free(r->acronyms[i]);
@@ -2702,6 +2713,10 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 	sc->f[0] = '\n';
 	sc->flen = 1;
 	sc->st.last_bang = (size_t)-2;
+	/* "Re: URGENT!!! ..." is the subject the client answered, not words
+	 * they chose now: like quoted text, it is not scored. */
+	if (line_starts_with(r, &r->reply, subject, subject + slen, 0))
+		slen = 0;
 	fold_run(sc, subject, slen);
 	fold_break(sc);
 	sc->subj_end = sc->flen;

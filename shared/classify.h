@@ -51,6 +51,9 @@
  *                               blanks ignored) starts the signature, which
  *                               is not scored either
  *     acronym WORD              an all-capitals WORD that is not shouting
+ *     reply-prefix PREFIX       a subject starting with PREFIX ("Re:", "AW:",
+ *                               "Ответ:") is inherited from the message
+ *                               answered and is not scored
  * Quoted text is not scored: lines starting with '>', and everything after
  * a separator or quote-header block.  After an attribution line, when the
  * next non-blank line starts with '>', only the '>' lines are quoted (the

@@ -23,7 +23,7 @@ struct relay {
 	char	*url;
 	char	*user;
 	char	*password;
-	char	 last_reply[256];	/* the relay's last reply line */
+	char	 last_reply[256];	/* the relay's last refusal (4xx/5xx) */
 };
 
 struct upload {
@@ -45,7 +45,8 @@ relay_read(char *out, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Keeps the relay's last reply line, the one that explains a refusal. */
+/* Keeps the relay's last 4xx/5xx reply, the one that explains a refusal
+ * (libcurl's QUIT gets a "221" afterwards, which explains nothing). */
 static int
 relay_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -53,7 +54,7 @@ relay_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 	size_t n;
 
 	(void)curl;
-	if (type != CURLINFO_HEADER_IN)
+	if (type != CURLINFO_HEADER_IN || size == 0 || (data[0] != '4' && data[0] != '5'))
 		return 0;
 	n = size < sizeof(r->last_reply) - 1 ? size : sizeof(r->last_reply) - 1;
 	memcpy(r->last_reply, data, n);

@@ -1000,6 +1000,35 @@ test_threads(void)
 	}
 }
 
+/* A reply's subject is the subject answered: "Re: URGENT!!! cannot send"
+ * over a calm "thanks, it works" is not an outage.  A fresh subject with
+ * the same words still counts. */
+static void
+test_reply_subject(void)
+{
+	struct classify_result r;
+
+	r = classify_text("Re: [HG-1042] URGENT: cannot send email",
+	    "Thanks, sending works again for most of us.\n");
+	T_CHECK(r.content_urgency >= 3);
+	r = classify_text("RE: URGENT!!! cannot send email", "Thank you, all fixed.\n");
+	T_CHECK(r.content_urgency >= 3);
+	r = classify_text("AW: Dringend: E-Mails werden nicht versendet", "Danke, es funktioniert.\n");
+	T_CHECK(r.content_urgency >= 3);
+	r = classify_text("Ответ: Срочно! Не отправляются письма", "Спасибо, всё работает.\n");
+	T_CHECK(r.content_urgency >= 3);
+	r = classify_text("Відповідь: Терміново! Не надсилаються листи", "Дякую, все працює.\n");
+	T_CHECK(r.content_urgency >= 3);
+	/* The body still speaks for itself. */
+	r = classify_text("Re: [HG-7] mail", "URGENT: we still cannot send any email!!!\n");
+	T_EQ_INT(r.content_urgency, 1);
+	/* Not a reply: the subject counts. */
+	r = classify_text("URGENT: cannot send email", "See subject.\n");
+	T_EQ_INT(r.content_urgency, 1);
+	r = classify_text("Report: cannot send email, urgent", "See subject.\n");
+	T_EQ_INT(r.content_urgency, 1);
+}
+
 int
 main(void)
 {
@@ -1025,6 +1054,7 @@ main(void)
 	test_other_languages();
 	test_shouting();
 	test_quoting();
+	test_reply_subject();
 	test_negation();
 	test_adjust();
 	test_auto();
