@@ -59,6 +59,8 @@ struct filter_ctx {
 	int			 outbound;
 	int			 outbound_tagged;
 	char			*outbound_message_id;
+	/* staff mail to anyone else: recorded on its case, never tagged */
+	int			 staff_reply;
 };
 
 /* With an SMFIP_NR_* step agreed, libmilter expects SMFIS_NOREPLY there. */
@@ -125,12 +127,10 @@ milter_store_shutdown(void)
  * timeout as the database itself, so a wedged store delays a message by at
  * most StoreTimeout, never by the length of the queue behind it.
  */
-static void
-filter_intake(struct intake_input *in, struct intake_result *out)
+static int
+filter_lock_store(void)
 {
 	struct timespec deadline;
-	time_t now = time(NULL);
-	int locked;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += store_timeout_ms / 1000;
@@ -139,8 +139,15 @@ filter_intake(struct intake_input *in, struct intake_result *out)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	locked = pthread_mutex_timedlock(&store_lock, &deadline) == 0;
-	if (!locked) {
+	return pthread_mutex_timedlock(&store_lock, &deadline) == 0;
+}
+
+static void
+filter_intake(struct intake_input *in, struct intake_result *out)
+{
+	time_t now = time(NULL);
+
+	if (!filter_lock_store()) {
 		in->store = NULL;
 		intake_process(in, out);
 		snprintf(out->error, sizeof(out->error), "store busy (waited %ldms)", store_timeout_ms);
@@ -177,7 +184,7 @@ filter_outbound_seen(const char *message_id)
 {
 	enum store_rc rc;
 
-	if (pthread_mutex_lock(&store_lock) != 0)
+	if (!filter_lock_store())
 		return;
 	milter_store_try_open(time(NULL));
 	if (store_handle != NULL) {
@@ -191,6 +198,7 @@ filter_outbound_seen(const char *message_id)
 }
 
 /* ---- per-message state ---- */
+static void filter_staff_reply(SMFICTX *ctx, struct filter_ctx *fc);
 
 static void
 filter_reset_message(struct filter_ctx *fc)
@@ -208,6 +216,7 @@ filter_reset_message(struct filter_ctx *fc)
 	fc->forged_overflow = 0;
 	fc->importance_count = 0;
 	fc->outbound = 0;
+	fc->staff_reply = 0;
 	fc->outbound_tagged = 0;
 	free(fc->outbound_message_id);
 	fc->outbound_message_id = NULL;
@@ -264,6 +273,14 @@ filter_data(SMFICTX *ctx)
 		fc->outbound = 1;
 		return SMFIS_CONTINUE;
 	}
+	/* Staff writing to a client may be answering a case: read the
+	 * headers (only) to find out, see filter_eom. */
+	if (fc->support_rcpt == NULL && fc->envelope_from != NULL &&
+	    config_is_staff(fc->snap->cfg, fc->envelope_from)) {
+		fc->staff_reply = 1;
+		buf_init(&fc->raw, HEADER_BLOCK_MAX);
+		return SMFIS_CONTINUE;
+	}
 	/* Not support mail: let it go before a single header is sent. */
 	if (fc->support_rcpt == NULL)
 		return SMFIS_ACCEPT;
@@ -286,9 +303,9 @@ filter_header(SMFICTX *ctx, char *name, char *value)
 		}
 		return filter_continue(fc, SMFIP_NR_HDR);
 	}
-	if (fc == NULL || fc->support_rcpt == NULL)
+	if (fc == NULL || (fc->support_rcpt == NULL && !fc->staff_reply))
 		return filter_continue(fc, SMFIP_NR_HDR);
-	if (strncasecmp(name, "X-Helpgate-", 11) == 0) {
+	if (strncasecmp(name, "X-Helpgate-", 11) == 0 && !fc->staff_reply) {
 		int index = 1;
 
 		for (int i = 0; i < fc->forged_count; i++)
@@ -322,7 +339,7 @@ filter_eoh(SMFICTX *ctx)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc != NULL && fc->support_rcpt != NULL) {
+	if (fc != NULL && (fc->support_rcpt != NULL || fc->staff_reply)) {
 		buf_append(&fc->raw, "\r\n", 2);
 		fc->in_body = 1;
 	}
@@ -334,7 +351,7 @@ filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc != NULL && fc->outbound && (fc->protocol & SMFIP_SKIP))
+	if (fc != NULL && (fc->outbound || fc->staff_reply) && (fc->protocol & SMFIP_SKIP))
 		return SMFIS_SKIP;
 	if (fc == NULL || fc->support_rcpt == NULL)
 		return SMFIS_CONTINUE;
@@ -390,6 +407,11 @@ filter_eom(SMFICTX *ctx)
 	if (fc != NULL && fc->outbound) {
 		if (fc->outbound_tagged && fc->outbound_message_id != NULL)
 			filter_outbound_seen(fc->outbound_message_id);
+		filter_reset_message(fc);
+		return SMFIS_ACCEPT;
+	}
+	if (fc != NULL && fc->staff_reply) {
+		filter_staff_reply(ctx, fc);
 		filter_reset_message(fc);
 		return SMFIS_ACCEPT;
 	}
@@ -468,6 +490,37 @@ filter_eom(SMFICTX *ctx)
 	free(res);
 	filter_reset_message(fc);
 	return SMFIS_ACCEPT;
+}
+
+/* Staff mail to a client: if it answers a case, the case learns of it. */
+static void
+filter_staff_reply(SMFICTX *ctx, struct filter_ctx *fc)
+{
+	struct intake_input in;
+	const char *queue_id = smfi_getsymval(ctx, "i");
+	struct msg *m = msg_parse(buf_str(&fc->raw), fc->raw.len, 4096);
+	long long case_id;
+
+	memset(&in, 0, sizeof(in));
+	in.cfg = fc->snap->cfg;
+	in.rules = fc->snap->rules;
+	in.msg = m;
+	in.envelope_from = fc->envelope_from;
+	in.queue_id = queue_id ? queue_id : "";
+	in.received = clock_now();
+	if (filter_lock_store()) {
+		milter_store_try_open(time(NULL));
+		in.store = store_handle;
+		case_id = intake_staff_reply(&in);
+		pthread_mutex_unlock(&store_lock);
+		if (case_id > 0)
+			log_info("%s: case=HG-%lld staff reply from=<%s>", in.queue_id[0] ? in.queue_id :
+			    "NOQUEUE", case_id, m->from_address);
+		else if (case_id < 0)
+			log_warnx("%s: staff reply not recorded: case store unavailable",
+			    in.queue_id[0] ? in.queue_id : "NOQUEUE");
+	}
+	msg_free(m);
 }
 
 static sfsistat

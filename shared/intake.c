@@ -234,6 +234,11 @@ intake_process(const struct intake_input *in, struct intake_result *out)
 			if (rc != STORE_OK)
 				goto fail;
 		}
+		/* Staff answering the case (through a submission service that
+		 * passes this milter) stops the first-response clock. */
+		if (out->staff && (rc = store_case_responded(in->store, case_id,
+		    in->received)) != STORE_OK)
+			goto fail;
 		out->disposition = INTAKE_FOLLOW_UP;
 	} else if (rc == STORE_NOTFOUND) {
 		intake_finish_classification(in, out, recent);
@@ -285,4 +290,53 @@ fail:
 	 * lookup got that far; classify afresh so no raise counts twice. */
 	classify_message(in->rules, in->msg, in->envelope_from ? in->envelope_from : "", &out->cls);
 	intake_finish_classification(in, out, 1);
+}
+
+long long
+intake_staff_reply(const struct intake_input *in)
+{
+	struct intake_result *out;
+	struct message_rec rec;
+	long long case_id = 0;
+	enum store_rc rc;
+
+	if (in->store == NULL)
+		return -1;
+	out = calloc(1, sizeof(*out));
+	if (out == NULL)
+		return -1;
+	intake_client(in, out->client, sizeof(out->client));
+	out->staff = 1;
+	out->cls.urgency = 4;
+	if ((rc = store_begin(in->store)) != STORE_OK)
+		goto fail_nobegin;
+	rc = intake_find_thread(in, &case_id);
+	if (rc == STORE_NOTFOUND) {
+		store_rollback(in->store);
+		free(out);
+		return 0;
+	}
+	if (rc != STORE_OK)
+		goto fail;
+	intake_fill_message(in, out, case_id, &rec);
+	snprintf(rec.ack, sizeof(rec.ack), "n/a");
+	rc = store_message_add(in->store, &rec);
+	if (rc == STORE_EXISTS) {	/* the same reply seen twice */
+		store_rollback(in->store);
+		free(out);
+		return case_id;
+	}
+	if (rc != STORE_OK)
+		goto fail;
+	if ((rc = store_case_responded(in->store, case_id, in->received)) != STORE_OK)
+		goto fail;
+	if ((rc = store_commit(in->store)) != STORE_OK)
+		goto fail;
+	free(out);
+	return case_id;
+fail:
+	store_rollback(in->store);
+fail_nobegin:
+	free(out);
+	return -1;
 }

@@ -50,6 +50,13 @@ struct intake_result {
 };
 
 void	intake_process(const struct intake_input *in, struct intake_result *out);
+
+/* Mail from staff to anyone (usually the client) that passed the MTA: when it
+ * carries [HG-<n>] or threads into a case it is recorded there as a staff
+ * message and stops the first-response clock.  Nothing else happens to it.
+ * Returns the case id, 0 when it belongs to no case, -1 when the store
+ * failed. */
+long long intake_staff_reply(const struct intake_input *in);
 const char *intake_disposition_name(enum intake_disposition d);
 
 /* Finds "[HG-<n>]" in a subject (case-insensitive); returns n or 0. */

@@ -92,6 +92,8 @@ enum store_rc store_case_get(struct store *s, long long id, struct case_rec *out
 /* Raises the case's urgency to at most `urgency` (a smaller number) and
  * sets updated. */
 enum store_rc store_case_touch(struct store *s, long long id, int urgency, long long now);
+/* Records the first staff response (only the first one counts). */
+enum store_rc store_case_responded(struct store *s, long long id, long long at);
 /* open_only: status != 'resolved'.  Newest first. */
 enum store_rc store_case_list(struct store *s, int open_only,
     int (*cb)(const struct case_rec *c, void *arg), void *arg);

@@ -157,6 +157,7 @@ enum store_stmt_id {
 	ST_CASE_CREATE,
 	ST_CASE_GET,
 	ST_CASE_TOUCH,
+	ST_CASE_RESPONDED,
 	ST_CASE_LIST,
 	ST_MESSAGE_ADD,
 	ST_MESSAGE_CASE,
@@ -193,6 +194,9 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_CASE_GET] = "SELECT " CASE_COLS " FROM cases WHERE id = ?1",
 	[ST_CASE_TOUCH] =
 	    "UPDATE cases SET urgency = MIN(urgency, ?2), updated = ?3 WHERE id = ?1",
+	[ST_CASE_RESPONDED] =
+	    "UPDATE cases SET first_response_at = ?2, updated = MAX(updated, ?2)"
+	    " WHERE id = ?1 AND first_response_at = 0",
 	[ST_CASE_LIST] =
 	    "SELECT " CASE_COLS " FROM cases WHERE ?1 = 0 OR status <> 'resolved'"
 	    " ORDER BY id DESC",
@@ -896,6 +900,19 @@ store_case_touch(struct store *s, long long id, int urgency, long long now)
 	if (ret == STORE_OK && changes == 0)
 		ret = STORE_NOTFOUND;
 	return ret;
+}
+
+enum store_rc
+store_case_responded(struct store *s, long long id, long long at)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_RESPONDED);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_int(st, 2, at, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
 }
 
 /* The record lives on the heap: a case_rec is 3 KB, and this may run on a

@@ -242,7 +242,20 @@ t_like "$ncases" '^[0-9]+$' "cases --json parses ($ncases cases)"
 en_json=$(ctl case show "$en_case" --json)
 t_like "$(printf '%s' "$en_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["category"])')" outgoing-mail "case show: category recorded"
 
-# ---- 5. the milter's own log line per message
+# ---- 5. a staff reply to the client stops the first-response clock
+mkmsg "$MS_T/staff.eml" "Sam <sam@staff.example.com>" "Re: [$case1] Error when opening the calendar" \
+    "staff-reply-1@staff.example.com" "Hello Ann, we fixed the calendar."
+send "$MS_T/staff.eml" --from sam@staff.example.com --to ann@client.test
+ms_wait_delivered 5 30 || t_fail "staff reply delivered"
+f=$(by_id staff-reply-1@staff.example.com)
+t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "staff reply to a client carries no X-Helpgate header"
+json=$(ctl case show "$case1" --json)
+t_like "$(printf '%s' "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["first_response_at"])')" \
+    '^20[0-9]{2}-' "staff reply recorded as the first response"
+t_is "$(printf '%s' "$json" | python3 -c 'import json,sys; print([m["direction"] for m in json.load(sys.stdin)["messages"]][-1])')" \
+    staff "staff reply recorded on the case"
+
+# ---- 6. the milter's own log line per message
 log=$(cat "$MS_T"/*.log 2>/dev/null)
 t_like "$log" "case=$case1 urgency=P3" "one log line per message with case and urgency"
 t_like "$log" "elapsed_us=[0-9]+" "log line has elapsed microseconds"
