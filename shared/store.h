@@ -84,6 +84,10 @@ struct case_rec {
 	long long	first_response_at;
 	long long	resolved_at;
 	char		assignee[320];
+	long long	paused_at;	/* waiting for the client since; 0 = running */
+	char		cause[512];	/* recorded at resolution */
+	char		lesson[512];
+	int		incident;	/* resolved as an incident */
 };
 
 /* Inserts c (c->id ignored) and sets c->id. */
@@ -179,5 +183,47 @@ enum store_rc store_outbox_count_acks(struct store *s, const char *recipient,
 /* case_id 0: all rows.  Newest first; content is not loaded. */
 enum store_rc store_outbox_list(struct store *s, long long case_id, int limit,
     int (*cb)(struct outbox_rec *o, void *arg), void *arg);
+
+/* ---- case life cycle (staff commands) ---- */
+/* status: "open", "waiting", "resolved"; the other arguments as named.
+ * Each updates `updated` to now. */
+enum store_rc store_case_set_status(struct store *s, long long id, const char *status,
+    long long now, long long paused_at, long long resolve_due, long long resolved_at);
+enum store_rc store_case_assign(struct store *s, long long id, const char *assignee, long long now);
+enum store_rc store_case_set_resolution(struct store *s, long long id, const char *cause,
+    const char *lesson, int incident);
+/* Puts the customer (address key) under incident watch until `until`,
+ * creating the record with tier if there is none. */
+enum store_rc store_customer_watch(struct store *s, const char *address, const char *tier,
+    long long until, long long now);
+
+/* ---- SLA events: every warning, breach and escalation fires once ---- */
+struct event_rec {
+	long long	id;
+	long long	case_id;
+	char		kind[32];	/* "first-warning", "first-breach", "escalate-1", ... */
+	long long	due;
+	long long	fired;		/* 0 pending; when it fired; -1 cancelled */
+	char		note[128];	/* why cancelled or to whom it went */
+};
+
+/* Adds the event unless the case already has one of this kind (STORE_EXISTS). */
+enum store_rc store_event_add(struct store *s, const struct event_rec *e);
+/* Pending events due at or before now, soonest first (an index probe: a
+ * pass with nothing due costs one lookup however many cases are open). */
+enum store_rc store_event_due(struct store *s, long long now, int limit,
+    int (*cb)(const struct event_rec *e, void *arg), void *arg);
+enum store_rc store_event_mark(struct store *s, long long id, long long fired, const char *note);
+/* Moves a pending event of this kind to a new time (resolution clock resumed). */
+enum store_rc store_event_reschedule(struct store *s, long long case_id, const char *kind,
+    long long due);
+/* All events of a case, by due time. */
+enum store_rc store_event_list(struct store *s, long long case_id,
+    int (*cb)(const struct event_rec *e, void *arg), void *arg);
+
+/* ---- pauses of the resolution clock, for `sla explain` ---- */
+enum store_rc store_pause_add(struct store *s, long long case_id, long long start, long long end);
+enum store_rc store_pause_list(struct store *s, long long case_id,
+    int (*cb)(long long start, long long end, void *arg), void *arg);
 
 #endif

@@ -123,12 +123,38 @@ static const char store_schema_v2[] =
 	"CREATE INDEX outbox_acks_to ON outbox (recipient, created) WHERE kind = 'ack';"
 	"CREATE INDEX outbox_case ON outbox (case_id);";
 
+/* v3: SLA timers.  Each warning, breach and escalation is a row that fires
+ * once; the partial index holds only pending ones, so the timer pass reads
+ * what is due and nothing else. */
+static const char store_schema_v3[] =
+	"ALTER TABLE cases ADD COLUMN paused_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE cases ADD COLUMN cause TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE cases ADD COLUMN lesson TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE cases ADD COLUMN incident INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE events ("
+	"  id       INTEGER PRIMARY KEY,"
+	"  case_id  INTEGER NOT NULL REFERENCES cases (id),"
+	"  kind     TEXT NOT NULL,"
+	"  due      INTEGER NOT NULL,"
+	"  fired    INTEGER NOT NULL DEFAULT 0,"
+	"  note     TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (case_id, kind)"
+	");"
+	"CREATE INDEX events_pending ON events (due) WHERE fired = 0;"
+	"CREATE TABLE pauses ("
+	"  case_id  INTEGER NOT NULL REFERENCES cases (id),"
+	"  start    INTEGER NOT NULL,"
+	"  end      INTEGER NOT NULL"
+	");"
+	"CREATE INDEX pauses_case ON pauses (case_id);";
+
 static const struct {
 	int		 version;
 	const char	*sql;
 } store_migrations[] = {
 	{ 1, store_schema_v1 },
 	{ 2, store_schema_v2 },
+	{ 3, store_schema_v3 },
 };
 
 #define STORE_SCHEMA_VERSION \
@@ -139,7 +165,8 @@ static const struct {
 #define CUSTOMER_COLS	"address, tier, watch_until, created"
 #define CASE_COLS	"id, created, updated, status, client, support_address, subject, " \
 			"urgency, tier, watch, category, lang, reasons, first_due, " \
-			"resolve_due, first_response_at, resolved_at, assignee"
+			"resolve_due, first_response_at, resolved_at, assignee, paused_at, " \
+			"cause, lesson, incident"
 #define MESSAGE_COLS	"id, case_id, message_id, direction, sender, received, " \
 			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt, " \
 			"refs, ack"
@@ -172,6 +199,17 @@ enum store_stmt_id {
 	ST_OUTBOX_RELAY_SEEN,
 	ST_OUTBOX_COUNT_ACKS,
 	ST_OUTBOX_LIST,
+	ST_CASE_SET_STATUS,
+	ST_CASE_ASSIGN,
+	ST_CASE_SET_RESOLUTION,
+	ST_CUSTOMER_WATCH,
+	ST_EVENT_ADD,
+	ST_EVENT_DUE,
+	ST_EVENT_MARK,
+	ST_EVENT_RESCHEDULE,
+	ST_EVENT_LIST,
+	ST_PAUSE_ADD,
+	ST_PAUSE_LIST,
 	ST_COUNT
 };
 
@@ -213,6 +251,28 @@ static const char *const store_sql[ST_COUNT] = {
 	    " AND direction = 'in'",
 	[ST_MESSAGE_LIST] =
 	    "SELECT " MESSAGE_COLS " FROM messages WHERE case_id = ?1 ORDER BY received, id",
+	[ST_CASE_SET_STATUS] =
+	    "UPDATE cases SET status = ?2, updated = ?3, paused_at = ?4, resolve_due = ?5,"
+	    " resolved_at = ?6 WHERE id = ?1",
+	[ST_CASE_ASSIGN] = "UPDATE cases SET assignee = ?2, updated = ?3 WHERE id = ?1",
+	[ST_CASE_SET_RESOLUTION] =
+	    "UPDATE cases SET cause = ?2, lesson = ?3, incident = ?4 WHERE id = ?1",
+	[ST_CUSTOMER_WATCH] =
+	    "INSERT INTO customers (address, tier, watch_until, created) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (address) DO UPDATE SET watch_until = MAX(watch_until, excluded.watch_until)",
+	[ST_EVENT_ADD] =
+	    "INSERT INTO events (case_id, kind, due, fired, note) VALUES (?1, ?2, ?3, 0, '')",
+	[ST_EVENT_DUE] =
+	    "SELECT id, case_id, kind, due, fired, note FROM events"
+	    " WHERE fired = 0 AND due <= ?1 ORDER BY due LIMIT ?2",
+	[ST_EVENT_MARK] = "UPDATE events SET fired = ?2, note = ?3 WHERE id = ?1",
+	[ST_EVENT_RESCHEDULE] =
+	    "UPDATE events SET due = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired = 0",
+	[ST_EVENT_LIST] =
+	    "SELECT id, case_id, kind, due, fired, note FROM events WHERE case_id = ?1"
+	    " ORDER BY due, id",
+	[ST_PAUSE_ADD] = "INSERT INTO pauses (case_id, start, end) VALUES (?1, ?2, ?3)",
+	[ST_PAUSE_LIST] = "SELECT start, end FROM pauses WHERE case_id = ?1 ORDER BY start",
 	[ST_MESSAGE_UNDECIDED] =
 	    "SELECT " MESSAGE_COLS " FROM messages WHERE ack = '' ORDER BY id LIMIT ?1",
 	[ST_MESSAGE_SET_ACK] = "UPDATE messages SET ack = ?2 WHERE id = ?1",
@@ -404,6 +464,21 @@ store_row_case(sqlite3_stmt *st, struct case_rec *c)
 	c->first_response_at = sqlite3_column_int64(st, 15);
 	c->resolved_at = sqlite3_column_int64(st, 16);
 	COPY_FIELD(c->assignee, st, 17);
+	c->paused_at = sqlite3_column_int64(st, 18);
+	COPY_FIELD(c->cause, st, 19);
+	COPY_FIELD(c->lesson, st, 20);
+	c->incident = sqlite3_column_int(st, 21);
+}
+
+static void
+store_row_event(sqlite3_stmt *st, struct event_rec *e)
+{
+	e->id = sqlite3_column_int64(st, 0);
+	e->case_id = sqlite3_column_int64(st, 1);
+	COPY_FIELD(e->kind, st, 2);
+	e->due = sqlite3_column_int64(st, 3);
+	e->fired = sqlite3_column_int64(st, 4);
+	COPY_FIELD(e->note, st, 5);
 }
 
 static void
@@ -1263,4 +1338,216 @@ store_outbox_count_acks(struct store *s, const char *recipient, long long since,
 	ret = store_one_int(s, st, rc, &n);
 	*count = (int)n;
 	return ret == STORE_NOTFOUND ? STORE_OK : ret;
+}
+
+/* ---- case life cycle ---- */
+
+/* Runs an UPDATE on one case; STORE_NOTFOUND when there is no such case. */
+static enum store_rc
+store_update_one(struct store *s, sqlite3_stmt *st, int rc)
+{
+	int changes = 0;
+	enum store_rc ret = store_exec_stmt(s, st, rc, &changes);
+
+	return ret == STORE_OK && changes == 0 ? STORE_NOTFOUND : ret;
+}
+
+enum store_rc
+store_case_set_status(struct store *s, long long id, const char *status, long long now,
+    long long paused_at, long long resolve_due, long long resolved_at)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_SET_STATUS);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_text(st, 2, status, 16, &rc);
+	bind_int(st, 3, now, &rc);
+	bind_int(st, 4, paused_at, &rc);
+	bind_int(st, 5, resolve_due, &rc);
+	bind_int(st, 6, resolved_at, &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_case_assign(struct store *s, long long id, const char *assignee, long long now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_ASSIGN);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_text(st, 2, assignee, sizeof(((struct case_rec *)0)->assignee) - 1, &rc);
+	bind_int(st, 3, now, &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_case_set_resolution(struct store *s, long long id, const char *cause, const char *lesson,
+    int incident)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_SET_RESOLUTION);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_text(st, 2, cause, sizeof(((struct case_rec *)0)->cause) - 1, &rc);
+	bind_text(st, 3, lesson, sizeof(((struct case_rec *)0)->lesson) - 1, &rc);
+	bind_int(st, 4, incident, &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_customer_watch(struct store *s, const char *address, const char *tier, long long until,
+    long long now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_WATCH);
+	char key[320];
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	store_address_key(address, key, sizeof(key));
+	bind_text(st, 1, key, sizeof(key), &rc);
+	bind_text(st, 2, tier && *tier ? tier : "unknown", 32, &rc);
+	bind_int(st, 3, until, &rc);
+	bind_int(st, 4, now, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+/* ---- events ---- */
+
+enum store_rc
+store_event_add(struct store *s, const struct event_rec *e)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_ADD);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, e->case_id, &rc);
+	BIND_FIELD(st, 2, e->kind, &rc);
+	bind_int(st, 3, e->due, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+static enum store_rc
+store_each_event(struct store *s, sqlite3_stmt *st, int rc,
+    int (*cb)(const struct event_rec *e, void *arg), void *arg)
+{
+	struct event_rec e;
+	enum store_rc ret = STORE_OK;
+
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			store_row_event(st, &e);
+			if (cb(&e, arg) != 0) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_event_due(struct store *s, long long now, int limit,
+    int (*cb)(const struct event_rec *e, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_DUE);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, now, &rc);
+	bind_int(st, 2, limit, &rc);
+	return store_each_event(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_event_list(struct store *s, long long case_id,
+    int (*cb)(const struct event_rec *e, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_LIST);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	return store_each_event(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_event_mark(struct store *s, long long id, long long fired, const char *note)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_MARK);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_int(st, 2, fired, &rc);
+	bind_text(st, 3, note ? note : "", 127, &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_event_reschedule(struct store *s, long long case_id, const char *kind, long long due)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_RESCHEDULE);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	bind_text(st, 2, kind, 31, &rc);
+	bind_int(st, 3, due, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+/* ---- pauses ---- */
+
+enum store_rc
+store_pause_add(struct store *s, long long case_id, long long start, long long end)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_PAUSE_ADD);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	bind_int(st, 2, start, &rc);
+	bind_int(st, 3, end, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+enum store_rc
+store_pause_list(struct store *s, long long case_id,
+    int (*cb)(long long start, long long end, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_PAUSE_LIST);
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (cb(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), arg) != 0) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
 }

@@ -232,7 +232,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 2);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name IN ('customers', 'cases', 'messages')"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -244,7 +244,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 2);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 3);
 
 	/* A newer schema than the code knows is refused, and left alone. */
 	path_in_tmp(path, sizeof(path), "newer.db");
@@ -1007,7 +1007,13 @@ test_upgrade_from_v1(void)
 	if (s == NULL)
 		return;
 	store_close(s);
-	/* Simulate a v1 store holding one message: drop v2 objects. */
+	/* Simulate a v1 store holding one message: drop v3 and v2 objects. */
+	raw_sql(path, "DROP TABLE events");
+	raw_sql(path, "DROP TABLE pauses");
+	raw_sql(path, "ALTER TABLE cases DROP COLUMN paused_at");
+	raw_sql(path, "ALTER TABLE cases DROP COLUMN cause");
+	raw_sql(path, "ALTER TABLE cases DROP COLUMN lesson");
+	raw_sql(path, "ALTER TABLE cases DROP COLUMN incident");
 	raw_sql(path, "DROP TABLE outbox");
 	raw_sql(path, "DROP INDEX messages_undecided");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN ack");
@@ -1019,7 +1025,7 @@ test_upgrade_from_v1(void)
 	s = open_ok(path, 1000);
 	if (s == NULL)
 		return;
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 2);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 3);
 	n = 0;
 	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
