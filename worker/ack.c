@@ -14,6 +14,7 @@
 #include "compose.h"
 #include "log.h"
 #include "template.h"
+#include "timers.h"
 #include "xalloc.h"
 
 #define TEMPLATE_FILES_MAX	256
@@ -149,6 +150,7 @@ struct ack_vars {
 	char	urgency[4];
 	const char *ask;		/* rendered per-category text */
 	const char *alternative;
+	const char *event;		/* what happened, for notices to staff */
 };
 
 static const char *
@@ -172,6 +174,8 @@ ack_lookup(const char *name, void *arg)
 	if (!strcmp(name, "due_in_minutes")) return v->due_in_minutes;
 	if (!strcmp(name, "ask")) return v->ask ? v->ask : "";
 	if (!strcmp(name, "alternative")) return v->alternative ? v->alternative : "";
+	if (!strcmp(name, "event")) return v->event ? v->event : "";
+	if (!strcmp(name, "assignee")) return v->c->assignee;
 	return NULL;
 }
 
@@ -400,40 +404,42 @@ out:
 	return rc;
 }
 
-/* A new P1 case: the escalation address hears of it at once. */
-static int
-ack_build_p1_notice(const struct ack_ctx *a, const struct case_rec *c, time_t now,
-    struct outbox_rec *o, char *err, size_t errlen)
+int
+ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_spec *n,
+    time_t now, struct outbox_rec *o, char *err, size_t errlen)
 {
 	struct ack_vars v;
 	struct buf body, subject;
-	char due[64];
+	char due[64], urgency[4];
 
 	ack_vars_init(&v, a, c, now);
 	clock_format_rfc5322((time_t)c->first_due, due, sizeof(due));
 	snprintf(v.due_local, sizeof(v.due_local), "%s", due);
+	v.event = n->event;
 	buf_init(&body, 256 * 1024);
-	if (ack_render(a, "notice-p1", "en", &v, &body, err, errlen) != 0) {
+	if (ack_render(a, n->template_kind, "en", &v, &body, err, errlen) != 0) {
 		free(v.subject);
 		buf_free(&body);
 		return -1;
 	}
 	buf_init(&subject, 4096);
-	buf_printf(&subject, "[HG-%lld] P1 %s (%s): %s", c->id, c->category, c->tier, v.subject);
+	buf_printf(&subject, "[HG-%lld] %s: P%d %s (%s) %s", c->id, n->headline, c->urgency,
+	    c->category, c->tier, v.subject);
 	memset(o, 0, sizeof(*o));
 	o->case_id = c->id;
 	snprintf(o->kind, sizeof(o->kind), "notice");
-	snprintf(o->recipient, sizeof(o->recipient), "%s", a->cfg->escalation_address);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "p1", c->support_address);
+	snprintf(o->recipient, sizeof(o->recipient), "%s", n->recipient);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, n->tag, c->support_address);
+	snprintf(urgency, sizeof(urgency), "P%d", c->urgency);
 	struct compose_header extra[] = {
 		{ "Auto-Submitted", "auto-generated" },
 		{ "X-Helpgate-Case", v.case_name },
-		{ "X-Helpgate-Urgency", "P1" },
-		{ "X-Helpgate-Notice", "new-p1" },
-		{ "Importance", "high" },
+		{ "X-Helpgate-Urgency", urgency },
+		{ "X-Helpgate-Notice", n->tag },
+		{ "Importance", c->urgency <= 2 ? "high" : "normal" },
 	};
 	struct compose msg = {
-		.from_address = c->support_address,
+		.from_address = c->support_address[0] ? c->support_address : n->recipient,
 		.from_name = "helpgate",
 		.to_address = o->recipient,
 		.subject = buf_str(&subject),
@@ -449,6 +455,19 @@ ack_build_p1_notice(const struct ack_ctx *a, const struct case_rec *c, time_t no
 	buf_free(&body);
 	buf_free(&subject);
 	return 0;
+}
+
+/* A new P1 case: the escalation address hears of it at once. */
+static int
+ack_build_p1_notice(struct ack_ctx *a, const struct case_rec *c, time_t now,
+    struct outbox_rec *o, char *err, size_t errlen)
+{
+	struct ack_notice_spec n = {
+		.template_kind = "notice-p1", .tag = "p1", .headline = "new critical case",
+		.recipient = a->cfg->escalation_address, .event = "A new critical case arrived.",
+	};
+
+	return ack_notice(a, c, &n, now, o, err, errlen);
 }
 
 struct ack_batch {
@@ -527,6 +546,11 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 	}
 	outbox_rec_clear(&o);
 
+	/* The case's SLA timers, created once, with its first decision. */
+	if (strcmp(m->direction, "in") == 0 && m->auto_reason[0] == '\0' &&
+	    (skip == NULL || strcmp(skip, "follow-up") != 0) &&
+	    (rc = timers_schedule(a, s, c, now)) != STORE_OK)
+		goto fail;
 	if (notice) {
 		if (ack_build_p1_notice(a, c, now, &o, err, sizeof(err)) != 0) {
 			log_warnx("HG-%lld: cannot render the P1 notice: %s", c->id, err);
@@ -604,4 +628,10 @@ ack_check_templates(struct ack_ctx *a, char *err, size_t errlen)
 	free(v.subject);
 	buf_free(&out);
 	return rc;
+}
+
+const struct config *
+ack_config(const struct ack_ctx *a)
+{
+	return a->cfg;
 }

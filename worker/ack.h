@@ -34,6 +34,20 @@ int	ack_run(struct ack_ctx *a, struct store *s, time_t now, int limit);
  * values.  0, or -1 with the first problem in err. */
 int	ack_check_templates(struct ack_ctx *a, char *err, size_t errlen);
 
+/* A notice to staff about case c, rendered from TemplatesDir/<template_kind>.en.txt
+ * (variables as for acknowledgements, plus {{event}} and {{assignee}}), ready
+ * for the outbox.  0, or -1 with err. */
+struct ack_notice_spec {
+	const char	*template_kind;	/* "notice-p1", "notice-sla", ... */
+	const char	*tag;		/* in the Message-ID and X-Helpgate-Notice */
+	const char	*headline;	/* subject: "[HG-n] <headline>: P1 ..." */
+	const char	*recipient;
+	const char	*event;		/* one sentence: what happened */
+};
+int	ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_spec *n,
+	    time_t now, struct outbox_rec *o, char *err, size_t errlen);
+const struct config *ack_config(const struct ack_ctx *a);
+
 /* "Re: [HG-12] Original" from the case number and the client's subject:
  * reply prefixes and an old tag are not repeated.  Caller frees. */
 char   *ack_subject(long long case_id, const char *subject);

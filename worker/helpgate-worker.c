@@ -32,6 +32,7 @@
 #include "ack.h"
 #include "outbox.h"
 #include "relay.h"
+#include "timers.h"
 
 #define DEFAULT_CONFIG	"/etc/helpgate/helpgate.conf"
 #define BATCH		50
@@ -211,6 +212,8 @@ main(int argc, char **argv)
 		}
 		if (store != NULL) {
 			if ((n = ack_run(w.ack, store, clock_now(), BATCH)) > 0)
+				work += n;
+			if ((n = timers_run(w.ack, store, clock_now(), BATCH)) > 0)
 				work += n;
 			if ((n = outbox_run(store, relay, clock_now(), BATCH)) > 0)
 				work += n;

@@ -1,0 +1,185 @@
+#include "timers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "sla.h"
+#include "xalloc.h"
+
+#define WARN_PCT	75	/* a warning at three quarters of the target */
+
+time_t
+timers_point(const struct config *cfg, const char *tier, int urgency, enum sla_kind kind,
+    time_t start, int fraction_pct)
+{
+	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7)
+		return start + (time_t)(sla_target(cfg, tier, urgency, kind) * fraction_pct / 100);
+	return sla_business_add(cfg, start,
+	    sla_business_target(cfg, tier, urgency, kind) * fraction_pct / 100);
+}
+
+static enum store_rc
+timers_add(struct store *s, long long case_id, const char *kind, long long due)
+{
+	struct event_rec e;
+	enum store_rc rc;
+
+	memset(&e, 0, sizeof(e));
+	e.case_id = case_id;
+	snprintf(e.kind, sizeof(e.kind), "%s", kind);
+	e.due = due;
+	rc = store_event_add(s, &e);
+	return rc == STORE_EXISTS ? STORE_OK : rc;
+}
+
+enum store_rc
+timers_schedule(struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now)
+{
+	const struct config *cfg = ack_config(a);
+	enum store_rc rc;
+
+	(void)now;
+	if (strcmp(c->status, "resolved") == 0)
+		return STORE_OK;
+	if ((rc = timers_add(s, c->id, "first-warning", timers_point(cfg, c->tier, c->urgency,
+	    SLA_FIRST_RESPONSE, (time_t)c->created, WARN_PCT))) != STORE_OK)
+		return rc;
+	if ((rc = timers_add(s, c->id, "first-breach", c->first_due)) != STORE_OK)
+		return rc;
+	if ((rc = timers_add(s, c->id, "resolve-warning", timers_point(cfg, c->tier, c->urgency,
+	    SLA_RESOLUTION, (time_t)c->created, WARN_PCT))) != STORE_OK)
+		return rc;
+	return timers_add(s, c->id, "resolve-breach", c->resolve_due);
+}
+
+/* "in 25 min" / "2 h 5 min ago" */
+static void
+timers_span(long long secs, char *out, size_t outlen)
+{
+	long long a = secs < 0 ? -secs : secs;
+
+	if (a >= 3600)
+		snprintf(out, outlen, "%s%lld h %lld min%s", secs < 0 ? "" : "in ", a / 3600,
+		    (a % 3600) / 60, secs < 0 ? " ago" : "");
+	else
+		snprintf(out, outlen, "%s%lld min%s", secs < 0 ? "" : "in ", (a + 59) / 60,
+		    secs < 0 ? " ago" : "");
+}
+
+struct timers_batch {
+	struct event_rec	*items;
+	size_t			 count;
+};
+
+static int
+timers_collect(const struct event_rec *e, void *arg)
+{
+	struct timers_batch *b = arg;
+
+	b->items = xrealloc(b->items, (b->count + 1) * sizeof(*b->items));
+	b->items[b->count++] = *e;
+	return 0;
+}
+
+/* One event, one transaction. */
+static enum store_rc
+timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_t now)
+{
+	const struct config *cfg = ack_config(a);
+	struct case_rec *c = xmalloc(sizeof(*c));
+	struct outbox_rec o;
+	char event[200], span[64], err[256], note[128];
+	const char *cancel = NULL, *recipient = cfg->escalation_address;
+	int first = strncmp(e->kind, "first-", 6) == 0;
+	int breach = strstr(e->kind, "breach") != NULL;
+	long long deadline;
+	enum store_rc rc;
+
+	memset(&o, 0, sizeof(o));
+	if ((rc = store_begin(s)) != STORE_OK)
+		goto out;
+	if ((rc = store_case_get(s, e->case_id, c)) != STORE_OK)
+		goto fail;
+	deadline = first ? c->first_due : c->resolve_due;
+	if (strcmp(c->status, "resolved") == 0)
+		cancel = "case resolved";
+	else if (first && c->first_response_at)
+		cancel = "answered";
+	else if (!first && c->paused_at)
+		cancel = NULL;	/* paused events carry TIMERS_PAUSED and are not due */
+	else if (!breach && deadline <= now)
+		cancel = "superseded by the breach";
+	if (cancel == NULL && recipient == NULL)
+		cancel = "no EscalationAddress configured";
+
+	if (cancel != NULL) {
+		rc = store_event_mark(s, e->id, -1, cancel);
+	} else {
+		timers_span(deadline - now, span, sizeof(span));
+		snprintf(event, sizeof(event), "%s %s: %s %s.",
+		    first ? "First response" : "Resolution",
+		    breach ? "deadline missed" : "deadline near",
+		    breach ? "it was due" : "it is due", span);
+		struct ack_notice_spec n = {
+			.template_kind = "notice-sla", .tag = e->kind,
+			.headline = breach ? (first ? "first response overdue" : "resolution overdue")
+			    : (first ? "first response due soon" : "resolution due soon"),
+			.recipient = recipient, .event = event,
+		};
+		if (ack_notice(a, c, &n, now, &o, err, sizeof(err)) != 0) {
+			log_warnx("HG-%lld: cannot render the %s notice: %s", c->id, e->kind, err);
+			rc = store_event_mark(s, e->id, -1, "template error");
+		} else {
+			rc = store_outbox_add(s, &o);
+			if (rc == STORE_OK || rc == STORE_EXISTS) {
+				snprintf(note, sizeof(note), "notice to %s", recipient);
+				rc = store_event_mark(s, e->id, (long long)now, note);
+			}
+		}
+	}
+	if (rc != STORE_OK)
+		goto fail;
+	if ((rc = store_commit(s)) != STORE_OK)
+		goto fail;
+	if (cancel)
+		log_info("HG-%lld: %s cancelled (%s)", c->id, e->kind, cancel);
+	else
+		log_info("HG-%lld: %s fired; notice to <%s>", c->id, e->kind, recipient);
+	goto out;
+fail:
+	store_rollback(s);
+out:
+	outbox_rec_clear(&o);
+	free(c);
+	return rc;
+}
+
+int
+timers_run(struct ack_ctx *a, struct store *s, time_t now, int limit)
+{
+	struct timers_batch b = { NULL, 0 };
+	enum store_rc rc;
+	int done = 0;
+
+	rc = store_event_due(s, now, limit, timers_collect, &b);
+	if (rc != STORE_OK) {
+		free(b.items);
+		if (rc != STORE_BUSY)
+			log_warnx("reading due SLA events: %s: %s", store_strerror(rc), store_errmsg(s));
+		return -1;
+	}
+	for (size_t i = 0; i < b.count; i++) {
+		if ((rc = timers_fire(a, s, &b.items[i], now)) != STORE_OK) {
+			if (rc != STORE_BUSY)
+				log_warnx("HG-%lld: firing %s: %s: %s", b.items[i].case_id,
+				    b.items[i].kind, store_strerror(rc), store_errmsg(s));
+			break;
+		}
+		done++;
+	}
+	free(b.items);
+	return done ? done : (rc == STORE_OK ? 0 : -1);
+}
