@@ -32,13 +32,14 @@
 #include "xalloc.h"
 
 #define HEADER_BLOCK_MAX	(256 * 1024)	/* headers kept for decoding */
-#define FORGED_MAX		64		/* X-Helpgate-* headers we track for deletion */
 #define STORE_RETRY_SECONDS	5
 #define DEGRADED_LOG_SECONDS	60
 
+/* One per distinct X-Helpgate-* name that arrived, with how many times:
+ * all of them are deleted at end of message, however many there were. */
 struct forged_header {
 	char	*name;
-	int	 index;		/* 1-based among headers of this name */
+	int	 count;
 };
 
 struct filter_ctx {
@@ -48,9 +49,8 @@ struct filter_ctx {
 	struct buf		 raw;		/* header block + scanned body */
 	size_t			 header_bytes;
 	int			 in_body;
-	struct forged_header	 forged[FORGED_MAX];
+	struct forged_header	*forged;
 	int			 forged_count;
-	int			 forged_overflow;
 	int			 importance_count;
 	struct timespec		 started;
 	unsigned long		 protocol;	/* SMFIP_* agreed with the MTA */
@@ -84,7 +84,7 @@ milter_store_try_open(time_t now)
 {
 	char err[256];
 
-	if (store_handle != NULL || now < store_next_retry)
+	if (store_handle != NULL || store_path == NULL || now < store_next_retry)
 		return;
 	if (store_open(store_path, store_timeout_ms, &store_handle, err, sizeof(err)) != STORE_OK) {
 		store_handle = NULL;
@@ -147,17 +147,20 @@ filter_intake(struct intake_input *in, struct intake_result *out)
 {
 	time_t now = time(NULL);
 
+	/* The text is read before the lock is taken: only the store work is
+	 * serialised between connections. */
+	intake_classify(in, out);
 	if (!filter_lock_store()) {
 		in->store = NULL;
-		intake_process(in, out);
+		intake_record(in, out);
 		snprintf(out->error, sizeof(out->error), "store busy (waited %ldms)", store_timeout_ms);
 		return;
 	}
 	milter_store_try_open(now);
 	in->store = store_handle;
-	intake_process(in, out);
+	intake_record(in, out);
 	if (out->disposition == INTAKE_DEGRADED && store_handle != NULL &&
-	    strncmp(out->error, "store: error", 12) == 0) {
+	    out->store_rc == STORE_ERROR) {
 		/* A broken handle (file replaced, I/O error) is reopened
 		 * rather than trusted again. */
 		store_close(store_handle);
@@ -212,8 +215,9 @@ filter_reset_message(struct filter_ctx *fc)
 	fc->in_body = 0;
 	for (int i = 0; i < fc->forged_count; i++)
 		free(fc->forged[i].name);
+	free(fc->forged);
+	fc->forged = NULL;
 	fc->forged_count = 0;
-	fc->forged_overflow = 0;
 	fc->importance_count = 0;
 	fc->outbound = 0;
 	fc->staff_reply = 0;
@@ -255,6 +259,11 @@ filter_envrcpt(SMFICTX *ctx, char **argv)
 	    config_is_support_address(fc->snap->cfg, argv[0])) {
 		fc->support_rcpt = xstrdup(argv[0]);
 		config_normalize_address(fc->support_rcpt);
+		/* Sized here, not at DATA: an MTA speaking milter protocol 2
+		 * or 3 (Postfix milter_protocol = 2, Sendmail 8.13) never
+		 * sends DATA, and a buffer capped at 0 would keep nothing. */
+		buf_free(&fc->raw);
+		buf_init(&fc->raw, HEADER_BLOCK_MAX + fc->snap->cfg->max_body_scan);
 	}
 	return filter_continue(fc, SMFIP_NR_RCPT);
 }
@@ -284,7 +293,6 @@ filter_data(SMFICTX *ctx)
 	/* Not support mail: let it go before a single header is sent. */
 	if (fc->support_rcpt == NULL)
 		return SMFIS_ACCEPT;
-	buf_init(&fc->raw, HEADER_BLOCK_MAX + fc->snap->cfg->max_body_scan);
 	return SMFIS_CONTINUE;
 }
 
@@ -306,18 +314,18 @@ filter_header(SMFICTX *ctx, char *name, char *value)
 	if (fc == NULL || (fc->support_rcpt == NULL && !fc->staff_reply))
 		return filter_continue(fc, SMFIP_NR_HDR);
 	if (strncasecmp(name, "X-Helpgate-", 11) == 0 && !fc->staff_reply) {
-		int index = 1;
+		int i;
 
-		for (int i = 0; i < fc->forged_count; i++)
+		for (i = 0; i < fc->forged_count; i++)
 			if (strcasecmp(fc->forged[i].name, name) == 0)
-				index++;
-		if (fc->forged_count < FORGED_MAX) {
-			fc->forged[fc->forged_count].name = xstrdup(name);
-			fc->forged[fc->forged_count].index = index;
+				break;
+		if (i == fc->forged_count) {
+			fc->forged = xrealloc(fc->forged, (size_t)(i + 1) * sizeof(*fc->forged));
+			fc->forged[i].name = xstrdup(name);
+			fc->forged[i].count = 0;
 			fc->forged_count++;
-		} else {
-			fc->forged_overflow = 1;
 		}
+		fc->forged[i].count++;
 		return filter_continue(fc, SMFIP_NR_HDR);	/* never classified either */
 	}
 	if (strcasecmp(name, "Importance") == 0)
@@ -377,9 +385,10 @@ filter_delete_forged(SMFICTX *ctx, struct filter_ctx *fc)
 {
 	int failures = 0;
 
-	for (int i = fc->forged_count - 1; i >= 0; i--)
-		if (smfi_chgheader(ctx, fc->forged[i].name, fc->forged[i].index, NULL) != MI_SUCCESS)
-			failures++;
+	for (int i = 0; i < fc->forged_count; i++)
+		for (int idx = fc->forged[i].count; idx >= 1; idx--)
+			if (smfi_chgheader(ctx, fc->forged[i].name, idx, NULL) != MI_SUCCESS)
+				failures++;
 	return failures;
 }
 
@@ -482,9 +491,6 @@ filter_eom(SMFICTX *ctx)
 	    res->disposition == INTAKE_DEGRADED ? res->error : "",
 	    res->client, elapsed_us(&fc->started),
 	    failures ? " header-changes-failed=" : "", failures ? "yes" : "");
-	if (fc->forged_overflow)
-		log_warnx("%s: more than %d X-Helpgate-* headers arrived; the rest were not removed",
-		    *queue_id ? queue_id : "NOQUEUE", FORGED_MAX);
 
 	msg_free(m);
 	free(res);

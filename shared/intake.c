@@ -150,6 +150,7 @@ intake_degrade(struct intake_result *out, const struct intake_input *in,
 {
 	out->disposition = INTAKE_DEGRADED;
 	out->case_id = 0;
+	out->store_rc = rc;
 	snprintf(out->error, sizeof(out->error), "%s: %s%s%s", what, store_strerror(rc),
 	    in->store ? ": " : "", in->store ? store_errmsg(in->store) : "");
 }
@@ -165,20 +166,32 @@ intake_finish_classification(const struct intake_input *in, struct intake_result
 }
 
 void
+intake_classify(const struct intake_input *in, struct intake_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	classify_message(in->rules, in->msg, in->envelope_from, &out->cls);
+	intake_client(in, out->client, sizeof(out->client));
+	out->staff = config_is_staff(in->cfg, out->client);
+	snprintf(out->tier, sizeof(out->tier), "unknown");
+}
+
+void
 intake_process(const struct intake_input *in, struct intake_result *out)
+{
+	intake_classify(in, out);
+	intake_record(in, out);
+}
+
+void
+intake_record(const struct intake_input *in, struct intake_result *out)
 {
 	struct customer cust;
 	struct case_rec c;
 	struct message_rec rec;
+	struct classify_result content = out->cls;	/* before any raise */
 	long long case_id = 0;
 	enum store_rc rc;
 	int recent = 1;
-
-	memset(out, 0, sizeof(*out));
-	classify_message(in->rules, in->msg, in->envelope_from ? in->envelope_from : "", &out->cls);
-	intake_client(in, out->client, sizeof(out->client));
-	out->staff = config_is_staff(in->cfg, out->client);
-	snprintf(out->tier, sizeof(out->tier), "unknown");
 
 	if (in->store == NULL) {
 		intake_finish_classification(in, out, recent);
@@ -287,8 +300,8 @@ fail:
 	store_rollback(in->store);
 	intake_degrade(out, in, "store", rc);
 	/* Without the store we still know the content, and the tier if the
-	 * lookup got that far; classify afresh so no raise counts twice. */
-	classify_message(in->rules, in->msg, in->envelope_from ? in->envelope_from : "", &out->cls);
+	 * lookup got that far; start from the content so no raise counts twice. */
+	out->cls = content;
 	intake_finish_classification(in, out, 1);
 }
 

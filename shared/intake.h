@@ -47,9 +47,16 @@ struct intake_result {
 	int			staff;		/* the sender is staff */
 	time_t			first_due;
 	char			error[160];	/* why degraded */
+	enum store_rc		store_rc;	/* the store's verdict when degraded */
 };
 
+/* intake_classify() then intake_record(); the milter calls the two apart so
+ * that only the store work runs under its store lock. */
 void	intake_process(const struct intake_input *in, struct intake_result *out);
+/* Reads the message: content classification and who wrote it (no store). */
+void	intake_classify(const struct intake_input *in, struct intake_result *out);
+/* Finds or opens the case and records the message; finishes *out. */
+void	intake_record(const struct intake_input *in, struct intake_result *out);
 
 /* Mail from staff to anyone (usually the client) that passed the MTA: when it
  * carries [HG-<n>] or threads into a case it is recorded there as a staff

@@ -79,6 +79,10 @@ mkmsg "$MS_T/forged.eml" "Eve <eve@client.test>" "Question about invoices" "forg
     "How do I download last month's invoice?" \
     "X-Helpgate-Urgency: P1\nX-Helpgate-Case: HG-999\nx-helpgate-tier: enterprise\nX-Helpgate-Status: ok"
 send "$MS_T/forged.eml"
+pad=$(for i in $(seq 1 70); do printf 'X-Helpgate-Pad%d: x\\n' "$i"; done)
+mkmsg "$MS_T/forged2.eml" "Eve <eve@client.test>" "Another question" "forged-2@client.test" \
+    "How do I download an invoice?" "${pad}X-Helpgate-Case: HG-1\nX-Helpgate-Urgency: P1\nX-Helpgate-Urgency: P1"
+send "$MS_T/forged2.eml"
 mkmsg "$MS_T/prio.eml" "Pat <pat@client.test>" "Error on the settings page" "prio-1@client.test" \
     "When I open the settings page I get an error 500. Everything else works." "X-Priority: 1 (Highest)"
 send "$MS_T/prio.eml"
@@ -180,6 +184,10 @@ t_is "$(ms_header_count "$f" X-Helpgate-Case)" 1 "one case header"
 t_is "$(hdr "$f" X-Helpgate-Tier)" unknown "forged lowercase tier gone"
 t_is "$(hdr "$f" X-Helpgate-Status)" "" "forged status gone"
 
+f=$(by_id forged-2@client.test)
+t_is "$(grep -ci '^X-Helpgate-Pad' "$f")" 0 "70 forged padding headers all removed"
+t_is "$(ms_header_count "$f" X-Helpgate-Urgency)" 1 "forged urgency after 70 others still replaced"
+t_is "$(hdr "$f" X-Helpgate-Urgency)" P4 "and the value is ours"
 f=$(by_id prio-1@client.test)
 t_is "$(hdr "$f" X-Helpgate-Urgency)" P2 "X-Priority 1 raises an ordinary defect to P2"
 t_is "$(hdr "$f" Importance)" high "P2 gets Importance: high"
