@@ -137,6 +137,7 @@ enum store_rc store_message_list(struct store *s, long long case_id,
 /* Messages the worker has not decided about yet (ack = ""), oldest first. */
 enum store_rc store_message_undecided(struct store *s, int limit,
     int (*cb)(const struct message_rec *m, void *arg), void *arg);
+/* STORE_NOTFOUND when the message is already decided (by another worker). */
 enum store_rc store_message_set_ack(struct store *s, long long id, const char *ack);
 /* The id of the first message recorded on the case (the one that opened it). */
 enum store_rc store_case_first_message(struct store *s, long long case_id, long long *message_id);
@@ -169,8 +170,9 @@ enum store_rc store_outbox_add(struct store *s, struct outbox_rec *o);
  * o->content is set for the callback and freed after it. */
 enum store_rc store_outbox_due(struct store *s, long long now, int limit,
     int (*cb)(struct outbox_rec *o, void *arg), void *arg);
-/* Sets state, attempts, next_attempt, sent_at and last_error of row id;
- * moving to "sending" also clears relay_seen (a fresh attempt). */
+/* Sets state, attempts, next_attempt, sent_at, last_error and relay_seen
+ * of row id; relay_seen < 0 leaves the stored value alone (the milter may
+ * be setting it at this very moment). */
 enum store_rc store_outbox_update(struct store *s, const struct outbox_rec *o);
 /* Called by the milter when a message with this Message-ID passed it on its
  * way into the relay: sets relay_seen on a pending/sending row.  After a

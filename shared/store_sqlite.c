@@ -275,7 +275,8 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_PAUSE_LIST] = "SELECT start, end FROM pauses WHERE case_id = ?1 ORDER BY start",
 	[ST_MESSAGE_UNDECIDED] =
 	    "SELECT " MESSAGE_COLS " FROM messages WHERE ack = '' ORDER BY id LIMIT ?1",
-	[ST_MESSAGE_SET_ACK] = "UPDATE messages SET ack = ?2 WHERE id = ?1",
+	/* Only an undecided message: a second worker's decision never lands. */
+	[ST_MESSAGE_SET_ACK] = "UPDATE messages SET ack = ?2 WHERE id = ?1 AND ack = ''",
 	[ST_CASE_FIRST_MESSAGE] = "SELECT min(id) FROM messages WHERE case_id = ?1",
 	[ST_OUTBOX_ADD] =
 	    "INSERT INTO outbox (case_id, kind, recipient, envelope_from, message_id, content,"
@@ -287,8 +288,7 @@ static const char *const store_sql[ST_COUNT] = {
 	    " ORDER BY next_attempt, id LIMIT ?2",
 	[ST_OUTBOX_UPDATE] =
 	    "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt = ?4, sent_at = ?5,"
-	    " last_error = ?6,"
-	    " relay_seen = CASE WHEN ?2 = 'sending' THEN 0 ELSE relay_seen END"
+	    " last_error = ?6, relay_seen = CASE WHEN ?7 < 0 THEN relay_seen ELSE ?7 END"
 	    " WHERE id = ?1",
 	[ST_OUTBOX_RELAY_SEEN] =
 	    "UPDATE outbox SET relay_seen = 1"
@@ -1301,6 +1301,7 @@ store_outbox_update(struct store *s, const struct outbox_rec *o)
 	bind_int(st, 4, o->next_attempt, &rc);
 	bind_int(st, 5, o->sent_at, &rc);
 	BIND_FIELD(st, 6, o->last_error, &rc);
+	bind_int(st, 7, o->relay_seen, &rc);
 	ret = store_exec_stmt(s, st, rc, &changes);
 	if (ret == STORE_OK && changes == 0)
 		ret = STORE_NOTFOUND;

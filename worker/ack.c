@@ -559,7 +559,13 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 		}
 		outbox_rec_clear(&o);
 	}
-	if ((rc = store_message_set_ack(s, m->id, decision)) != STORE_OK)
+	if ((rc = store_message_set_ack(s, m->id, decision)) == STORE_NOTFOUND) {
+		/* Decided meanwhile by someone else: our rows go with the rollback. */
+		store_rollback(s);
+		rc = STORE_OK;
+		goto out;
+	}
+	if (rc != STORE_OK)
 		goto fail;
 	if ((rc = store_commit(s)) != STORE_OK)
 		goto fail;

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,8 +177,17 @@ main(int argc, char **argv)
 		daemon_write_pidfile(w.cfg->pidfile);
 	if (w.cfg->userid != NULL)
 		daemon_drop_privileges(w.cfg->userid);
+	/* One worker per store: two would both send what is due. */
+	char lock_path[4096];
+	int lock_fd;
+	snprintf(lock_path, sizeof(lock_path), "%s.worker-lock", w.cfg->database);
+	if ((lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		fatal("lock file %s", lock_path);
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+		fatalx("another helpgate-worker already works on %s (it holds %s)",
+		    w.cfg->database, lock_path);
 	log_info("started; case store %s, relay %s", w.cfg->database,
-	    w.cfg->relay ? w.cfg->relay : "(none: nothing is sent)");
+	    relay_describe(w.cfg->relay, err, sizeof(err)));
 
 	while (!stop_requested) {
 		time_t now = time(NULL);
@@ -188,6 +198,10 @@ main(int argc, char **argv)
 
 			reload_requested = 0;
 			if (setup_load(path, &fresh) == 0) {
+				if (clock_set_timezone(fresh.cfg->timezone) != 0)
+					log_warnx("Timezone %s is unknown; keeping the old one",
+					    fresh.cfg->timezone);
+				log_set_level(fresh.cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 				setup_free(&w);
 				w = fresh;
 				relay_close(relay);

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "json.h"
 #include "log.h"
+#include "sla.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -1284,6 +1285,64 @@ ctl_cmd_config_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	return CTL_EXIT_OK;
 }
 
+/* ---- SLA ---- */
+
+/* Prints the deadline an SLA clock started at --at (default: now) would
+ * have, in Timezone; the same sla_deadline() the milter and worker use. */
+static int
+ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *tier_name = NULL, *urgency = NULL, *at = NULL, *kind_name = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--tier", &tier_name, NULL },
+		{ "--urgency", &urgency, NULL },
+		{ "--at", &at, NULL },
+		{ "--kind", &kind_name, NULL },
+		{ NULL, NULL, NULL },
+	};
+	const struct tier_policy *tier;
+	enum sla_kind kind = SLA_FIRST_RESPONSE;
+	struct config *cfg;
+	char due[64];
+	time_t start;
+	int r, level;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (tier_name == NULL)
+		return ctl_usage_error(cmd, "--tier is required");
+	if (urgency == NULL)
+		return ctl_usage_error(cmd, "--urgency is required");
+	if ((urgency[0] != 'P' && urgency[0] != 'p') || urgency[1] < '1' ||
+	    urgency[1] > '0' + URGENCY_LEVELS || urgency[2] != '\0')
+		return ctl_usage_error(cmd, "--urgency wants P1, P2, P3 or P4, not \"%s\"", urgency);
+	level = urgency[1] - '0';
+	if (kind_name != NULL && strcmp(kind_name, "resolve") == 0)
+		kind = SLA_RESOLUTION;
+	else if (kind_name != NULL && strcmp(kind_name, "first") != 0)
+		return ctl_usage_error(cmd, "--kind wants first or resolve, not \"%s\"", kind_name);
+	/* The config first: a time without an offset is read in Timezone. */
+	if ((cfg = ctl_config(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if (at == NULL)
+		start = clock_now();
+	else if (clock_parse_iso8601(at, &start) != 0)
+		return ctl_usage_error(cmd, "--at wants an ISO 8601 time such as "
+		    "2026-11-30T09:00:00+02:00 (or @EPOCH), not \"%s\"", at);
+	if ((tier = config_tier(cfg, tier_name)) == NULL) {
+		struct buf names;
+
+		buf_init(&names, 4096);
+		ctl_tier_names(cfg, &names);
+		ctl_err("unknown tier \"%s\"; valid tiers: %s", tier_name, buf_str(&names));
+		buf_free(&names);
+		return CTL_EXIT_FAIL;
+	}
+	clock_format_iso8601(sla_deadline(cfg, tier->name, level, kind, start), due, sizeof(due));
+	printf("%s\n", due);
+	return CTL_EXIT_OK;
+}
+
 /* ---- dispatch ---- */
 
 static const struct ctl_command ctl_commands[] = {
@@ -1301,6 +1360,10 @@ static const struct ctl_command ctl_commands[] = {
 	{ "outbox", ctl_cmd_outbox, "[--json] [--limit N]",
 	    "messages helpgate sends (acknowledgements, notices): pending, sent, failed; newest first" },
 	{ "config check", ctl_cmd_config_check, "", "check the configuration file" },
+	{ "sla due", ctl_cmd_sla_due,
+	    "--tier TIER --urgency P1..P4 [--at ISO-8601-TIME] [--kind first|resolve]",
+	    "the deadline of an SLA clock started at --at (default now), in Timezone, "
+	    "on the urgency's clock (business hours, holidays)" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -10,6 +10,8 @@
 
 #define BACKOFF_FIRST	15
 #define BACKOFF_MAX	300	/* a relay back after an outage is used within 5 minutes */
+#define OUTBOX_SAVE_TRIES	10
+#define OUTBOX_RELAY_DOWN	1
 
 long
 outbox_backoff(int attempts)
@@ -51,27 +53,51 @@ outbox_save(struct store *s, struct outbox_rec *o)
 	return rc;
 }
 
+/* A failed write of a row's new state is retried: a row left "sending"
+ * after the relay took it is the one way left to send a message twice. */
 static enum store_rc
+outbox_save_hard(struct store *s, struct outbox_rec *o)
+{
+	enum store_rc rc = STORE_BUSY;
+
+	for (int i = 0; i < OUTBOX_SAVE_TRIES && (rc = outbox_save(s, o)) == STORE_BUSY; i++)
+		;
+	return rc;
+}
+
+/* OUTBOX_RELAY_DOWN: the relay could not be reached; stop the batch. */
+static int
 outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t now)
 {
 	char err[256] = "";
 	enum relay_result res;
 	enum store_rc rc;
+	long reply;
 
-	if (strcmp(o->state, "sending") == 0 && o->relay_seen) {
+	/* The relay's milter saw this message whole on an earlier attempt
+	 * that ended without a verdict (a crash, a lost final reply): the
+	 * relay has it. */
+	if (o->relay_seen) {
 		snprintf(o->state, sizeof(o->state), "sent");
 		o->sent_at = now;
-		log_info("HG-%lld: %s to <%s> was taken by the relay before a restart; not sent again",
+		log_info("HG-%lld: %s to <%s> was already taken by the relay; not sent again",
 		    o->case_id, o->kind, o->recipient);
-		return outbox_save(s, o);
+		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	}
 	snprintf(o->state, sizeof(o->state), "sending");
 	o->attempts++;
+	o->relay_seen = 0;
+	/* Should the worker die from here on, the row waits out the grace
+	 * period before another try, long enough for the relay's milter to
+	 * have recorded what it saw. */
+	o->next_attempt = now + OUTBOX_SENDING_GRACE;
 	if ((rc = outbox_save(s, o)) != STORE_OK)
-		return rc;
+		return -1;
 
 	res = relay_send(r, o->envelope_from, o->recipient, o->content, err, sizeof(err));
+	reply = relay_last_reply(r);
 	now = clock_now();
+	o->relay_seen = -1;	/* leave whatever the milter wrote meanwhile */
 	switch (res) {
 	case RELAY_SENT:
 		snprintf(o->state, sizeof(o->state), "sent");
@@ -79,9 +105,13 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 		o->last_error[0] = '\0';
 		log_info("HG-%lld: %s sent to <%s> (attempt %d)", o->case_id, o->kind,
 		    o->recipient, o->attempts);
-		break;
+		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	case RELAY_TEMPFAIL:
 		snprintf(o->last_error, sizeof(o->last_error), "%s", err);
+		/* A refusal the relay stated means it does not have the
+		 * message, whatever its milter saw. */
+		if (reply >= 400)
+			o->relay_seen = 0;
 		if (now - o->created > OUTBOX_LIFETIME) {
 			snprintf(o->state, sizeof(o->state), "failed");
 			log_warnx("HG-%lld: %s to <%s> given up after %d attempts: %s", o->case_id,
@@ -93,15 +123,18 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 			    o->case_id, o->kind, o->recipient, o->attempts,
 			    (long)(o->next_attempt - now), err);
 		}
-		break;
+		if (outbox_save_hard(s, o) != STORE_OK)
+			return -1;
+		return reply == 0 ? OUTBOX_RELAY_DOWN : 0;
 	case RELAY_PERMFAIL:
 		snprintf(o->state, sizeof(o->state), "failed");
 		snprintf(o->last_error, sizeof(o->last_error), "%s", err);
+		o->relay_seen = 0;
 		log_warnx("HG-%lld: %s to <%s> refused by the relay: %s", o->case_id, o->kind,
 		    o->recipient, err);
-		break;
+		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	}
-	return outbox_save(s, o);
+	return -1;
 }
 
 int
@@ -119,9 +152,23 @@ outbox_run(struct store *s, struct relay *r, time_t now, int limit)
 			log_warnx("reading the outbox: %s: %s", store_strerror(rc), store_errmsg(s));
 		return -1;
 	}
+	int stop = 0;
+
 	for (size_t i = 0; i < batch.count; i++) {
-		if (rc == STORE_OK && (rc = outbox_send_one(s, r, &batch.items[i], now)) == STORE_OK)
-			done++;
+		if (!stop) {
+			int r1 = outbox_send_one(s, r, &batch.items[i], now);
+			if (r1 == 0) {
+				done++;
+			} else {
+				/* The relay is down (the rest would wait a
+				 * connect timeout each) or the store failed. */
+				stop = 1;
+				if (r1 == OUTBOX_RELAY_DOWN)
+					done++;
+				else
+					rc = STORE_ERROR;
+			}
+		}
 		outbox_rec_clear(&batch.items[i]);
 	}
 	free(batch.items);

@@ -24,7 +24,14 @@ struct relay {
 	char	*user;
 	char	*password;
 	char	 last_reply[256];	/* the relay's last refusal (4xx/5xx) */
+	long	 last_code;
 };
+
+long
+relay_last_reply(const struct relay *r)
+{
+	return r->last_code;
+}
 
 struct upload {
 	const char *data;
@@ -181,6 +188,7 @@ relay_send(struct relay *r, const char *envelope_from, const char *recipient,
 	}
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply);
+	r->last_code = reply;
 	curl_slist_free_all(rcpt);
 
 	if (rc == CURLE_OK)
@@ -192,4 +200,24 @@ relay_send(struct relay *r, const char *envelope_from, const char *recipient,
 	if (reply >= 500 && reply < 600 && rc != CURLE_LOGIN_DENIED)
 		return RELAY_PERMFAIL;
 	return RELAY_TEMPFAIL;
+}
+
+const char *
+relay_describe(const char *url, char *out, size_t outlen)
+{
+	const char *scheme_end, *host, *at, *slash;
+
+	if (url == NULL) {
+		snprintf(out, outlen, "(none: nothing is sent)");
+		return out;
+	}
+	scheme_end = strstr(url, "://");
+	host = scheme_end ? scheme_end + 3 : url;
+	slash = strchr(host, '/');
+	at = strchr(host, '@');
+	if (at != NULL && (slash == NULL || at < slash))
+		host = at + 1;
+	snprintf(out, outlen, "%.*s%.*s", scheme_end ? (int)(scheme_end + 3 - url) : 0, url,
+	    slash ? (int)(slash - host) : (int)strlen(host), host);
+	return out;
 }

@@ -33,4 +33,13 @@ void		 relay_close(struct relay *r);		/* accepts NULL */
 enum relay_result relay_send(struct relay *r, const char *envelope_from,
 		    const char *recipient, const char *content, char *err, size_t errlen);
 
+/* The relay's last reply code in the last relay_send: >= 400 is a refusal
+ * it stated; anything else after a failure (0: no connection, 354: DATA
+ * accepted and then silence) means the outcome is unknown. */
+long	relay_last_reply(const struct relay *r);
+
+/* The Relay URL for logs: scheme, host and port only, never user:password.
+ * Returns out ("(none: nothing is sent)" for NULL). */
+const char *relay_describe(const char *url, char *out, size_t outlen);
+
 #endif

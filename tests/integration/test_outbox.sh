@@ -89,4 +89,9 @@ t_like "$(ctl case show "$case2")" "failed .*bob@client.test" "case show tells s
 echo "@$((now + 3600))" >"$now_file"
 sleep 1
 t_is "$(outbox_field bob@client.test attempts)" 1 "a permanent failure is not retried"
+# ---- 3. one worker per store: a second one refuses to start
+out=$(timeout 10 "$bindir/helpgate-worker" -f -c "$conf" 2>&1)
+rc=$?
+t_is "$rc" 1 "a second worker on the same store exits 1"
+t_like "$out" "another helpgate-worker already works on" "and says why"
 t_done
