@@ -18,7 +18,8 @@
 enum config_type {
 	CT_STRING, CT_PATH, CT_URL, CT_ADDRESS_LIST, CT_DOMAIN_LIST, CT_BOOL,
 	CT_SIZE, CT_DURATION_MS, CT_FACILITY, CT_TIMEZONE, CT_SLA, CT_LOGLEVEL,
-	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION,
+	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
+	CT_CLOCK,
 };
 
 struct config_row {
@@ -57,6 +58,25 @@ static const struct config_row config_rows[] = {
 	{ "NoReplyPattern",	CT_REGEX_LIST,	 OFF(no_reply_patterns),  NULL, 0, 0 },
 	{ "AckMargin",		CT_DURATION,	 OFF(ack_margin),	  "30m", 0, 7 * 86400 },
 	{ "PollInterval",	CT_DURATION_MS,	 OFF(poll_interval_ms),	  "200ms", 10, 60000 },
+	/* The default week is applied like a first line; each BusinessHours
+	 * line then replaces the hours of the days it names. */
+	{ "BusinessHours",	CT_BUSINESS_HOURS, 0,			  "mon-fri 09:00-18:00", 0, 0 },
+	{ "Holiday",		CT_HOLIDAY,	 0,			  NULL, 0, 0 },
+	{ "Clock",		CT_CLOCK,	 0,			  NULL, 0, 0 },
+	{ "EndOfDayWindow",	CT_DURATION,	 OFF(end_of_day_window),  "60m", 0, 86400 },
+};
+
+/* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
+ * a critical case is answered at night, the rest in business hours. */
+static const enum config_clock default_clock[URGENCY_LEVELS] = {
+	CONFIG_CLOCK_24X7, CONFIG_CLOCK_BUSINESS, CONFIG_CLOCK_BUSINESS, CONFIG_CLOCK_BUSINESS,
+};
+
+#define CONFIG_HOLIDAYS_MAX	100000	/* a Holiday file longer than this is a mistake */
+
+static const char *const config_day_names[7][2] = {
+	{ "sun", "sunday" }, { "mon", "monday" }, { "tue", "tuesday" }, { "wed", "wednesday" },
+	{ "thu", "thursday" }, { "fri", "friday" }, { "sat", "saturday" },
 };
 
 /* Senders that must never get an automatic answer (RFC 3834 section 2),
@@ -81,6 +101,15 @@ static const struct {
 long
 config_parse_duration(const char *s)
 {
+	struct config_span span;
+
+	return config_parse_span(s, &span);
+}
+
+long
+config_parse_span(const char *s, struct config_span *span)
+{
+	struct config_span parts = { 0, 0, 0 };
 	long total = 0;
 	const char *p = s;
 
@@ -108,9 +137,53 @@ config_parse_duration(const char *s)
 		if (v > (LONG_MAX - total) / mult)
 			return -1;
 		total += v * mult;
+		/* Each part is at most total, so none of these overflows. */
+		if (mult == 7 * 86400)
+			parts.weeks += v;
+		else if (mult == 86400)
+			parts.days += v;
+		else
+			parts.seconds += v * mult;
 		p = end;
 	}
+	*span = parts;
 	return total;
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil), so that holidays need no time zone. */
+static long
+config_days_from_civil(long y, long m, long d)
+{
+	long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+long
+config_parse_date(const char *s)
+{
+	static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	long y, m, d;
+
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? s[i] != '-' : !isdigit((unsigned char)s[i]))
+			return -1;
+	if (s[10] != '\0')
+		return -1;
+	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+	m = (s[5] - '0') * 10 + (s[6] - '0');
+	d = (s[8] - '0') * 10 + (s[9] - '0');
+	if (y < 1900 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		return -1;
+	if (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return -1;
+	return config_days_from_civil(y, m, d);
 }
 
 long long
@@ -250,8 +323,9 @@ config_tier_add(struct config *cfg, const char *name)
 		*p = (char)tolower((unsigned char)*p);
 	/* A new tier starts from the "standard" targets until told otherwise. */
 	for (int u = 0; u < URGENCY_LEVELS; u++) {
-		t->sla[u].first = config_parse_duration(default_sla[2].targets[u][0]);
-		t->sla[u].resolve = config_parse_duration(default_sla[2].targets[u][1]);
+		t->sla[u].first = config_parse_span(default_sla[2].targets[u][0], &t->sla[u].first_span);
+		t->sla[u].resolve = config_parse_span(default_sla[2].targets[u][1],
+		    &t->sla[u].resolve_span);
 	}
 	return t;
 }
@@ -308,6 +382,7 @@ config_set_sla(struct config *cfg, char *value, char *err, size_t errlen)
 	t = config_tier_add(cfg, tier);
 	while ((item = strtok_r(NULL, " \t", &save)) != NULL) {
 		char *eq = strchr(item, '=');
+		struct config_span span;
 		long d;
 
 		if (eq == NULL) {
@@ -315,16 +390,18 @@ config_set_sla(struct config *cfg, char *value, char *err, size_t errlen)
 			return -1;
 		}
 		*eq = '\0';
-		d = config_parse_duration(eq + 1);
+		d = config_parse_span(eq + 1, &span);
 		if (d <= 0) {
 			snprintf(err, errlen, "SLA: \"%s\" is not a duration such as 30m, 4h, 2d", eq + 1);
 			return -1;
 		}
-		if (strcasecmp(item, "first") == 0)
+		if (strcasecmp(item, "first") == 0) {
 			t->sla[u].first = d;
-		else if (strcasecmp(item, "resolve") == 0)
+			t->sla[u].first_span = span;
+		} else if (strcasecmp(item, "resolve") == 0) {
 			t->sla[u].resolve = d;
-		else {
+			t->sla[u].resolve_span = span;
+		} else {
 			snprintf(err, errlen, "SLA: unknown target \"%s\" (use first= or resolve=)", item);
 			return -1;
 		}
@@ -332,6 +409,281 @@ config_set_sla(struct config *cfg, char *value, char *err, size_t errlen)
 	}
 	if (!seen) {
 		snprintf(err, errlen, "SLA %s %s names no target", tier, level);
+		return -1;
+	}
+	return 0;
+}
+
+/* "mon" or "monday" (any case), len bytes of s -> 0 (Sunday) .. 6; -1 otherwise. */
+static int
+config_day(const char *s, size_t len)
+{
+	for (int i = 0; i < 7; i++)
+		for (int j = 0; j < 2; j++)
+			if (strlen(config_day_names[i][j]) == len &&
+			    strncasecmp(s, config_day_names[i][j], len) == 0)
+				return i;
+	return -1;
+}
+
+/* "09:00" or "9:00" (len bytes) -> seconds after midnight, 00:00..24:00; -1 otherwise. */
+static long
+config_hhmm(const char *s, size_t len)
+{
+	long h, m;
+
+	if (len == 4 && isdigit((unsigned char)s[0]) && s[1] == ':')
+		h = s[0] - '0';
+	else if (len == 5 && isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) && s[2] == ':')
+		h = (s[0] - '0') * 10 + (s[1] - '0');
+	else
+		return -1;
+	s += len - 2;
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]))
+		return -1;
+	m = (s[0] - '0') * 10 + (s[1] - '0');
+	if (m > 59 || h > 24 || (h == 24 && m != 0))
+		return -1;
+	return h * 3600 + m * 60;
+}
+
+/* "mon-fri", "sat", "mon,wed,fri", "mon-wed,sat" -> days[0..6] set.  A range
+ * may wrap around the week ("fri-mon").  Returns 0 or -1. */
+static int
+config_day_spec(const char *spec, int days[7])
+{
+	const char *p = spec;
+
+	memset(days, 0, 7 * sizeof(days[0]));
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		const char *dash = memchr(p, '-', len);
+		int a, b;
+
+		if (dash != NULL) {
+			a = config_day(p, (size_t)(dash - p));
+			b = config_day(dash + 1, len - (size_t)(dash - p) - 1);
+		} else {
+			a = b = config_day(p, len);
+		}
+		if (a < 0 || b < 0)
+			return -1;
+		for (int d = a;; d = (d + 1) % 7) {
+			days[d] = 1;
+			if (d == b)
+				break;
+		}
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
+}
+
+/* Parses "BusinessHours DAYS RANGE... | closed": the named days get exactly
+ * these ranges (nothing changes on an error). */
+static int
+config_set_business_hours(struct config *cfg, char *value, char *err, size_t errlen)
+{
+	char *save = NULL, *spec, *tok;
+	struct business_day day;
+	int days[7], closed = 0;
+
+	memset(&day, 0, sizeof(day));
+	spec = strtok_r(value, " \t", &save);
+	if (spec == NULL || config_day_spec(spec, days) != 0) {
+		snprintf(err, errlen, "BusinessHours: \"%s\" is not a day (mon..sun), a range (mon-fri) "
+		    "or a list (mon,wed,fri)", spec ? spec : "");
+		return -1;
+	}
+	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+		const char *dash = strchr(tok, '-');
+		long open, close;
+
+		if (strcasecmp(tok, "closed") == 0) {
+			closed = 1;
+			continue;
+		}
+		open = dash ? config_hhmm(tok, (size_t)(dash - tok)) : -1;
+		close = dash ? config_hhmm(dash + 1, strlen(dash + 1)) : -1;
+		if (open < 0 || close < 0 || open == 86400) {
+			snprintf(err, errlen, "BusinessHours: \"%s\" is not a range of times HH:MM-HH:MM "
+			    "(00:00 to 24:00)", tok);
+			return -1;
+		}
+		if (close <= open) {
+			snprintf(err, errlen, "BusinessHours: \"%s\" does not end after it starts "
+			    "(a range cannot cross midnight: end it at 24:00, go on at 00:00 the next day)",
+			    tok);
+			return -1;
+		}
+		if (day.count > 0 && open < day.range[day.count - 1].open) {
+			snprintf(err, errlen, "BusinessHours: \"%s\" comes after a later range "
+			    "(give the ranges of a day in increasing order)", tok);
+			return -1;
+		}
+		if (day.count > 0 && open < day.range[day.count - 1].close) {
+			snprintf(err, errlen, "BusinessHours: \"%s\" overlaps the range before it", tok);
+			return -1;
+		}
+		if (day.count == BUSINESS_RANGES_MAX) {
+			snprintf(err, errlen, "BusinessHours: more than %d ranges in one day",
+			    BUSINESS_RANGES_MAX);
+			return -1;
+		}
+		day.range[day.count].open = open;
+		day.range[day.count].close = close;
+		day.count++;
+	}
+	if (closed && day.count > 0) {
+		snprintf(err, errlen, "BusinessHours: a day is either closed or has ranges, not both");
+		return -1;
+	}
+	if (!closed && day.count == 0) {
+		snprintf(err, errlen, "BusinessHours %s names no hours (e.g. 09:00-18:00, or closed)", spec);
+		return -1;
+	}
+	for (int d = 0; d < 7; d++)
+		if (days[d])
+			cfg->business_week[d] = day;
+	return 0;
+}
+
+static int
+config_holiday_add(struct config *cfg, long day, char *err, size_t errlen)
+{
+	size_t n = cfg->holiday_count;
+
+	if (n >= CONFIG_HOLIDAYS_MAX) {
+		snprintf(err, errlen, "Holiday: more than %d holidays", CONFIG_HOLIDAYS_MAX);
+		return -1;
+	}
+	/* Capacity doubles from 16: grow when n is 0, 16, 32, 64, ... */
+	if (n == 0 || (n >= 16 && (n & (n - 1)) == 0))
+		cfg->holidays = xrealloc(cfg->holidays, (n ? n * 2 : 16) * sizeof(*cfg->holidays));
+	cfg->holidays[cfg->holiday_count++] = day;
+	return 0;
+}
+
+/* Parses "Holiday YYYY-MM-DD" or "Holiday FILE" (one date a line, '#'
+ * comments, blank lines; relative to the config's directory).  A value of
+ * only digits and dashes is a date, anything else a file. */
+static int
+config_set_holiday(struct config *cfg, char *value, char *err, size_t errlen)
+{
+	char line[256], *path;
+	int lineno = 0, rc = 0;
+	long day;
+	FILE *fp;
+
+	if (value[strspn(value, "0123456789-")] == '\0') {
+		if ((day = config_parse_date(value)) < 0) {
+			snprintf(err, errlen, "Holiday: \"%s\" is not a date YYYY-MM-DD", value);
+			return -1;
+		}
+		return config_holiday_add(cfg, day, err, errlen);
+	}
+	path = config_resolve_path(cfg->path, value);
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "Holiday: cannot open %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		char *s, *end;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			snprintf(err, errlen, "Holiday: %s:%d: line too long", path, lineno);
+			rc = -1;
+			break;
+		}
+		line[strcspn(line, "#")] = '\0';
+		for (s = line; isspace((unsigned char)*s); s++)
+			;
+		for (end = s + strlen(s); end > s && isspace((unsigned char)end[-1]); end--)
+			;
+		*end = '\0';
+		if (*s == '\0')
+			continue;
+		if ((day = config_parse_date(s)) < 0) {
+			snprintf(err, errlen, "Holiday: %s:%d: \"%s\" is not a date YYYY-MM-DD",
+			    path, lineno, s);
+			rc = -1;
+		} else {
+			rc = config_holiday_add(cfg, day, err, errlen);
+		}
+	}
+	if (rc == 0 && ferror(fp)) {
+		snprintf(err, errlen, "Holiday: reading %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	fclose(fp);
+	free(path);
+	return rc;
+}
+
+/* Parses "Clock Pn 24x7|business". */
+static int
+config_set_clock(struct config *cfg, char *value, char *err, size_t errlen)
+{
+	char *save = NULL, *level, *mode;
+
+	level = strtok_r(value, " \t", &save);
+	mode = strtok_r(NULL, " \t", &save);
+	if (level == NULL || mode == NULL || strtok_r(NULL, " \t", &save) != NULL) {
+		snprintf(err, errlen, "Clock wants: Clock P1..P4 24x7|business");
+		return -1;
+	}
+	if ((level[0] != 'P' && level[0] != 'p') || level[1] < '1' || level[1] > '4' || level[2]) {
+		snprintf(err, errlen, "Clock: urgency \"%s\" is not one of P1, P2, P3, P4", level);
+		return -1;
+	}
+	if (strcasecmp(mode, "24x7") == 0)
+		cfg->clock[level[1] - '1'] = CONFIG_CLOCK_24X7;
+	else if (strcasecmp(mode, "business") == 0)
+		cfg->clock[level[1] - '1'] = CONFIG_CLOCK_BUSINESS;
+	else {
+		snprintf(err, errlen, "Clock: \"%s\" is not 24x7 or business", mode);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* After the last line: holidays sorted and unique, the lengths of a
+ * business day and week.  Returns 0, or -1 with err set. */
+static int
+config_finish_calendar(struct config *cfg, char *err, size_t errlen)
+{
+	size_t n = 0;
+
+	if (cfg->holiday_count > 0) {
+		qsort(cfg->holidays, cfg->holiday_count, sizeof(*cfg->holidays), config_cmp_long);
+		for (size_t i = 0; i < cfg->holiday_count; i++)
+			if (n == 0 || cfg->holidays[n - 1] != cfg->holidays[i])
+				cfg->holidays[n++] = cfg->holidays[i];
+		cfg->holiday_count = n;
+	}
+	cfg->business_day_len = cfg->business_week_len = 0;
+	for (int d = 0; d < 7; d++) {
+		const struct business_day *bd = &cfg->business_week[d];
+		long len = 0;
+
+		for (int i = 0; i < bd->count; i++)
+			len += bd->range[i].close - bd->range[i].open;
+		if (len > cfg->business_day_len)
+			cfg->business_day_len = len;
+		cfg->business_week_len += len;
+	}
+	if (cfg->business_week_len == 0) {
+		snprintf(err, errlen, "BusinessHours leave no business time in the week");
 		return -1;
 	}
 	return 0;
@@ -514,6 +866,12 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		}
 		*(long *)((char *)cfg + row->offset) = d;
 		return 0;
+	case CT_BUSINESS_HOURS:
+		return config_set_business_hours(cfg, value, err, errlen);
+	case CT_HOLIDAY:
+		return config_set_holiday(cfg, value, err, errlen);
+	case CT_CLOCK:
+		return config_set_clock(cfg, value, err, errlen);
 	}
 	return -1;
 }
@@ -538,6 +896,7 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->tier_count; i++)
 		free(cfg->tiers[i].name);
 	free(cfg->tiers);
+	free(cfg->holidays);
 	free(cfg->path);
 	free(cfg);
 }
@@ -583,10 +942,14 @@ config_load(const char *path, struct buf *errors)
 	for (size_t i = 0; i < sizeof(default_sla) / sizeof(default_sla[0]); i++) {
 		struct tier_policy *t = config_tier_add(cfg, default_sla[i].tier);
 		for (int u = 0; u < URGENCY_LEVELS; u++) {
-			t->sla[u].first = config_parse_duration(default_sla[i].targets[u][0]);
-			t->sla[u].resolve = config_parse_duration(default_sla[i].targets[u][1]);
+			t->sla[u].first = config_parse_span(default_sla[i].targets[u][0],
+			    &t->sla[u].first_span);
+			t->sla[u].resolve = config_parse_span(default_sla[i].targets[u][1],
+			    &t->sla[u].resolve_span);
 		}
 	}
+	for (int u = 0; u < URGENCY_LEVELS; u++)
+		cfg->clock[u] = default_clock[u];
 	for (size_t i = 0; i < rows; i++) {
 		char value[256];
 		if (config_rows[i].default_value == NULL)
@@ -643,6 +1006,10 @@ config_load(const char *path, struct buf *errors)
 	if (cfg->no_reply_patterns.count == 0)
 		for (size_t i = 0; i < sizeof(default_no_reply) / sizeof(default_no_reply[0]); i++)
 			strlist_add(&cfg->no_reply_patterns, default_no_reply[i]);
+	if (config_finish_calendar(cfg, err, sizeof(err)) != 0) {
+		buf_printf(errors, "%s: %s\n", path, err);
+		bad++;
+	}
 	if (!bad && cfg->support_addresses.count == 0) {
 		buf_printf(errors, "%s: no SupportAddress: nothing would be processed\n", path);
 		bad++;

@@ -27,15 +27,43 @@ struct strlist {
 	size_t  count;
 };
 
+/* A duration split as it was written, for the business clock, where a day
+ * and a week are not 86400 and 604800 seconds: "1w2d4h30m" -> 1, 2, 16200. */
+struct config_span {
+	long weeks;
+	long days;
+	long seconds;		/* the s, m and h parts */
+};
+
 struct sla_target {
-	long first;		/* seconds to first response */
+	long first;		/* seconds to first response (d = 86400 s, w = 7 d) */
 	long resolve;		/* seconds to resolution */
+	struct config_span first_span;	/* the same two, as written */
+	struct config_span resolve_span;
 };
 
 struct tier_policy {
 	char			*name;
 	struct sla_target	 sla[URGENCY_LEVELS];
 };
+
+/*
+ * The business calendar (BusinessHours, Holiday, Clock; see sla.h for how
+ * deadlines use it).  Times are wall-clock times in Timezone.
+ */
+#define BUSINESS_RANGES_MAX	8	/* ranges per day */
+
+struct business_range {
+	long open;		/* seconds after local midnight, 0 <= open < close */
+	long close;		/* ... <= 86400 (24:00) */
+};
+
+struct business_day {
+	int			count;		/* 0: closed */
+	struct business_range	range[BUSINESS_RANGES_MAX];	/* increasing, not overlapping */
+};
+
+enum config_clock { CONFIG_CLOCK_24X7, CONFIG_CLOCK_BUSINESS };
 
 struct config {
 	char		*path;			/* the file it came from */
@@ -66,6 +94,14 @@ struct config {
 	long		 poll_interval_ms;	/* how often the worker looks for new work */
 	struct tier_policy *tiers;		/* enterprise, premium, standard, trial, unknown, + any in SLA lines */
 	size_t		 tier_count;
+	/* the SLA clock */
+	struct business_day business_week[7];	/* index tm_wday: 0 = Sunday */
+	long		*holidays;		/* local dates, days since 1970-01-01; sorted, unique */
+	size_t		 holiday_count;
+	enum config_clock clock[URGENCY_LEVELS];	/* per urgency */
+	long		 business_day_len;	/* seconds in the longest day of the week: "1d" */
+	long		 business_week_len;	/* seconds of business time in the week: "1w" */
+	long		 end_of_day_window;	/* seconds; the worker warns this long before close */
 	int		 refcount;
 };
 
@@ -82,6 +118,10 @@ const struct tier_policy *config_tier(const struct config *cfg, const char *name
 
 /* "30m" "4h" "2d" "90" (seconds) -> seconds; -1 on error. */
 long		 config_parse_duration(const char *s);
+/* The same, also splitting it into *span (untouched on error). */
+long		 config_parse_span(const char *s, struct config_span *span);
+/* "2026-12-25" -> days since 1970-01-01 (years 1900..9999); -1 on error. */
+long		 config_parse_date(const char *s);
 /* "256K" "1M" "4096" -> bytes; -1 on error. */
 long long	 config_parse_size(const char *s);
 

@@ -38,6 +38,21 @@ test_durations_and_sizes(void)
 	T_EQ_INT(config_parse_size("4096"), 4096);
 	T_EQ_INT(config_parse_size("12Q"), -1);
 	T_EQ_INT(config_parse_size("K"), -1);
+
+	struct config_span span;
+	T_EQ_INT(config_parse_span("1w2d4h30m5", &span), 7 * 86400 + 2 * 86400 + 4 * 3600 + 1800 + 5);
+	T_EQ_INT(span.weeks, 1);
+	T_EQ_INT(span.days, 2);
+	T_EQ_INT(span.seconds, 4 * 3600 + 1800 + 5);
+	T_EQ_INT(config_parse_span("4x", &span), -1);
+	T_EQ_INT(span.weeks, 1);	/* untouched on error */
+	T_EQ_INT(config_parse_date("1970-01-01"), 0);
+	T_EQ_INT(config_parse_date("2026-12-25"), 20812);
+	T_EQ_INT(config_parse_date("2028-02-29"), 21243);
+	T_EQ_INT(config_parse_date("2027-02-29"), -1);
+	T_EQ_INT(config_parse_date("2026-04-31"), -1);
+	T_EQ_INT(config_parse_date("2026-12-25x"), -1);
+	T_EQ_INT(config_parse_date("2026-1-5"), -1);
 }
 
 static void
@@ -62,7 +77,16 @@ test_good_config(void)
 	    "EscalationAddress OnCall@Example.com\n"
 	    "AckRateLimit 2 9\n"
 	    "NoReplyPattern ^robot@\n"
-	    "AckMargin 45m\n");
+	    "AckMargin 45m\n"
+	    "BusinessHours mon-fri 09:00-13:00 14:00-18:00\n"
+	    "businesshours Sat 10:00-14:00\n"
+	    "BusinessHours mon,wed 8:30-17:00\n"
+	    "Holiday 2027-01-01\n"
+	    "Holiday 2026-12-25\n"
+	    "Holiday 2027-01-01\n"
+	    "Clock P2 24x7\n"
+	    "Clock p4 BUSINESS\n"
+	    "EndOfDayWindow 30m\n");
 
 	buf_init(&errors, 4096);
 	cfg = config_load(path, &errors);
@@ -82,6 +106,29 @@ test_good_config(void)
 	T_EQ_INT(cfg->no_reply_patterns.count, 1);
 	T_EQ_INT(cfg->ack_margin, 45 * 60);
 	T_EQ_INT(cfg->poll_interval_ms, 200);
+	/* The business calendar: lines replace only the days they name. */
+	T_EQ_INT(cfg->business_week[0].count, 0);
+	T_EQ_INT(cfg->business_week[1].count, 1);
+	T_EQ_INT(cfg->business_week[1].range[0].open, 8 * 3600 + 1800);
+	T_EQ_INT(cfg->business_week[2].count, 2);
+	T_EQ_INT(cfg->business_week[2].range[1].open, 14 * 3600);
+	T_EQ_INT(cfg->business_week[2].range[1].close, 18 * 3600);
+	T_EQ_INT(cfg->business_week[3].count, 1);
+	T_EQ_INT(cfg->business_week[6].count, 1);
+	T_EQ_INT(cfg->business_week[6].range[0].close, 14 * 3600);
+	T_EQ_INT(cfg->business_day_len, 8 * 3600 + 1800);
+	T_EQ_INT(cfg->business_week_len, 2 * (8 * 3600 + 1800) + 3 * 8 * 3600 + 4 * 3600);
+	T_EQ_INT(cfg->holiday_count, 2);
+	if (cfg->holiday_count == 2) {
+		T_EQ_INT(cfg->holidays[0], config_parse_date("2026-12-25"));
+		T_EQ_INT(cfg->holidays[1], config_parse_date("2027-01-01"));
+	}
+	T_EQ_INT(cfg->clock[0], CONFIG_CLOCK_24X7);
+	T_EQ_INT(cfg->clock[1], CONFIG_CLOCK_24X7);
+	T_EQ_INT(cfg->clock[2], CONFIG_CLOCK_BUSINESS);
+	T_EQ_INT(cfg->clock[3], CONFIG_CLOCK_BUSINESS);
+	T_EQ_INT(cfg->end_of_day_window, 1800);
+	T_EQ_INT(cfg->tiers[0].sla[3].resolve_span.days, 5);	/* enterprise P4 resolve=5d */
 	T_CHECK(config_is_support_address(cfg, "<support@example.com>"));
 	T_CHECK(config_is_support_address(cfg, "SUPPORT@example.com"));
 	T_CHECK(config_is_support_address(cfg, "support+billing@example.com"));
@@ -126,7 +173,13 @@ test_bad_config(void)
 	    "Socket\n"
 	    "AckRateLimit five\n"
 	    "NoReplyPattern (unclosed\n"
-	    "EscalationAddress nobody\n");
+	    "EscalationAddress nobody\n"
+	    "BusinessHours mon-fry 09:00-18:00\n"
+	    "BusinessHours mon 18:00-09:00\n"
+	    "BusinessHours mon 09:00-13:00 12:00-18:00\n"
+	    "Holiday 2026-12-32\n"
+	    "Clock P5 24x7\n"
+	    "EndOfDayWindow forever\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
@@ -143,6 +196,12 @@ test_bad_config(void)
 	T_CONTAINS(buf_str(&errors), "bad.conf:11: AckRateLimit");
 	T_CONTAINS(buf_str(&errors), "bad.conf:12: NoReplyPattern");
 	T_CONTAINS(buf_str(&errors), "bad.conf:13: EscalationAddress");
+	T_CONTAINS(buf_str(&errors), "bad.conf:14: BusinessHours: \"mon-fry\" is not a day");
+	T_CONTAINS(buf_str(&errors), "bad.conf:15: BusinessHours: \"18:00-09:00\" does not end after");
+	T_CONTAINS(buf_str(&errors), "bad.conf:16: BusinessHours: \"12:00-18:00\" overlaps");
+	T_CONTAINS(buf_str(&errors), "bad.conf:17: Holiday: \"2026-12-32\" is not a date");
+	T_CONTAINS(buf_str(&errors), "bad.conf:18: Clock: urgency \"P5\"");
+	T_CONTAINS(buf_str(&errors), "bad.conf:19: EndOfDayWindow");
 	buf_free(&errors);
 
 	buf_init(&errors, 8192);
@@ -174,6 +233,11 @@ test_shipped_config(void)
 		T_EQ_INT(cfg->ack_per_hour, 5);
 		T_EQ_INT(cfg->ack_per_day, 20);
 		T_CHECK(cfg->no_reply_patterns.count >= 1);
+		T_EQ_INT(cfg->end_of_day_window, 3600);
+		T_EQ_INT(cfg->clock[0], CONFIG_CLOCK_24X7);
+		T_EQ_INT(cfg->clock[1], CONFIG_CLOCK_BUSINESS);
+		T_EQ_INT(cfg->business_week[1].count, 1);
+		T_EQ_INT(cfg->business_day_len, 9 * 3600);
 	}
 	config_unref(cfg);
 	buf_free(&errors);
