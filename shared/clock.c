@@ -133,7 +133,11 @@ clock_format_rfc5322(time_t t, char *out, size_t outlen)
 	struct tm tm;
 	long off;
 
-	localtime_r(&t, &tm);
+	if (localtime_r(&t, &tm) == NULL || tm.tm_wday < 0 || tm.tm_wday > 6 ||
+	    tm.tm_mon < 0 || tm.tm_mon > 11) {
+		snprintf(out, outlen, "Thu, 01 Jan 1970 00:00:00 +0000");
+		return;
+	}
 	off = tm.tm_gmtoff / 60;
 	snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld",
 	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
@@ -147,7 +151,8 @@ clock_format_iso8601(time_t t, char *out, size_t outlen)
 	struct tm tm;
 	long off;
 
-	localtime_r(&t, &tm);
+	if (localtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
 	off = tm.tm_gmtoff / 60;
 	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,

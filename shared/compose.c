@@ -163,8 +163,21 @@ add_address(struct buf *b, const char *header, const char *name, const char *add
 		for (const char *p = clean_name; *p; p++)
 			if ((unsigned char)*p > 126 || strchr("\"\\()<>@,;:[]", *p))
 				ascii = 0;
+		int plain = 1;
+		for (const char *p = clean_name; *p; p++)
+			if ((unsigned char)*p > 126)
+				plain = 0;
 		if (ascii) {
 			buf_printf(b, "%s: %s <%s>\r\n", header, clean_name, clean_addr);
+		} else if (plain) {
+			/* ASCII with specials ("Acme, Inc."): a quoted-string. */
+			buf_printf(b, "%s: \"", header);
+			for (const char *p = clean_name; *p; p++) {
+				if (*p == '"' || *p == '\\')
+					buf_append_char(b, '\\');
+				buf_append_char(b, *p);
+			}
+			buf_printf(b, "\" <%s>\r\n", clean_addr);
 		} else {
 			char *enc = msg_encode_header_value(clean_name, strlen(header) + 2);
 			const char *last_nl = strrchr(enc, '\n');

@@ -1003,9 +1003,9 @@ config_load(const char *path, struct buf *errors)
 		}
 	}
 	fclose(fp);
-	if (cfg->no_reply_patterns.count == 0)
-		for (size_t i = 0; i < sizeof(default_no_reply) / sizeof(default_no_reply[0]); i++)
-			strlist_add(&cfg->no_reply_patterns, default_no_reply[i]);
+	/* The RFC 3834 robots are always skipped; NoReplyPattern adds to them. */
+	for (size_t i = 0; i < sizeof(default_no_reply) / sizeof(default_no_reply[0]); i++)
+		strlist_add(&cfg->no_reply_patterns, default_no_reply[i]);
 	if (config_finish_calendar(cfg, err, sizeof(err)) != 0) {
 		buf_printf(errors, "%s: %s\n", path, err);
 		bad++;

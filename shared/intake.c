@@ -67,6 +67,16 @@ intake_client(const struct intake_input *in, char *out, size_t outlen)
 		from = in->envelope_from ? in->envelope_from : "";
 	snprintf(out, outlen, "%s", from);
 	config_normalize_address(out);
+	/* An addr-spec has no blanks, controls or specials: whatever follows
+	 * the first one ("a@b NOTIFY=...", an escape sequence) is not part of
+	 * the address, and must reach neither RCPT TO, a header nor a log. */
+	for (char *p = out; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch <= 0x20 || ch == 0x7f || strchr("<>()[]\\,;:\"", ch) != NULL) {
+			*p = '\0';
+			break;
+		}
+	}
 }
 
 /* Which case does this message continue?  Subject tag first (the client

@@ -192,7 +192,8 @@ ack_fill_due(struct ack_vars *v, const struct config *cfg, time_t now)
 	long left, off;
 
 	promise = (promise + QUARTER_HOUR - 1) / QUARTER_HOUR * QUARTER_HOUR;
-	localtime_r(&promise, &tm);
+	if (localtime_r(&promise, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
 	strftime(v->due_local, sizeof(v->due_local), "%Y-%m-%d %H:%M", &tm);
 	off = tm.tm_gmtoff / 60;
 	snprintf(v->due_zone, sizeof(v->due_zone), "%s, UTC%c%02ld:%02ld", cfg->timezone,
@@ -212,7 +213,9 @@ ack_subject(long long case_id, const char *subject)
 {
 	static const char *const prefixes[] = {
 		"re:", "fw:", "fwd:", "aw:", "wg:", "sv:", "vs:", "tr:", "rif:", "r:",
-		"antw:", "ответ:", "отв:", "відповідь:", "від:", "на:",
+		"antw:", "odp:", "ответ:", "отв:", "відповідь:", "відп:",
+		/* strncasecmp folds ASCII only: the usual Cyrillic spellings */
+		"Ответ:", "ОТВЕТ:", "Отв:", "Відповідь:", "ВІДПОВІДЬ:", "Відп:",
 	};
 	char *clean = compose_sanitize(subject ? subject : ""), *p = clean;
 	struct buf b;
@@ -294,7 +297,8 @@ ack_skip_reason(const struct ack_ctx *a, struct store *s, const struct message_r
 		return NULL;
 	if (first != m->id)
 		return "follow-up";
-	if (c->client[0] == '\0' || strchr(c->client, '@') == NULL)
+	if (c->client[0] == '\0' || strchr(c->client, '@') == NULL ||
+	    strchr(c->client, '@') == c->client || strchr(c->client, '@')[1] == '\0')
 		return "no-address";
 	if (config_is_staff(a->cfg, c->client))
 		return "staff";

@@ -109,5 +109,12 @@ main(void)
 	T_EQ_STR(msg_header(parsed, "X-Helpgate-Case"), "HG-7 Bcc: evil@example.com");
 	msg_free(parsed);
 	free(m);
+
+	/* A display name with specials becomes a quoted-string. */
+	struct compose c2 = { .from_address = "support@example.com", .from_name = "Acme, Inc. \"Support\"",
+	    .to_address = "a@b.test", .subject = "x", .message_id = "x@y", .date = 0, .body = "x" };
+	m = compose_message(&c2);
+	T_CONTAINS(m, "From: \"Acme, Inc. \\\"Support\\\"\" <support@example.com>\r\n");
+	free(m);
 	return t_done();
 }
