@@ -252,7 +252,11 @@ intake_record(const struct intake_input *in, struct intake_result *out)
 		intake_finish_classification(in, out, strcmp(c.status, "resolved") ? recent : 1);
 		/* The promise made when the case opened still stands. */
 		out->first_due = (time_t)c.first_due;
-		if (!out->staff && out->cls.auto_reason[0] == '\0') {
+		/* Anyone who knows "[HG-5]" can write into case 5; only the
+		 * client's own side (same domain) moves its urgency. */
+		const char *at_case = strrchr(c.client, '@'), *at_me = strrchr(out->client, '@');
+		int same_side = at_case && at_me && strcmp(at_case, at_me) == 0;
+		if (!out->staff && out->cls.auto_reason[0] == '\0' && same_side) {
 			rc = store_case_touch(in->store, case_id, out->cls.urgency, in->received);
 			if (rc != STORE_OK)
 				goto fail;
