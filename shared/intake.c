@@ -175,6 +175,29 @@ intake_finish_classification(const struct intake_input *in, struct intake_result
 	    SLA_FIRST_RESPONSE, in->received);
 }
 
+enum store_rc
+intake_resume(const struct intake_input *in, const struct case_rec *c)
+{
+	long paused = c->paused_at ? sla_clock_seconds(in->cfg, c->urgency, (time_t)c->paused_at,
+	    in->received) : 0;
+	long long total = c->paused_total + (paused > 0 ? paused : 0);
+	time_t due = sla_point(in->cfg, c->tier, c->urgency, SLA_RESOLUTION, (time_t)c->created,
+	    100, (long)total);
+	enum store_rc rc;
+
+	if ((rc = store_case_set_status(in->store, c->id, "open", in->received, 0, due, 0,
+	    total)) != STORE_OK)
+		return rc;
+	if (c->paused_at && (rc = store_pause_add(in->store, c->id, c->paused_at,
+	    in->received)) != STORE_OK)
+		return rc;
+	if ((rc = store_event_reschedule(in->store, c->id, "resolve-warning",
+	    sla_point(in->cfg, c->tier, c->urgency, SLA_RESOLUTION, (time_t)c->created, 75,
+	    (long)total))) != STORE_OK)
+		return rc;
+	return store_event_reschedule(in->store, c->id, "resolve-breach", due);
+}
+
 void
 intake_classify(const struct intake_input *in, struct intake_result *out)
 {
@@ -261,6 +284,12 @@ intake_record(const struct intake_input *in, struct intake_result *out)
 			if (rc != STORE_OK)
 				goto fail;
 		}
+		/* The client answered while we waited for them: the resolution
+		 * clock runs again, its deadline moved by the time it stood. */
+		if (same_side && !out->staff && out->cls.auto_reason[0] == '\0' &&
+		    strcmp(c.status, "waiting") == 0 &&
+		    (rc = intake_resume(in, &c)) != STORE_OK)
+			goto fail;
 		/* Staff answering the case (through a submission service that
 		 * passes this milter) stops the first-response clock. */
 		if (out->staff && (rc = store_case_responded(in->store, case_id,

@@ -66,6 +66,12 @@ void	intake_record(const struct intake_input *in, struct intake_result *out);
 long long intake_staff_reply(const struct intake_input *in);
 const char *intake_disposition_name(enum intake_disposition d);
 
+/* The resolution clock of a waiting case runs again from in->received:
+ * status open, the pause recorded, the deadline and its warning moved by
+ * the clock time it stood.  Used by the milter (the client wrote) and by
+ * helpgatectl case reopen. */
+enum store_rc intake_resume(const struct intake_input *in, const struct case_rec *c);
+
 /* Finds "[HG-<n>]" in a subject (case-insensitive); returns n or 0. */
 long long intake_subject_case(const char *subject);
 

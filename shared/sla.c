@@ -378,3 +378,29 @@ sla_next_open(const struct config *cfg, time_t t)
 			return open > t ? open : t;
 	return 0;
 }
+
+time_t
+sla_clock_add(const struct config *cfg, int urgency, time_t start, long seconds)
+{
+	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7)
+		return start + seconds;
+	return sla_business_add(cfg, start, seconds);
+}
+
+long
+sla_clock_seconds(const struct config *cfg, int urgency, time_t from, time_t to)
+{
+	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7)
+		return (long)(to - from);
+	return sla_business_seconds(cfg, from, to);
+}
+
+time_t
+sla_point(const struct config *cfg, const char *tier, int urgency, enum sla_kind kind,
+    time_t start, int pct, long extra)
+{
+	long target = sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7 ?
+	    sla_target(cfg, tier, urgency, kind) : sla_business_target(cfg, tier, urgency, kind);
+
+	return sla_clock_add(cfg, urgency, start, target / 100 * pct + target % 100 * pct / 100 + extra);
+}

@@ -66,6 +66,16 @@ long	sla_business_target(const struct config *cfg, const char *tier, int urgency
 /* The clock urgency (1..4, clamped) runs on. */
 enum config_clock sla_clock(const struct config *cfg, int urgency);
 
+/* Where a clock started at start stands after `seconds` of its own time
+ * (real seconds on 24x7, business seconds otherwise). */
+time_t	sla_clock_add(const struct config *cfg, int urgency, time_t start, long seconds);
+/* How much of urgency's clock runs between two instants. */
+long	sla_clock_seconds(const struct config *cfg, int urgency, time_t from, time_t to);
+/* The instant pct percent of the target (plus extra clock seconds, e.g.
+ * time paused) after start, on the urgency's clock: 100 is the deadline. */
+time_t	sla_point(const struct config *cfg, const char *tier, int urgency, enum sla_kind kind,
+	    time_t start, int pct, long extra);
+
 /* The deadline for a clock that started at start, on the urgency's clock. */
 time_t	sla_deadline(const struct config *cfg, const char *tier, int urgency,
 	    enum sla_kind kind, time_t start);

@@ -85,6 +85,7 @@ struct case_rec {
 	long long	resolved_at;
 	char		assignee[320];
 	long long	paused_at;	/* waiting for the client since; 0 = running */
+	long long	paused_total;	/* resolution-clock seconds spent waiting so far */
 	char		cause[512];	/* recorded at resolution */
 	char		lesson[512];
 	int		incident;	/* resolved as an incident */
@@ -190,7 +191,8 @@ enum store_rc store_outbox_list(struct store *s, long long case_id, int limit,
 /* status: "open", "waiting", "resolved"; the other arguments as named.
  * Each updates `updated` to now. */
 enum store_rc store_case_set_status(struct store *s, long long id, const char *status,
-    long long now, long long paused_at, long long resolve_due, long long resolved_at);
+    long long now, long long paused_at, long long resolve_due, long long resolved_at,
+    long long paused_total);
 enum store_rc store_case_assign(struct store *s, long long id, const char *assignee, long long now);
 enum store_rc store_case_set_resolution(struct store *s, long long id, const char *cause,
     const char *lesson, int incident);

@@ -128,6 +128,7 @@ static const char store_schema_v2[] =
  * what is due and nothing else. */
 static const char store_schema_v3[] =
 	"ALTER TABLE cases ADD COLUMN paused_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE cases ADD COLUMN paused_total INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE cases ADD COLUMN cause TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE cases ADD COLUMN lesson TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE cases ADD COLUMN incident INTEGER NOT NULL DEFAULT 0;"
@@ -166,7 +167,7 @@ static const struct {
 #define CASE_COLS	"id, created, updated, status, client, support_address, subject, " \
 			"urgency, tier, watch, category, lang, reasons, first_due, " \
 			"resolve_due, first_response_at, resolved_at, assignee, paused_at, " \
-			"cause, lesson, incident"
+			"cause, lesson, incident, paused_total"
 #define MESSAGE_COLS	"id, case_id, message_id, direction, sender, received, " \
 			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt, " \
 			"refs, ack"
@@ -253,7 +254,7 @@ static const char *const store_sql[ST_COUNT] = {
 	    "SELECT " MESSAGE_COLS " FROM messages WHERE case_id = ?1 ORDER BY received, id",
 	[ST_CASE_SET_STATUS] =
 	    "UPDATE cases SET status = ?2, updated = ?3, paused_at = ?4, resolve_due = ?5,"
-	    " resolved_at = ?6 WHERE id = ?1",
+	    " resolved_at = ?6, paused_total = ?7 WHERE id = ?1",
 	[ST_CASE_ASSIGN] = "UPDATE cases SET assignee = ?2, updated = ?3 WHERE id = ?1",
 	[ST_CASE_SET_RESOLUTION] =
 	    "UPDATE cases SET cause = ?2, lesson = ?3, incident = ?4 WHERE id = ?1",
@@ -468,6 +469,7 @@ store_row_case(sqlite3_stmt *st, struct case_rec *c)
 	COPY_FIELD(c->cause, st, 19);
 	COPY_FIELD(c->lesson, st, 20);
 	c->incident = sqlite3_column_int(st, 21);
+	c->paused_total = sqlite3_column_int64(st, 22);
 }
 
 static void
@@ -1355,7 +1357,7 @@ store_update_one(struct store *s, sqlite3_stmt *st, int rc)
 
 enum store_rc
 store_case_set_status(struct store *s, long long id, const char *status, long long now,
-    long long paused_at, long long resolve_due, long long resolved_at)
+    long long paused_at, long long resolve_due, long long resolved_at, long long paused_total)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_CASE_SET_STATUS);
 	int rc = SQLITE_OK;
@@ -1368,6 +1370,7 @@ store_case_set_status(struct store *s, long long id, const char *status, long lo
 	bind_int(st, 4, paused_at, &rc);
 	bind_int(st, 5, resolve_due, &rc);
 	bind_int(st, 6, resolved_at, &rc);
+	bind_int(st, 7, paused_total, &rc);
 	return store_update_one(s, st, rc);
 }
 

@@ -11,16 +11,6 @@
 
 #define WARN_PCT	75	/* a warning at three quarters of the target */
 
-time_t
-timers_point(const struct config *cfg, const char *tier, int urgency, enum sla_kind kind,
-    time_t start, int fraction_pct)
-{
-	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7)
-		return start + (time_t)(sla_target(cfg, tier, urgency, kind) * fraction_pct / 100);
-	return sla_business_add(cfg, start,
-	    sla_business_target(cfg, tier, urgency, kind) * fraction_pct / 100);
-}
-
 static enum store_rc
 timers_add(struct store *s, long long case_id, const char *kind, long long due)
 {
@@ -44,13 +34,13 @@ timers_schedule(struct ack_ctx *a, struct store *s, const struct case_rec *c, ti
 	(void)now;
 	if (strcmp(c->status, "resolved") == 0)
 		return STORE_OK;
-	if ((rc = timers_add(s, c->id, "first-warning", timers_point(cfg, c->tier, c->urgency,
-	    SLA_FIRST_RESPONSE, (time_t)c->created, WARN_PCT))) != STORE_OK)
+	if ((rc = timers_add(s, c->id, "first-warning", sla_point(cfg, c->tier, c->urgency,
+	    SLA_FIRST_RESPONSE, (time_t)c->created, WARN_PCT, 0))) != STORE_OK)
 		return rc;
 	if ((rc = timers_add(s, c->id, "first-breach", c->first_due)) != STORE_OK)
 		return rc;
-	if ((rc = timers_add(s, c->id, "resolve-warning", timers_point(cfg, c->tier, c->urgency,
-	    SLA_RESOLUTION, (time_t)c->created, WARN_PCT))) != STORE_OK)
+	if ((rc = timers_add(s, c->id, "resolve-warning", sla_point(cfg, c->tier, c->urgency,
+	    SLA_RESOLUTION, (time_t)c->created, WARN_PCT, c->paused_total))) != STORE_OK)
 		return rc;
 	return timers_add(s, c->id, "resolve-breach", c->resolve_due);
 }

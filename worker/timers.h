@@ -29,9 +29,4 @@ enum store_rc timers_schedule(struct ack_ctx *a, struct store *s, const struct c
 /* Fires at most limit due events; returns how many it handled, -1 on a store failure. */
 int	timers_run(struct ack_ctx *a, struct store *s, time_t now, int limit);
 
-/* When a point `fraction_pct` percent of the way from start to the target
- * on urgency's clock falls. */
-time_t	timers_point(const struct config *cfg, const char *tier, int urgency,
-	    enum sla_kind kind, time_t start, int fraction_pct);
-
 #endif

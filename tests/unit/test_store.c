@@ -1011,6 +1011,7 @@ test_upgrade_from_v1(void)
 	raw_sql(path, "DROP TABLE events");
 	raw_sql(path, "DROP TABLE pauses");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN paused_at");
+	raw_sql(path, "ALTER TABLE cases DROP COLUMN paused_total");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN cause");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN lesson");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN incident");
