@@ -10,9 +10,14 @@
  */
 #include "sla.h"
 
+#include <limits.h>
+
 #include "log.h"
 
 #define SLA_DAY		86400LL
+/* Instants further than this from 1970 (about 34,800 years) have no
+ * business time, so that no date arithmetic can overflow. */
+#define SLA_TIME_LIMIT	(1LL << 40)
 
 /* A walk over business intervals, in time order, from one local date. */
 struct sla_walk {
@@ -37,6 +42,23 @@ sla_warn_horizon(void)
 		log_warnx("SLA: business time reaches beyond %d days ahead; counting the rest "
 		    "around the clock (check BusinessHours, Holiday and the SLA targets)",
 		    SLA_HORIZON_DAYS);
+}
+
+/* start + seconds, saturating instead of overflowing. */
+static time_t
+sla_add(time_t start, long seconds)
+{
+	time_t out;
+
+	if (__builtin_add_overflow(start, (time_t)seconds, &out))
+		return seconds > 0 ? (time_t)LLONG_MAX : (time_t)LLONG_MIN;
+	return out;
+}
+
+static time_t
+sla_clamp_time(time_t t)
+{
+	return t < -SLA_TIME_LIMIT ? -SLA_TIME_LIMIT : t > SLA_TIME_LIMIT ? SLA_TIME_LIMIT : t;
 }
 
 static long long
@@ -131,8 +153,13 @@ static void
 sla_walk_init(struct sla_walk *w, const struct config *cfg, time_t t, long long days)
 {
 	w->cfg = cfg;
-	w->day = sla_floor_div(sla_local(t), SLA_DAY);
-	w->last_day = w->day + days;
+	if (t < -SLA_TIME_LIMIT || t > SLA_TIME_LIMIT) {
+		w->day = 0;
+		w->last_day = -1;	/* an empty walk */
+	} else {
+		w->day = sla_floor_div(sla_local(t), SLA_DAY);
+		w->last_day = w->day + days;
+	}
 	w->hours = NULL;
 	w->next = 0;
 	w->known_day = -1;
@@ -283,11 +310,11 @@ sla_deadline(const struct config *cfg, const char *tier, int urgency,
 	time_t due;
 
 	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7)
-		return start + (time_t)sla_target(cfg, tier, urgency, kind);
+		return sla_add(start, sla_target(cfg, tier, urgency, kind));
 	if (sla_walk_add(cfg, start, sla_business_target(cfg, tier, urgency, kind), &due) == 0)
 		return due;
 	sla_warn_horizon();
-	return start + (time_t)sla_target(cfg, tier, urgency, kind);
+	return sla_add(start, sla_target(cfg, tier, urgency, kind));
 }
 
 time_t
@@ -300,7 +327,7 @@ sla_business_add(const struct config *cfg, time_t start, long seconds)
 	if (sla_walk_add(cfg, start, seconds, &due) == 0)
 		return due;
 	sla_warn_horizon();
-	return start + seconds;
+	return sla_add(start, seconds);
 }
 
 long
@@ -313,6 +340,8 @@ sla_business_seconds(const struct config *cfg, time_t from, time_t to)
 
 	if (to < from)
 		return -sla_business_seconds(cfg, to, from);
+	from = sla_clamp_time(from);
+	to = sla_clamp_time(to);
 	sla_walk_init(&w, cfg, from, SLA_HORIZON_DAYS);
 	last = sla_floor_div(sla_local(to), SLA_DAY);
 	if (last < w.last_day)

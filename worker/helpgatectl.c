@@ -47,6 +47,8 @@
 #define CTL_EXCERPT_CHARS	400
 #define CTL_JSON_MAX		(4u << 20)	/* one case with its messages fits */
 #define CTL_LINE_MAX		4096	/* customer import: longest CSV line */
+#define CTL_TIME_MIN		(-2208988800LL)	/* sla due --at: 1900-01-01T00:00:00Z */
+#define CTL_TIME_MAX		253402300799LL	/* ... to 9999-12-31T23:59:59Z */
 
 struct ctl {
 	const char	*conf_path;
@@ -1326,9 +1328,9 @@ ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, char *
 		return CTL_EXIT_FAIL;
 	if (at == NULL)
 		start = clock_now();
-	else if (clock_parse_iso8601(at, &start) != 0)
+	else if (clock_parse_iso8601(at, &start) != 0 || start < CTL_TIME_MIN || start > CTL_TIME_MAX)
 		return ctl_usage_error(cmd, "--at wants an ISO 8601 time such as "
-		    "2026-11-30T09:00:00+02:00 (or @EPOCH), not \"%s\"", at);
+		    "2026-11-30T09:00:00+02:00 (or @EPOCH) in the years 1900 to 9999, not \"%s\"", at);
 	if ((tier = config_tier(cfg, tier_name)) == NULL) {
 		struct buf names;
 

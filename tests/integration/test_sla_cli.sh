@@ -88,6 +88,8 @@ run sla due --tier standard --urgency P2 --at yesterday
 expect_rc 2 "a malformed --at is a usage error" "--at wants an ISO 8601 time"
 run sla due --tier standard --urgency P2 --at 2026-13-01T12:00:00+02:00
 expect_rc 2 "month 13 is a usage error"
+run sla due --tier standard --urgency P2 --at @9223372036854775807
+expect_rc 2 "a time past the year 9999 is a usage error"
 run sla due --tier standard --urgency P2 --kind last --at 2026-11-30T12:00:00+02:00
 expect_rc 2 "--kind last is a usage error"
 run sla due --urgency P2

@@ -4,6 +4,7 @@
  * (2026-03-29 03:00 -> 04:00, 2026-10-25 04:00 -> 03:00).  Every expected
  * time is written out (checked with TZ=Europe/Kyiv date -d ...).
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -365,6 +366,14 @@ test_holiday_file_and_horizon(void)
 	cfg = load("horizon.conf", "SLA a P4 resolve=2000d\n");
 	T_EQ_INT(sla_deadline(cfg, "a", 4, RESOLVE, at("2026-11-30T12:00:00+02:00")),
 	    at("2026-11-30T12:00:00+02:00") + 2000L * 86400);
+	/* Absurd instants: no overflow, no business time. */
+	T_EQ_INT(sla_deadline(cfg, "a", 1, FIRST, (time_t)LLONG_MAX - 10), (time_t)LLONG_MAX);
+	T_EQ_INT(sla_deadline(cfg, "a", 2, FIRST, (time_t)LLONG_MAX - 10), (time_t)LLONG_MAX);
+	T_CHECK(!sla_is_business_time(cfg, (time_t)LLONG_MIN));
+	T_EQ_INT(sla_next_close(cfg, (time_t)LLONG_MAX), 0);
+	T_EQ_INT(sla_next_open(cfg, (time_t)LLONG_MAX), 0);
+	T_CHECK(sla_business_seconds(cfg, (time_t)LLONG_MIN, (time_t)LLONG_MAX) > 0);
+	T_CHECK(sla_business_seconds(cfg, (time_t)LLONG_MAX, (time_t)LLONG_MIN) < 0);
 	config_unref(cfg);
 }
 
