@@ -19,7 +19,7 @@ enum config_type {
 	CT_STRING, CT_PATH, CT_URL, CT_ADDRESS_LIST, CT_DOMAIN_LIST, CT_BOOL,
 	CT_SIZE, CT_DURATION_MS, CT_FACILITY, CT_TIMEZONE, CT_SLA, CT_LOGLEVEL,
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
-	CT_CLOCK,
+	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE,
 };
 
 struct config_row {
@@ -64,6 +64,11 @@ static const struct config_row config_rows[] = {
 	{ "Holiday",		CT_HOLIDAY,	 0,			  NULL, 0, 0 },
 	{ "Clock",		CT_CLOCK,	 0,			  NULL, 0, 0 },
 	{ "EndOfDayWindow",	CT_DURATION,	 OFF(end_of_day_window),  "60m", 0, 86400 },
+	{ "WarnAt",		CT_PERCENT,	 OFF(warn_at_pct),	  "75%", 1, 99 },
+	{ "NoticeAddress",	CT_ADDRESS,	 OFF(notice_address),	  NULL, 0, 0 },
+	{ "OnCallAddress",	CT_ADDRESS,	 OFF(on_call_address),	  NULL, 0, 0 },
+	{ "IncidentWatchDays",	CT_INT,		 OFF(incident_watch_days), "21", 1, 3650 },
+	{ "Escalate",		CT_ESCALATE,	 0,			  NULL, 0, 0 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
@@ -689,6 +694,74 @@ config_finish_calendar(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* "Escalate N after=breach[+DUR]|warning[+DUR] to=ADDRESS" */
+static int
+config_set_escalate(struct config *cfg, char *value, char *err, size_t errlen)
+{
+	char *save = NULL, *tok, *end;
+	struct escalation e;
+	long level;
+
+	memset(&e, 0, sizeof(e));
+	tok = strtok_r(value, " \t", &save);
+	errno = 0;
+	level = tok ? strtol(tok, &end, 10) : 0;
+	if (tok == NULL || errno || *end || level < 1 || level > 9) {
+		snprintf(err, errlen, "Escalate wants: Escalate LEVEL(1-9) after=breach[+DURATION] to=ADDRESS");
+		return -1;
+	}
+	e.level = (int)level;
+	e.offset = -1;
+	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+		if (strncasecmp(tok, "after=", 6) == 0) {
+			char *point = tok + 6, *plus = strchr(point, '+');
+			if (plus)
+				*plus++ = '\0';
+			if (strcasecmp(point, "breach") == 0)
+				e.after_warning = 0;
+			else if (strcasecmp(point, "warning") == 0)
+				e.after_warning = 1;
+			else {
+				snprintf(err, errlen, "Escalate: after=%s is not breach or warning "
+				    "(optionally +DURATION)", point);
+				return -1;
+			}
+			e.offset = plus ? config_parse_duration(plus) : 0;
+			if (e.offset < 0) {
+				snprintf(err, errlen, "Escalate: \"%s\" is not a duration such as 2h", plus);
+				return -1;
+			}
+		} else if (strncasecmp(tok, "to=", 3) == 0) {
+			config_normalize_address(tok + 3);
+			if (!valid_address(tok + 3)) {
+				snprintf(err, errlen, "Escalate: to=%s is not a mail address", tok + 3);
+				return -1;
+			}
+			free(e.to);
+			e.to = xstrdup(tok + 3);
+		} else {
+			snprintf(err, errlen, "Escalate: unknown \"%s\" (after=..., to=...)", tok);
+			free(e.to);
+			return -1;
+		}
+	}
+	if (e.offset < 0 || e.to == NULL) {
+		snprintf(err, errlen, "Escalate %d needs after= and to=", e.level);
+		free(e.to);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->escalation_count; i++) {
+		if (cfg->escalations[i].level == e.level) {
+			free(cfg->escalations[i].to);
+			cfg->escalations[i] = e;
+			return 0;
+		}
+	}
+	cfg->escalations = xrealloc(cfg->escalations, (cfg->escalation_count + 1) * sizeof(e));
+	cfg->escalations[cfg->escalation_count++] = e;
+	return 0;
+}
+
 static int
 config_set(struct config *cfg, const struct config_row *row, char *value,
     char *err, size_t errlen)
@@ -872,6 +945,28 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		return config_set_holiday(cfg, value, err, errlen);
 	case CT_CLOCK:
 		return config_set_clock(cfg, value, err, errlen);
+	case CT_PERCENT:
+	case CT_INT: {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (row->type == CT_PERCENT && *end == '%')
+			end++;
+		if (errno || end == value || *end || v < row->min || v > row->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not a number from %lld to %lld%s", row->name,
+			    value, row->min, row->max, row->type == CT_PERCENT ? " (percent)" : "");
+			return -1;
+		}
+		if (row->type == CT_PERCENT)
+			*(int *)((char *)cfg + row->offset) = (int)v;
+		else
+			*(long *)((char *)cfg + row->offset) = v;
+		return 0;
+	}
+	case CT_ESCALATE:
+		return config_set_escalate(cfg, value, err, errlen);
 	}
 	return -1;
 }
@@ -897,6 +992,9 @@ config_free(struct config *cfg)
 		free(cfg->tiers[i].name);
 	free(cfg->tiers);
 	free(cfg->holidays);
+	for (size_t i = 0; i < cfg->escalation_count; i++)
+		free(cfg->escalations[i].to);
+	free(cfg->escalations);
 	free(cfg->path);
 	free(cfg);
 }

@@ -65,6 +65,14 @@ struct business_day {
 
 enum config_clock { CONFIG_CLOCK_24X7, CONFIG_CLOCK_BUSINESS };
 
+/* Escalate N after=breach|warning[+DURATION] to=ADDRESS */
+struct escalation {
+	int	 level;
+	int	 after_warning;		/* counted from the warning, else from the breach */
+	long	 offset;		/* seconds on the case's clock after that point */
+	char	*to;
+};
+
 struct config {
 	char		*path;			/* the file it came from */
 	char		*socket;		/* milter socket, libmilter syntax */
@@ -102,6 +110,13 @@ struct config {
 	long		 business_day_len;	/* seconds in the longest day of the week: "1d" */
 	long		 business_week_len;	/* seconds of business time in the week: "1w" */
 	long		 end_of_day_window;	/* seconds; the worker warns this long before close */
+	/* SLA events */
+	int		 warn_at_pct;		/* the warning, in percent of the target */
+	char		*notice_address;	/* warnings and breaches; NULL: EscalationAddress */
+	char		*on_call_address;	/* P1/P2 arriving at the end of the day */
+	long		 incident_watch_days;
+	struct escalation *escalations;		/* by level */
+	size_t		 escalation_count;
 	int		 refcount;
 };
 

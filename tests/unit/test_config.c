@@ -86,7 +86,12 @@ test_good_config(void)
 	    "Holiday 2027-01-01\n"
 	    "Clock P2 24x7\n"
 	    "Clock p4 BUSINESS\n"
-	    "EndOfDayWindow 30m\n");
+	    "EndOfDayWindow 30m\n"
+	    "WarnAt 80%\n"
+	    "OnCallAddress oncall@example.com\n"
+	    "IncidentWatchDays 14\n"
+	    "Escalate 1 after=breach to=l2@example.com\n"
+	    "Escalate 2 after=breach+2h to=Manager@example.com\n");
 
 	buf_init(&errors, 4096);
 	cfg = config_load(path, &errors);
@@ -105,6 +110,17 @@ test_good_config(void)
 	T_EQ_INT(cfg->ack_per_day, 9);
 	T_EQ_INT(cfg->no_reply_patterns.count, 3);	/* the two built-in ones stay */
 	T_EQ_INT(cfg->ack_margin, 45 * 60);
+	T_EQ_INT(cfg->warn_at_pct, 80);
+	T_EQ_STR(cfg->on_call_address, "oncall@example.com");
+	T_CHECK(cfg->notice_address == NULL);
+	T_EQ_INT(cfg->incident_watch_days, 14);
+	T_EQ_INT(cfg->escalation_count, 2);
+	if (cfg->escalation_count == 2) {
+		T_EQ_INT(cfg->escalations[1].level, 2);
+		T_EQ_INT(cfg->escalations[1].offset, 7200);
+		T_EQ_STR(cfg->escalations[1].to, "manager@example.com");
+		T_EQ_INT(cfg->escalations[0].offset, 0);
+	}
 	T_EQ_INT(cfg->poll_interval_ms, 200);
 	/* The business calendar: lines replace only the days they name. */
 	T_EQ_INT(cfg->business_week[0].count, 0);
@@ -179,7 +195,10 @@ test_bad_config(void)
 	    "BusinessHours mon 09:00-13:00 12:00-18:00\n"
 	    "Holiday 2026-12-32\n"
 	    "Clock P5 24x7\n"
-	    "EndOfDayWindow forever\n");
+	    "EndOfDayWindow forever\n"
+	    "WarnAt 150%\n"
+	    "Escalate 1 after=lunch to=x@example.com\n"
+	    "Escalate 2 after=breach\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
@@ -202,6 +221,9 @@ test_bad_config(void)
 	T_CONTAINS(buf_str(&errors), "bad.conf:17: Holiday: \"2026-12-32\" is not a date");
 	T_CONTAINS(buf_str(&errors), "bad.conf:18: Clock: urgency \"P5\"");
 	T_CONTAINS(buf_str(&errors), "bad.conf:19: EndOfDayWindow");
+	T_CONTAINS(buf_str(&errors), "bad.conf:20: WarnAt");
+	T_CONTAINS(buf_str(&errors), "bad.conf:21: Escalate: after=lunch");
+	T_CONTAINS(buf_str(&errors), "bad.conf:22: Escalate 2 needs after= and to=");
 	buf_free(&errors);
 
 	buf_init(&errors, 8192);
