@@ -32,8 +32,11 @@ CPPFLAGS  += $(PKG_CFLAGS)
 SHARED_SRC := $(wildcard shared/*.c)
 SHARED_OBJ := $(SHARED_SRC:%.c=$(BUILD)/%.o)
 MILTER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard milter/*.c))
-WORKER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out worker/helpgatectl.c,$(wildcard worker/*.c)))
-CTL_OBJ    := $(BUILD)/worker/helpgatectl.o
+# worker/ modules shared by the daemon and helpgatectl (acknowledgements,
+# notices, the outbox); each program adds its own main.
+WORKER_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out worker/helpgatectl.c worker/helpgate-worker.c,$(wildcard worker/*.c)))
+WORKER_OBJ := $(BUILD)/worker/helpgate-worker.o $(WORKER_MODS)
+CTL_OBJ    := $(BUILD)/worker/helpgatectl.o $(WORKER_MODS)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBHG      := $(BUILD)/libhelpgate.a

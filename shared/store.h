@@ -99,6 +99,10 @@ enum store_rc store_case_get(struct store *s, long long id, struct case_rec *out
 enum store_rc store_case_touch(struct store *s, long long id, int urgency, long long now);
 /* Records the first staff response (only the first one counts). */
 enum store_rc store_case_responded(struct store *s, long long id, long long at);
+/* Open cases, the nearest deadline first (first response until answered,
+ * then resolution), at most limit: an index walk, not a scan. */
+enum store_rc store_case_by_due(struct store *s, int limit,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg);
 /* open_only: status != 'resolved'.  Newest first. */
 enum store_rc store_case_list(struct store *s, int open_only,
     int (*cb)(const struct case_rec *c, void *arg), void *arg);

@@ -142,6 +142,9 @@ static const char store_schema_v3[] =
 	"  UNIQUE (case_id, kind)"
 	");"
 	"CREATE INDEX events_pending ON events (due) WHERE fired = 0;"
+	"CREATE INDEX cases_next_due ON cases"
+	"  ((CASE WHEN first_response_at = 0 THEN first_due ELSE resolve_due END))"
+	"  WHERE status <> 'resolved';"
 	"CREATE TABLE pauses ("
 	"  case_id  INTEGER NOT NULL REFERENCES cases (id),"
 	"  start    INTEGER NOT NULL,"
@@ -211,6 +214,7 @@ enum store_stmt_id {
 	ST_EVENT_LIST,
 	ST_PAUSE_ADD,
 	ST_PAUSE_LIST,
+	ST_CASE_BY_DUE,
 	ST_COUNT
 };
 
@@ -274,6 +278,12 @@ static const char *const store_sql[ST_COUNT] = {
 	    " ORDER BY due, id",
 	[ST_PAUSE_ADD] = "INSERT INTO pauses (case_id, start, end) VALUES (?1, ?2, ?3)",
 	[ST_PAUSE_LIST] = "SELECT start, end FROM pauses WHERE case_id = ?1 ORDER BY start",
+	/* The expression and the WHERE match cases_next_due, so this walks
+	 * that index and stops at the limit. */
+	[ST_CASE_BY_DUE] =
+	    "SELECT " CASE_COLS " FROM cases WHERE status <> 'resolved'"
+	    " ORDER BY (CASE WHEN first_response_at = 0 THEN first_due ELSE resolve_due END)"
+	    " LIMIT ?1",
 	[ST_MESSAGE_UNDECIDED] =
 	    "SELECT " MESSAGE_COLS " FROM messages WHERE ack = '' ORDER BY id LIMIT ?1",
 	/* Only an undecided message: a second worker's decision never lands. */
@@ -1553,5 +1563,34 @@ store_pause_list(struct store *s, long long case_id,
 	if (rc != SQLITE_DONE)
 		ret = store_fail(s, rc);
 	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_case_by_due(struct store *s, int limit,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_BY_DUE);
+	struct case_rec *c;
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	c = xmalloc(sizeof(*c));
+	bind_int(st, 1, limit, &rc);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			store_row_case(st, c);
+			if (cb(c, arg) != 0) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	free(c);
 	return ret;
 }

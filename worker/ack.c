@@ -343,10 +343,12 @@ ack_vars_init(struct ack_vars *v, const struct ack_ctx *a, const struct case_rec
 	ack_fill_due(v, a->cfg, now);
 }
 
-/* Builds the outbox row for an acknowledgement to the client. */
+/* Builds the outbox row for a message to the client in the case's thread:
+ * the acknowledgement (template "ack", kind "ack") or the close-the-loop
+ * message (template "close", kind "close"). */
 static int
-ack_build(const struct ack_ctx *a, const struct case_rec *c, const struct message_rec *m,
-    time_t now, struct outbox_rec *o, char *err, size_t errlen)
+ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct message_rec *m,
+    const char *template_kind, time_t now, struct outbox_rec *o, char *err, size_t errlen)
 {
 	struct ack_vars v;
 	struct buf ask, body, refs;
@@ -363,24 +365,27 @@ ack_build(const struct ack_ctx *a, const struct case_rec *c, const struct messag
 	if (ack_render(a, category_kind, c->lang, &v, &ask, err, errlen) != 0)
 		goto out;
 	v.ask = buf_str(&ask);
-	if (ack_render(a, "ack", c->lang, &v, &body, err, errlen) != 0)
+	if (ack_render(a, template_kind, c->lang, &v, &body, err, errlen) != 0)
 		goto out;
 
 	memset(o, 0, sizeof(*o));
 	o->case_id = c->id;
-	snprintf(o->kind, sizeof(o->kind), "ack");
+	snprintf(o->kind, sizeof(o->kind), "%s", template_kind);
 	snprintf(o->recipient, sizeof(o->recipient), "%s", c->client);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "ack", c->support_address);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, template_kind, c->support_address);
 	if (m->references[0])
 		buf_printf(&refs, "%s ", m->references);
 	buf_append_str(&refs, m->message_id);
 
 	char *subject = ack_subject(c->id, c->subject);
+	/* The acknowledgement is an automatic reply; closing the loop is
+	 * staff's own message sent on their behalf and expects an answer. */
+	int automatic = strcmp(template_kind, "ack") == 0;
 	struct compose_header extra[] = {
+		{ "X-Helpgate-Case", v.case_name },
 		{ "Auto-Submitted", "auto-replied" },
 		{ "X-Auto-Response-Suppress", "All" },
 		{ "Precedence", "auto_reply" },
-		{ "X-Helpgate-Case", v.case_name },
 	};
 	struct compose msg = {
 		.from_address = c->support_address,
@@ -392,7 +397,7 @@ ack_build(const struct ack_ctx *a, const struct case_rec *c, const struct messag
 		.references = buf_str(&refs),
 		.date = now,
 		.extra = extra,
-		.extra_count = sizeof(extra) / sizeof(extra[0]),
+		.extra_count = automatic ? sizeof(extra) / sizeof(extra[0]) : 1,
 		.body = buf_str(&body),
 	};
 	o->content = compose_message(&msg);
@@ -474,6 +479,22 @@ ack_build_p1_notice(struct ack_ctx *a, const struct case_rec *c, time_t now,
 	return ack_notice(a, c, &n, now, o, err, errlen);
 }
 
+struct ack_first {
+	long long		 id;
+	struct message_rec	*out;
+};
+
+static int
+ack_find_message(const struct message_rec *m, void *arg)
+{
+	struct ack_first *f = arg;
+
+	if (m->id != f->id)
+		return 0;
+	*f->out = *m;
+	return 1;
+}
+
 struct ack_batch {
 	struct message_rec	*items;
 	size_t			 count;
@@ -517,7 +538,7 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 	    (skip == NULL || strcmp(skip, "follow-up") != 0) && !c->first_response_at;
 
 	if (skip == NULL) {
-		if (ack_build(a, c, m, now, &o, err, sizeof(err)) != 0) {
+		if (ack_build_reply(a, c, m, "ack", now, &o, err, sizeof(err)) != 0) {
 			log_warnx("HG-%lld: cannot render the acknowledgement: %s", c->id, err);
 			snprintf(decision, sizeof(decision), "skip:template-error");
 		} else {
@@ -644,4 +665,33 @@ const struct config *
 ack_config(const struct ack_ctx *a)
 {
 	return a->cfg;
+}
+
+int
+ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now,
+    char *err, size_t errlen)
+{
+	struct message_rec *m = xcalloc(1, sizeof(*m));
+	struct outbox_rec o;
+	long long first = 0;
+	enum store_rc rc;
+
+	memset(&o, 0, sizeof(o));
+	/* The reply goes into the thread the client started. */
+	if (store_case_first_message(s, c->id, &first) == STORE_OK) {
+		struct ack_first fm = { first, m };
+		store_message_list(s, c->id, ack_find_message, &fm);
+	}
+	if (ack_build_reply(a, c, m, "close", now, &o, err, errlen) != 0) {
+		free(m);
+		return -1;
+	}
+	rc = store_outbox_add(s, &o);
+	outbox_rec_clear(&o);
+	free(m);
+	if (rc != STORE_OK) {
+		snprintf(err, errlen, "outbox: %s: %s", store_strerror(rc), store_errmsg(s));
+		return -1;
+	}
+	return 0;
 }

@@ -48,6 +48,13 @@ int	ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_not
 	    time_t now, struct outbox_rec *o, char *err, size_t errlen);
 const struct config *ack_config(const struct ack_ctx *a);
 
+/* Puts in the outbox the message that closes the loop with the client
+ * (template close.<lang>.txt: it works now? how to reach us), in the thread
+ * of their first message.  Call inside the caller's transaction.  0, or -1
+ * with err. */
+int	ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now,
+	    char *err, size_t errlen);
+
 /* "Re: [HG-12] Original" from the case number and the client's subject:
  * reply prefixes and an old tag are not repeated.  Caller frees. */
 char   *ack_subject(long long case_id, const char *subject);

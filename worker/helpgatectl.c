@@ -35,6 +35,9 @@
 #include "log.h"
 #include "sla.h"
 #include "store.h"
+#include "intake.h"
+#include "ack.h"
+#include "timers.h"
 #include "xalloc.h"
 
 #define CTL_DEFAULT_CONF	"/etc/helpgate/helpgate.conf"
@@ -1345,6 +1348,439 @@ ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, char *
 	return CTL_EXIT_OK;
 }
 
+
+/* ---- case life cycle ---- */
+
+/* Loads the case named by pos (HG-12) inside a transaction.  On failure the
+ * transaction is rolled back and the exit status returned. */
+static int
+ctl_case_begin(struct ctl *ctl, const struct ctl_command *cmd, const char *ref,
+    struct store **s, struct case_rec *c)
+{
+	enum store_rc rc;
+	long long id;
+
+	if (ctl_parse_case_ref(ref, &id) != 0)
+		return ctl_usage_error(cmd, "\"%s\" is not a case (HG-12 or 12)", ref);
+	if (ctl_config(ctl) == NULL || (*s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((rc = store_begin(*s)) != STORE_OK)
+		return ctl_store_failed(ctl, "starting a transaction", rc);
+	if ((rc = store_case_get(*s, id, c)) != STORE_OK) {
+		store_rollback(*s);
+		if (rc == STORE_NOTFOUND) {
+			ctl_err("no case HG-%lld", id);
+			return CTL_EXIT_FAIL;
+		}
+		return ctl_store_failed(ctl, "reading the case", rc);
+	}
+	return CTL_EXIT_OK;
+}
+
+static int
+ctl_case_commit(struct ctl *ctl, struct store *s, enum store_rc rc, const char *what)
+{
+	if (rc == STORE_OK && (rc = store_commit(s)) == STORE_OK)
+		return CTL_EXIT_OK;
+	store_rollback(s);
+	return ctl_store_failed(ctl, what, rc);
+}
+
+static int
+ctl_cmd_case_reply(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *by = NULL;
+	const struct ctl_opt opts[] = { { "--by", &by, NULL }, { NULL, NULL, NULL } };
+	struct case_rec c;
+	struct store *s;
+	char *pos[1], t[64];
+	long long now = clock_now();
+	enum store_rc rc;
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
+		return r;
+	rc = store_case_responded(s, c.id, now);
+	if (rc == STORE_OK && by != NULL && c.assignee[0] == '\0')
+		rc = store_case_assign(s, c.id, by, now);
+	if ((r = ctl_case_commit(ctl, s, rc, "recording the reply")) != CTL_EXIT_OK)
+		return r;
+	if (c.first_response_at)
+		printf("HG-%lld: first response was already recorded at %s\n", c.id,
+		    ctl_iso(c.first_response_at, t, sizeof(t)));
+	else
+		printf("HG-%lld: first response recorded at %s (%s the deadline)\n", c.id,
+		    ctl_iso(now, t, sizeof(t)), now <= c.first_due ? "within" : "after");
+	return CTL_EXIT_OK;
+}
+
+static int
+ctl_cmd_case_assign(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct case_rec c;
+	struct store *s;
+	char *pos[2];
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 2, 2, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	config_normalize_address(pos[1]);
+	if (strchr(pos[1], '@') == NULL)
+		return ctl_usage_error(cmd, "\"%s\" is not a mail address", pos[1]);
+	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
+		return r;
+	if ((r = ctl_case_commit(ctl, s, store_case_assign(s, c.id, pos[1], clock_now()),
+	    "assigning")) != CTL_EXIT_OK)
+		return r;
+	printf("HG-%lld: assigned to %s\n", c.id, pos[1]);
+	return CTL_EXIT_OK;
+}
+
+static int
+ctl_cmd_case_wait(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct case_rec c;
+	struct store *s;
+	char *pos[1];
+	long long now = clock_now();
+	enum store_rc rc;
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
+		return r;
+	if (strcmp(c.status, "open") != 0) {
+		store_rollback(s);
+		ctl_err("HG-%lld is %s, not open", c.id, c.status);
+		return CTL_EXIT_FAIL;
+	}
+	/* The resolution timers stop with the clock; the client's next mail
+	 * (or case reopen) sets them again. */
+	rc = store_case_set_status(s, c.id, "waiting", now, now, c.resolve_due, 0, c.paused_total);
+	if (rc == STORE_OK)
+		rc = store_event_reschedule(s, c.id, "resolve-warning", TIMERS_PAUSED);
+	if (rc == STORE_OK)
+		rc = store_event_reschedule(s, c.id, "resolve-breach", TIMERS_PAUSED);
+	if ((r = ctl_case_commit(ctl, s, rc, "pausing the case")) != CTL_EXIT_OK)
+		return r;
+	printf("HG-%lld: waiting for the client; the resolution clock is paused\n", c.id);
+	return CTL_EXIT_OK;
+}
+
+static int
+ctl_cmd_case_reopen(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct intake_input in;
+	struct case_rec c;
+	struct store *s;
+	char *pos[1];
+	enum store_rc rc = STORE_OK;
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
+		return r;
+	if (strcmp(c.status, "open") == 0) {
+		store_rollback(s);
+		printf("HG-%lld is already open\n", c.id);
+		return CTL_EXIT_OK;
+	}
+	memset(&in, 0, sizeof(in));
+	in.cfg = ctl->cfg;
+	in.store = s;
+	in.received = clock_now();
+	if (strcmp(c.status, "waiting") == 0)
+		rc = intake_resume(&in, &c);
+	else
+		rc = store_case_set_status(s, c.id, "open", in.received, 0, c.resolve_due, 0,
+		    c.paused_total);
+	if ((r = ctl_case_commit(ctl, s, rc, "reopening")) != CTL_EXIT_OK)
+		return r;
+	printf("HG-%lld: open again\n", c.id);
+	return CTL_EXIT_OK;
+}
+
+static int
+ctl_cmd_case_resolve(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *cause = NULL, *lesson = NULL;
+	int incident = 0, quiet = 0, r;
+	const struct ctl_opt opts[] = {
+		{ "--cause", &cause, NULL }, { "--lesson", &lesson, NULL },
+		{ "--incident", NULL, &incident }, { "--no-message", NULL, &quiet },
+		{ NULL, NULL, NULL },
+	};
+	struct ack_ctx *a = NULL;
+	struct case_rec c;
+	struct store *s;
+	char *pos[1], err[512];
+	long long now = clock_now();
+	enum store_rc rc;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (cause == NULL || lesson == NULL)
+		return ctl_usage_error(cmd, "--cause and --lesson are required: what broke, and "
+		    "what we learn from it");
+	if (ctl_config(ctl) == NULL)
+		return CTL_EXIT_FAIL;
+	if (!quiet && (a = ack_ctx_new(ctl->cfg, err, sizeof(err))) == NULL) {
+		ctl_err("%s", err);
+		return CTL_EXIT_FAIL;
+	}
+	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK) {
+		ack_ctx_free(a);
+		return r;
+	}
+	if (strcmp(c.status, "resolved") == 0) {
+		store_rollback(s);
+		ack_ctx_free(a);
+		ctl_err("HG-%lld is already resolved (case reopen first)", c.id);
+		return CTL_EXIT_FAIL;
+	}
+	rc = store_case_set_status(s, c.id, "resolved", now, 0, c.resolve_due, now, c.paused_total);
+	if (rc == STORE_OK && c.paused_at)
+		rc = store_pause_add(s, c.id, c.paused_at, now);
+	if (rc == STORE_OK)
+		rc = store_case_set_resolution(s, c.id, cause, lesson, incident);
+	if (rc == STORE_OK && incident)
+		rc = store_customer_watch(s, c.client, c.tier,
+		    now + ctl->cfg->incident_watch_days * 86400LL, now);
+	if (rc == STORE_OK && a != NULL && ack_close_loop(a, s, &c, (time_t)now, err, sizeof(err)) != 0) {
+		store_rollback(s);
+		ack_ctx_free(a);
+		ctl_err("HG-%lld: the message to the client: %s", c.id, err);
+		return CTL_EXIT_FAIL;
+	}
+	ack_ctx_free(a);
+	if ((r = ctl_case_commit(ctl, s, rc, "resolving")) != CTL_EXIT_OK)
+		return r;
+	printf("HG-%lld: resolved%s%s\n", c.id, a || !quiet ? "; the client is asked to confirm it works" : "",
+	    incident ? "; the customer is under incident watch" : "");
+	return CTL_EXIT_OK;
+}
+
+/* ---- sla ---- */
+
+struct ctl_sla {
+	struct ctl	*ctl;
+	struct buf	 out;
+	int		 json;
+	size_t		 count;
+	long long	 now;
+};
+
+static void
+ctl_span(long long secs, char *out, size_t outlen)
+{
+	long long a = secs < 0 ? -secs : secs;
+
+	if (a >= 86400)
+		snprintf(out, outlen, "%lldd%02lldh", a / 86400, (a % 86400) / 3600);
+	else
+		snprintf(out, outlen, "%lldh%02lldm", a / 3600, (a % 3600) / 60);
+}
+
+static int
+ctl_sla_row(const struct case_rec *c, void *arg)
+{
+	struct ctl_sla *x = arg;
+	int first = c->first_response_at == 0;
+	long long due = first ? c->first_due : c->resolve_due;
+	char left[32], t[64];
+
+	x->count++;
+	if (x->json) {
+		json_object_begin(&x->out);
+		json_kv_int(&x->out, "id", c->id);
+		json_kv_string(&x->out, "clock", c->paused_at ? "paused" : first ? "first" : "resolve");
+		ctl_json_time(&x->out, "due", c->paused_at ? 0 : due);
+		json_kv_int(&x->out, "seconds_left", c->paused_at ? 0 : due - x->now);
+		json_kv_bool(&x->out, "overdue", !c->paused_at && due < x->now);
+		json_kv_int(&x->out, "urgency", c->urgency);
+		json_kv_string(&x->out, "tier", c->tier);
+		json_kv_string(&x->out, "assignee", c->assignee);
+		json_kv_string(&x->out, "client", c->client);
+		json_kv_string(&x->out, "subject", c->subject);
+		json_object_end(&x->out);
+		return 0;
+	}
+	ctl_span(due - x->now, left, sizeof(left));
+	printf("HG-%-7lld ", c->id);
+	ctl_urgency_cell(x->ctl, c->urgency);
+	if (c->paused_at)
+		printf("%-8s %-10s ", "waiting", "paused");
+	else if (due < x->now)
+		printf("%-8s %s%-10s%s ", first ? "first" : "resolve", x->ctl->color ? "\033[1;31m" : "",
+		    left, x->ctl->color ? "\033[0m" : "");
+	else
+		printf("%-8s %-10s ", first ? "first" : "resolve", left);
+	printf("%-16s ", c->paused_at ? "-" : ctl_short_time(due, t, sizeof(t)));
+	ctl_cell(c->tier, 10);
+	ctl_cell(c->assignee[0] ? c->assignee : "-", 24);
+	ctl_put_text(stdout, c->subject, 40, NULL);
+	fputc('\n', stdout);
+	return 0;
+}
+
+static int
+ctl_cmd_sla(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const char *limit_arg = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--json", NULL, &json }, { "--limit", &limit_arg, NULL }, { NULL, NULL, NULL },
+	};
+	struct ctl_sla x;
+	struct store *s;
+	enum store_rc rc;
+	long limit = 100;
+	char *end;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (limit_arg != NULL) {
+		limit = strtol(limit_arg, &end, 10);
+		if (*end || limit < 1 || limit > 1000000)
+			return ctl_usage_error(cmd, "--limit wants a count from 1 to 1000000");
+	}
+	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&x, 0, sizeof(x));
+	x.ctl = ctl;
+	x.json = json;
+	x.now = clock_now();
+	buf_init(&x.out, CTL_JSON_MAX * 16);
+	if (json)
+		json_array_begin(&x.out);
+	else
+		printf("%-10s %-3s %-8s %-10s %-16s %-10s %-24s %s\n", "CASE", "URG", "CLOCK",
+		    "LEFT", "DUE", "TIER", "ASSIGNEE", "SUBJECT");
+	if ((rc = store_case_by_due(s, (int)limit, ctl_sla_row, &x)) != STORE_OK) {
+		buf_free(&x.out);
+		return ctl_store_failed(ctl, "reading open cases", rc);
+	}
+	if (json) {
+		json_array_end(&x.out);
+		buf_append_char(&x.out, '\n');
+		if (ctl_emit(&x.out) != 0)
+			ret = CTL_EXIT_FAIL;
+	} else if (x.count == 0) {
+		printf("no open cases\n");
+	}
+	buf_free(&x.out);
+	return ret;
+}
+
+struct ctl_explain {
+	const struct config	*cfg;
+	int			 business;
+};
+
+static int
+ctl_explain_event(const struct event_rec *e, void *arg)
+{
+	char t[64], f[64];
+
+	(void)arg;
+	printf("  %-16s %s  ", e->kind, e->due >= TIMERS_PAUSED ? "(paused)          " :
+	    ctl_iso(e->due, t, sizeof(t)));
+	if (e->fired > 0)
+		printf("fired %s (%s)\n", ctl_iso(e->fired, f, sizeof(f)), e->note);
+	else if (e->fired < 0)
+		printf("cancelled: %s\n", e->note);
+	else
+		printf("pending\n");
+	return 0;
+}
+
+static int
+ctl_explain_pause(long long start, long long end, void *arg)
+{
+	char a[64], b[64];
+
+	(void)arg;
+	printf("  paused %s -> %s\n", ctl_iso(start, a, sizeof(a)), ctl_iso(end, b, sizeof(b)));
+	return 0;
+}
+
+/* Every stretch of the clock that counted between from and to. */
+static void
+ctl_explain_intervals(const struct config *cfg, int urgency, time_t from, time_t to)
+{
+	char a[64], b[64];
+	int shown = 0;
+
+	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7) {
+		printf("  %s -> %s  (around the clock)\n", ctl_iso(from, a, sizeof(a)),
+		    ctl_iso(to, b, sizeof(b)));
+		return;
+	}
+	for (time_t t = sla_next_open(cfg, from); t != 0 && t < to && shown < 60; shown++) {
+		time_t close = sla_next_close(cfg, t);
+		if (close == 0 || close > to)
+			close = to;
+		printf("  %s -> %s  %ldm\n", ctl_iso(t, a, sizeof(a)), ctl_iso(close, b, sizeof(b)),
+		    (long)(close - t) / 60);
+		t = sla_next_open(cfg, close);
+	}
+	if (shown == 60)
+		printf("  ... (more intervals)\n");
+}
+
+static int
+ctl_cmd_sla_explain(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct case_rec c;
+	struct store *s;
+	char *pos[1], t[64];
+	enum store_rc rc;
+	long long id;
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_parse_case_ref(pos[0], &id) != 0)
+		return ctl_usage_error(cmd, "\"%s\" is not a case (HG-12 or 12)", pos[0]);
+	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((rc = store_case_get(s, id, &c)) != STORE_OK) {
+		if (rc == STORE_NOTFOUND) {
+			ctl_err("no case HG-%lld", id);
+			return CTL_EXIT_FAIL;
+		}
+		return ctl_store_failed(ctl, "reading the case", rc);
+	}
+	const struct config *cfg = ctl->cfg;
+	int business = sla_clock(cfg, c.urgency) == CONFIG_CLOCK_BUSINESS;
+	printf("HG-%lld  P%d  tier %s  %s clock (Clock P%d), Timezone %s\n", c.id, c.urgency,
+	    c.tier, business ? "business-hours" : "24x7", c.urgency, cfg->timezone);
+	printf("Opened:          %s (when the MTA accepted the client's mail)\n",
+	    ctl_iso(c.created, t, sizeof(t)));
+	printf("First response:  target %lds of clock time, due %s, ",
+	    business ? sla_business_target(cfg, c.tier, c.urgency, SLA_FIRST_RESPONSE) :
+	    sla_target(cfg, c.tier, c.urgency, SLA_FIRST_RESPONSE), ctl_iso(c.first_due, t, sizeof(t)));
+	if (c.first_response_at)
+		printf("answered %s\n", ctl_iso(c.first_response_at, t, sizeof(t)));
+	else
+		printf("not answered yet\n");
+	printf("Intervals that counted towards the first response:\n");
+	ctl_explain_intervals(cfg, c.urgency, (time_t)c.created, (time_t)c.first_due);
+	printf("Resolution:      due %s (%lld s of clock paused while waiting for the client)%s\n",
+	    ctl_iso(c.resolve_due, t, sizeof(t)), c.paused_total,
+	    c.paused_at ? "; paused now" : "");
+	if ((rc = store_pause_list(s, c.id, ctl_explain_pause, NULL)) != STORE_OK)
+		return ctl_store_failed(ctl, "reading pauses", rc);
+	printf("Timers:\n");
+	if ((rc = store_event_list(s, c.id, ctl_explain_event, NULL)) != STORE_OK)
+		return ctl_store_failed(ctl, "reading timers", rc);
+	return CTL_EXIT_OK;
+}
+
 /* ---- dispatch ---- */
 
 static const struct ctl_command ctl_commands[] = {
@@ -1362,10 +1798,24 @@ static const struct ctl_command ctl_commands[] = {
 	{ "outbox", ctl_cmd_outbox, "[--json] [--limit N]",
 	    "messages helpgate sends (acknowledgements, notices): pending, sent, failed; newest first" },
 	{ "config check", ctl_cmd_config_check, "", "check the configuration file" },
+	{ "case reply", ctl_cmd_case_reply, "HG-N [--by ADDRESS]",
+	    "record that staff answered the client (stops the first-response clock)" },
+	{ "case assign", ctl_cmd_case_assign, "HG-N ADDRESS", "assign the case" },
+	{ "case wait", ctl_cmd_case_wait, "HG-N",
+	    "waiting for the client: pause the resolution clock until they write" },
+	{ "case reopen", ctl_cmd_case_reopen, "HG-N", "open a waiting or resolved case again" },
+	{ "case resolve", ctl_cmd_case_resolve,
+	    "HG-N --cause TEXT --lesson TEXT [--incident] [--no-message]",
+	    "resolve; ask the client to confirm it works; --incident puts the customer "
+	    "under incident watch" },
+	{ "sla explain", ctl_cmd_sla_explain, "HG-N",
+	    "why a deadline is where it is: clock, intervals that counted, pauses, timers" },
 	{ "sla due", ctl_cmd_sla_due,
 	    "--tier TIER --urgency P1..P4 [--at ISO-8601-TIME] [--kind first|resolve]",
 	    "the deadline of an SLA clock started at --at (default now), in Timezone, "
 	    "on the urgency's clock (business hours, holidays)" },
+	{ "sla", ctl_cmd_sla, "[--json] [--limit N]",
+	    "open cases, the nearest deadline first, with time left or overdue" },
 	{ NULL, NULL, NULL, NULL },
 };
 

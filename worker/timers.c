@@ -9,7 +9,6 @@
 #include "sla.h"
 #include "xalloc.h"
 
-#define WARN_PCT	75	/* a warning at three quarters of the target */
 
 static enum store_rc
 timers_add(struct store *s, long long case_id, const char *kind, long long due)
@@ -29,20 +28,39 @@ enum store_rc
 timers_schedule(struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now)
 {
 	const struct config *cfg = ack_config(a);
+	time_t warn = sla_point(cfg, c->tier, c->urgency, SLA_FIRST_RESPONSE, (time_t)c->created,
+	    cfg->warn_at_pct, 0);
 	enum store_rc rc;
+	char kind[32];
 
 	(void)now;
 	if (strcmp(c->status, "resolved") == 0)
 		return STORE_OK;
-	if ((rc = timers_add(s, c->id, "first-warning", sla_point(cfg, c->tier, c->urgency,
-	    SLA_FIRST_RESPONSE, (time_t)c->created, WARN_PCT, 0))) != STORE_OK)
+	if ((rc = timers_add(s, c->id, "first-warning", warn)) != STORE_OK ||
+	    (rc = timers_add(s, c->id, "first-breach", c->first_due)) != STORE_OK)
 		return rc;
-	if ((rc = timers_add(s, c->id, "first-breach", c->first_due)) != STORE_OK)
-		return rc;
+	for (size_t i = 0; i < cfg->escalation_count; i++) {
+		const struct escalation *e = &cfg->escalations[i];
+
+		snprintf(kind, sizeof(kind), "escalate-%d", e->level);
+		if ((rc = timers_add(s, c->id, kind, sla_clock_add(cfg, c->urgency,
+		    e->after_warning ? warn : (time_t)c->first_due, e->offset))) != STORE_OK)
+			return rc;
+	}
 	if ((rc = timers_add(s, c->id, "resolve-warning", sla_point(cfg, c->tier, c->urgency,
-	    SLA_RESOLUTION, (time_t)c->created, WARN_PCT, c->paused_total))) != STORE_OK)
+	    SLA_RESOLUTION, (time_t)c->created, cfg->warn_at_pct, (long)c->paused_total))) != STORE_OK)
 		return rc;
-	return timers_add(s, c->id, "resolve-breach", c->resolve_due);
+	if ((rc = timers_add(s, c->id, "resolve-breach", c->resolve_due)) != STORE_OK)
+		return rc;
+	/* A critical case that lands just before the business day closes must
+	 * not wait for the morning unnoticed. */
+	if (c->urgency <= 2 && cfg->on_call_address != NULL) {
+		time_t close = sla_next_close(cfg, (time_t)c->created);
+
+		if (close != 0 && close - (time_t)c->created <= cfg->end_of_day_window)
+			rc = timers_add(s, c->id, "end-of-day", c->created);
+	}
+	return rc;
 }
 
 /* "in 25 min" / "2 h 5 min ago" */
@@ -82,9 +100,12 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 	struct case_rec *c = xmalloc(sizeof(*c));
 	struct outbox_rec o;
 	char event[200], span[64], err[256], note[128];
-	const char *cancel = NULL, *recipient = cfg->escalation_address;
-	int first = strncmp(e->kind, "first-", 6) == 0;
-	int breach = strstr(e->kind, "breach") != NULL;
+	const char *cancel = NULL;
+	const char *recipient = cfg->notice_address ? cfg->notice_address : cfg->escalation_address;
+	int escalate = strncmp(e->kind, "escalate-", 9) == 0;
+	int end_of_day = strcmp(e->kind, "end-of-day") == 0;
+	int first = strncmp(e->kind, "first-", 6) == 0 || escalate || end_of_day;
+	int breach = strstr(e->kind, "breach") != NULL || escalate;
 	long long deadline;
 	enum store_rc rc;
 
@@ -94,29 +115,49 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 	if ((rc = store_case_get(s, e->case_id, c)) != STORE_OK)
 		goto fail;
 	deadline = first ? c->first_due : c->resolve_due;
+	if (escalate) {
+		recipient = NULL;
+		for (size_t i = 0; i < cfg->escalation_count; i++)
+			if (cfg->escalations[i].level == atoi(e->kind + 9))
+				recipient = cfg->escalations[i].to;
+	} else if (end_of_day) {
+		recipient = cfg->on_call_address;
+	}
 	if (strcmp(c->status, "resolved") == 0)
 		cancel = "case resolved";
 	else if (first && c->first_response_at)
 		cancel = "answered";
 	else if (!first && c->paused_at)
 		cancel = NULL;	/* paused events carry TIMERS_PAUSED and are not due */
-	else if (!breach && deadline <= now)
+	else if (!breach && !end_of_day && deadline <= now)
 		cancel = "superseded by the breach";
 	if (cancel == NULL && recipient == NULL)
-		cancel = "no EscalationAddress configured";
+		cancel = "nobody to tell (no NoticeAddress, EscalationAddress or to=)";
 
 	if (cancel != NULL) {
 		rc = store_event_mark(s, e->id, -1, cancel);
 	} else {
+		const char *headline;
+
 		timers_span(deadline - now, span, sizeof(span));
-		snprintf(event, sizeof(event), "%s %s: %s %s.",
-		    first ? "First response" : "Resolution",
-		    breach ? "deadline missed" : "deadline near",
-		    breach ? "it was due" : "it is due", span);
+		if (end_of_day) {
+			snprintf(event, sizeof(event), "A P%d case arrived just before the business "
+			    "day closes; its first response is due %s.", c->urgency, span);
+			headline = "end of day";
+		} else if (escalate) {
+			snprintf(event, sizeof(event), "Escalation level %s: the first response "
+			    "was due %s and nobody has answered.", e->kind + 9, span);
+			headline = "escalation";
+		} else {
+			snprintf(event, sizeof(event), "%s %s: %s %s.",
+			    first ? "First response" : "Resolution",
+			    breach ? "deadline missed" : "deadline near",
+			    breach ? "it was due" : "it is due", span);
+			headline = breach ? (first ? "first response overdue" : "resolution overdue")
+			    : (first ? "first response due soon" : "resolution due soon");
+		}
 		struct ack_notice_spec n = {
-			.template_kind = "notice-sla", .tag = e->kind,
-			.headline = breach ? (first ? "first response overdue" : "resolution overdue")
-			    : (first ? "first response due soon" : "resolution due soon"),
+			.template_kind = "notice-sla", .tag = e->kind, .headline = headline,
 			.recipient = recipient, .event = event,
 		};
 		if (ack_notice(a, c, &n, now, &o, err, sizeof(err)) != 0) {
@@ -128,6 +169,11 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 				snprintf(note, sizeof(note), "notice to %s", recipient);
 				rc = store_event_mark(s, e->id, (long long)now, note);
 			}
+			/* A missed P1 first response is an incident for the
+			 * customer: their next mail comes first for weeks. */
+			if (rc == STORE_OK && c->urgency == 1 && strcmp(e->kind, "first-breach") == 0)
+				rc = store_customer_watch(s, c->client, c->tier,
+				    (long long)now + cfg->incident_watch_days * 86400LL, (long long)now);
 		}
 	}
 	if (rc != STORE_OK)
