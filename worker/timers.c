@@ -42,9 +42,14 @@ timers_schedule(struct ack_ctx *a, struct store *s, const struct case_rec *c, ti
 	for (size_t i = 0; i < cfg->escalation_count; i++) {
 		const struct escalation *e = &cfg->escalations[i];
 
+		time_t base = e->after_warning ? warn : (time_t)c->first_due;
+
+		/* after=breach means at the breach itself, even when it falls at
+		 * closing time (adding nothing on a business clock would move
+		 * it to the next opening). */
 		snprintf(kind, sizeof(kind), "escalate-%d", e->level);
-		if ((rc = timers_add(s, c->id, kind, sla_clock_add(cfg, c->urgency,
-		    e->after_warning ? warn : (time_t)c->first_due, e->offset))) != STORE_OK)
+		if ((rc = timers_add(s, c->id, kind, e->offset == 0 ? base :
+		    sla_clock_add(cfg, c->urgency, base, e->offset))) != STORE_OK)
 			return rc;
 	}
 	if ((rc = timers_add(s, c->id, "resolve-warning", sla_point(cfg, c->tier, c->urgency,
