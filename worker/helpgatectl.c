@@ -1781,6 +1781,184 @@ ctl_cmd_sla_explain(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	return CTL_EXIT_OK;
 }
 
+
+/* ---- report ---- */
+
+struct ctl_report_group {
+	char		 tier[32];
+	int		 urgency;
+	long		 cases;
+	long		 first_met, first_missed;	/* decided: answered, or overdue */
+	long		 resolve_met, resolve_missed;
+	long		*response;		/* seconds to first response, answered cases */
+	size_t		 nresponse;
+};
+
+struct ctl_report {
+	struct ctl_report_group	*g;
+	size_t			 n;
+	long long		 since, now;
+};
+
+static int
+ctl_report_row(const struct case_rec *c, void *arg)
+{
+	struct ctl_report *r = arg;
+	struct ctl_report_group *g = NULL;
+
+	if (c->created < r->since)
+		return 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->g[i].urgency == c->urgency && strcmp(r->g[i].tier, c->tier) == 0)
+			g = &r->g[i];
+	if (g == NULL) {
+		r->g = xrealloc(r->g, (r->n + 1) * sizeof(*r->g));
+		g = &r->g[r->n++];
+		memset(g, 0, sizeof(*g));
+		snprintf(g->tier, sizeof(g->tier), "%s", c->tier);
+		g->urgency = c->urgency;
+	}
+	g->cases++;
+	if (c->first_response_at) {
+		if (c->first_response_at <= c->first_due)
+			g->first_met++;
+		else
+			g->first_missed++;
+		g->response = xrealloc(g->response, (g->nresponse + 1) * sizeof(long));
+		g->response[g->nresponse++] = (long)(c->first_response_at - c->created);
+	} else if (c->first_due < r->now) {
+		g->first_missed++;
+	}
+	if (c->resolved_at) {
+		if (c->resolved_at <= c->resolve_due)
+			g->resolve_met++;
+		else
+			g->resolve_missed++;
+	} else if (c->resolve_due < r->now && !c->paused_at) {
+		g->resolve_missed++;
+	}
+	return 0;
+}
+
+static int
+ctl_long_cmp(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+ctl_group_cmp(const void *a, const void *b)
+{
+	const struct ctl_report_group *x = a, *y = b;
+	int t = strcmp(x->tier, y->tier);
+
+	return t ? t : x->urgency - y->urgency;
+}
+
+/* Nearest-rank percentile of sorted v; -1 when empty. */
+static long
+ctl_percentile(const long *v, size_t n, int pct)
+{
+	size_t rank;
+
+	if (n == 0)
+		return -1;
+	rank = (n * (size_t)pct + 99) / 100;
+	return v[rank ? rank - 1 : 0];
+}
+
+static int
+ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *since_arg = NULL;
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const struct ctl_opt opts[] = {
+		{ "--since", &since_arg, NULL }, { "--json", NULL, &json }, { NULL, NULL, NULL },
+	};
+	struct ctl_report rep;
+	struct store *s;
+	struct buf out;
+	enum store_rc rc;
+	time_t since = 0;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_config(ctl) == NULL)
+		return CTL_EXIT_FAIL;
+	if (since_arg != NULL && clock_parse_iso8601(since_arg, &since) != 0)
+		return ctl_usage_error(cmd, "--since wants a date or time such as 2026-11-01, not \"%s\"",
+		    since_arg);
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&rep, 0, sizeof(rep));
+	rep.since = since;
+	rep.now = clock_now();
+	if ((rc = store_case_list(s, 0, ctl_report_row, &rep)) != STORE_OK) {
+		for (size_t i = 0; i < rep.n; i++)
+			free(rep.g[i].response);
+		free(rep.g);
+		return ctl_store_failed(ctl, "reading cases", rc);
+	}
+	if (rep.n > 1)
+		qsort(rep.g, rep.n, sizeof(*rep.g), ctl_group_cmp);
+	buf_init(&out, CTL_JSON_MAX);
+	if (json)
+		json_array_begin(&out);
+	else
+		printf("%-12s %-3s %7s %9s %9s %9s %11s\n", "TIER", "URG", "CASES", "FIRST-MET",
+		    "MEDIAN", "P90", "RESOLVE-MET");
+	for (size_t i = 0; i < rep.n; i++) {
+		struct ctl_report_group *g = &rep.g[i];
+		long fdec = g->first_met + g->first_missed, rdec = g->resolve_met + g->resolve_missed;
+		long med, p90;
+
+		if (g->nresponse > 1)
+			qsort(g->response, g->nresponse, sizeof(long), ctl_long_cmp);
+		med = ctl_percentile(g->response, g->nresponse, 50);
+		p90 = ctl_percentile(g->response, g->nresponse, 90);
+		if (json) {
+			json_object_begin(&out);
+			json_kv_string(&out, "tier", g->tier);
+			json_kv_int(&out, "urgency", g->urgency);
+			json_kv_int(&out, "cases", g->cases);
+			json_kv_int(&out, "first_response_met", g->first_met);
+			json_kv_int(&out, "first_response_missed", g->first_missed);
+			if (fdec) json_kv_int(&out, "first_response_met_pct", g->first_met * 100 / fdec);
+			else json_kv_null(&out, "first_response_met_pct");
+			if (med >= 0) json_kv_int(&out, "first_response_median_s", med);
+			else json_kv_null(&out, "first_response_median_s");
+			if (p90 >= 0) json_kv_int(&out, "first_response_p90_s", p90);
+			else json_kv_null(&out, "first_response_p90_s");
+			if (rdec) json_kv_int(&out, "resolution_met_pct", g->resolve_met * 100 / rdec);
+			else json_kv_null(&out, "resolution_met_pct");
+			json_object_end(&out);
+		} else {
+			char fm[16] = "-", rm[16] = "-", m1[32] = "-", m2[32] = "-";
+
+			if (fdec) snprintf(fm, sizeof(fm), "%ld%%", g->first_met * 100 / fdec);
+			if (rdec) snprintf(rm, sizeof(rm), "%ld%%", g->resolve_met * 100 / rdec);
+			if (med >= 0) ctl_span(med, m1, sizeof(m1));
+			if (p90 >= 0) ctl_span(p90, m2, sizeof(m2));
+			printf("%-12s P%-2d %7ld %9s %9s %9s %11s\n", g->tier, g->urgency, g->cases, fm,
+			    m1, m2, rm);
+		}
+		free(g->response);
+	}
+	free(rep.g);
+	if (json) {
+		json_array_end(&out);
+		buf_append_char(&out, '\n');
+		if (ctl_emit(&out) != 0)
+			ret = CTL_EXIT_FAIL;
+	} else if (rep.n == 0) {
+		printf("no cases%s\n", since_arg ? " since then" : "");
+	}
+	buf_free(&out);
+	return ret;
+}
+
 /* ---- dispatch ---- */
 
 static const struct ctl_command ctl_commands[] = {
@@ -1816,6 +1994,9 @@ static const struct ctl_command ctl_commands[] = {
 	    "on the urgency's clock (business hours, holidays)" },
 	{ "sla", ctl_cmd_sla, "[--json] [--limit N]",
 	    "open cases, the nearest deadline first, with time left or overdue" },
+	{ "report", ctl_cmd_report, "[--since DATE] [--json]",
+	    "per tier and urgency: cases, first response met %, median and p90 time to first "
+	    "response, resolution met % (undecided cases are not counted as met or missed)" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -174,4 +174,13 @@ t_is "$(printf '%s' "$sla" | python3 -c 'import json,sys; print(sum(1 for c in j
 t_is "$(printf '%s' "$sla" | python3 -c 'import json,sys
 d = json.load(sys.stdin); print(all(d[i]["due"] <= d[i+1]["due"] for i in range(len(d)-1) if d[i]["due"] and d[i+1]["due"]))')" True \
     "sla lists the nearest deadline first"
+rep=$(ctl report --json)
+t_is "$(printf '%s' "$rep" | python3 -c 'import json,sys; print(sum(g["cases"] for g in json.load(sys.stdin)))')" \
+    "$(ctl cases --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" "report counts every case"
+t_like "$(printf '%s' "$rep" | python3 -c 'import json,sys
+print([g for g in json.load(sys.stdin) if g["urgency"] == 2 and g["tier"] == "unknown"][0])')" \
+    "'first_response_missed': [1-9]" "report: the missed P2 first response counted"
+t_like "$(ctl report)" "^TIER +URG +CASES +FIRST-MET +MEDIAN +P90 +RESOLVE-MET" "report table"
+ctl report --since yesterday >/dev/null 2>&1
+t_is "$?" 2 "report: a bad --since is a usage error"
 t_done
