@@ -9,7 +9,7 @@
 
 CC        ?= gcc
 PKGS      := milter libetpan sqlite3 libcurl libxml-2.0
-CPPFLAGS  += -D_GNU_SOURCE -Ishared
+CPPFLAGS  += -D_GNU_SOURCE -Ishared -Iworker
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP
 LDLIBS    += -lpthread
@@ -96,10 +96,15 @@ check: deps
 	@bash tests/run.sh build/san
 
 # bench-classify is built when its source exists; tests/bench/run.sh skips it otherwise.
-BENCH_TOOLS := $(if $(wildcard tests/bench/bench-classify.c),$(BUILD)/tests/bench-classify)
+BENCH_TOOLS := $(if $(wildcard tests/bench/bench-classify.c),$(BUILD)/tests/bench-classify) \
+	       $(BUILD)/tests/bench-timers
 bench: deps
 	@$(MAKE) --no-print-directory programs $(BENCH_TOOLS)
 	@bash tests/bench/run.sh
+
+$(BUILD)/tests/bench-timers: $(BUILD)/tests/bench/bench-timers.o $(WORKER_MODS) $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/bench-classify: $(BUILD)/tests/bench/bench-classify.o $(LIBHG)
 	@mkdir -p $(dir $@)

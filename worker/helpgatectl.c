@@ -1578,11 +1578,13 @@ static void
 ctl_span(long long secs, char *out, size_t outlen)
 {
 	long long a = secs < 0 ? -secs : secs;
+	const char *sign = secs < 0 ? "-" : "";
 
+	/* Overdue shows as negative time left, with or without colour. */
 	if (a >= 86400)
-		snprintf(out, outlen, "%lldd%02lldh", a / 86400, (a % 86400) / 3600);
+		snprintf(out, outlen, "%s%lldd%02lldh", sign, a / 86400, (a % 86400) / 3600);
 	else
-		snprintf(out, outlen, "%lldh%02lldm", a / 3600, (a % 3600) / 60);
+		snprintf(out, outlen, "%s%lldh%02lldm", sign, a / 3600, (a % 3600) / 60);
 }
 
 static int

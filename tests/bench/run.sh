@@ -350,6 +350,31 @@ say ""
 say "== Acknowledgement latency"
 bench_ack_latency
 
+# ---------------------------------------------------------------- SLA scale
+say ""
+say "== SLA timers at scale (BENCH_CASES, default 1,000,000 open cases)"
+if [ -x "$builddir/tests/bench-timers" ]; then
+	sdir="$MS_T/scale"
+	mkdir -p "$sdir"
+	write_helpgate_conf "$sdir/scale.conf"
+	printf 'Database %s/big.db\nEscalationAddress esc@example.com\n' "$sdir" >>"$sdir/scale.conf"
+	out=$("$builddir/tests/bench-timers" "$sdir/scale.conf" "$sdir") || { say "bench-timers failed"; missed=$((missed + 1)); }
+	say "$out"
+	printf '%s\n' "$out" | grep -q "target < 5 ms: met" || missed=$((missed + 1))
+	if [ -f "$sdir/big.db" ]; then
+		t0=$(date +%s%N)
+		"$bindir/helpgatectl" -c "$sdir/scale.conf" sla >/dev/null
+		t1=$(date +%s%N)
+		"$bindir/helpgatectl" -c "$sdir/scale.conf" sla --json --limit 1000 >/dev/null
+		t2=$(date +%s%N)
+		check_target "helpgatectl sla (s)" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" '<=' 1.0 target
+		say "helpgatectl sla --json --limit 1000: $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') s"
+	fi
+else
+	say "$builddir/tests/bench-timers not built: skipped"
+	missed=$((missed + 1))
+fi
+
 say ""
 if [ "$missed" != 0 ]; then
 	say "bench: $missed target(s) missed or skipped"
