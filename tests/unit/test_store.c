@@ -1009,6 +1009,7 @@ test_upgrade_from_v1(void)
 	store_close(s);
 	/* Simulate a v1 store holding one message: drop v3 and v2 objects. */
 	raw_sql(path, "DROP TABLE events");
+	raw_sql(path, "DROP INDEX cases_next_due");
 	raw_sql(path, "DROP TABLE pauses");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN paused_at");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN paused_total");
