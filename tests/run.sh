@@ -31,8 +31,14 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LC_ALL=C.UTF-8
 export CI=${CI:-}
 
-logdir="$build/test-logs"
+# One directory per run, so that two runs at once (a developer and a
+# helper, say) never delete each other's logs; test-logs points at the last.
+logdir="$build/test-logs.$$"
 rm -rf "$logdir"
+mkdir -p "$logdir"
+[ -L "$build/test-logs" ] || rm -rf "$build/test-logs"
+ln -sfn "test-logs.$$" "$build/test-logs" 2>/dev/null || true
+find "$build" -maxdepth 1 -name 'test-logs.*' -mmin +120 -exec rm -rf {} + 2>/dev/null
 mkdir -p "$logdir"
 timeout_s=${TEST_TIMEOUT:-600}
 total_pass=0
