@@ -113,8 +113,10 @@ reload_thread(void *arg)
 		snapshot_current = fresh;
 		pthread_mutex_unlock(&snapshot_lock);
 		if (strcmp(old->cfg->socket, fresh->cfg->socket) != 0 ||
-		    strcmp(old->cfg->database, fresh->cfg->database) != 0)
-			log_warnx("Socket and Database changes take effect at restart");
+		    strcmp(old->cfg->database, fresh->cfg->database) != 0 ||
+		    strcmp(old->cfg->timezone, fresh->cfg->timezone) != 0)
+			log_warnx("Socket, Database and Timezone changes take effect at restart "
+			    "(the time zone cannot change under running threads)");
 		milter_snapshot_put(old);
 		log_info("reloaded %s", config_path);
 	}
@@ -188,12 +190,20 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	/* SIGUSR1 is blocked from the start (and so in every thread) and taken
+	 * by the reload thread with sigwait(): one that arrives while we start
+	 * waits for that thread instead of killing the process. */
+	sigemptyset(&reload_set);
+	sigaddset(&reload_set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &reload_set, NULL);
+
 	log_init("helpgate-milter", 1, NULL);
 	if ((snap = snapshot_load(config_path)) == NULL)
 		return 1;
 	cfg = snap->cfg;
 	if (check_only) {
 		printf("config OK: %s\n", config_path);
+		milter_snapshot_put(snap);	/* LeakSanitizer would fail the check */
 		return 0;
 	}
 	if (clock_set_timezone(cfg->timezone) != 0)
@@ -202,6 +212,9 @@ main(int argc, char **argv)
 		fatalx("SyslogFacility %s is unknown", cfg->syslog_facility);
 	log_set_level(cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	snapshot_current = snap;
+	/* main's own reference: cfg (Socket, PidFile, ...) stays valid until
+	 * the end, however many reloads replace snapshot_current meanwhile. */
+	snap->refs++;
 	if (socket_spec == NULL)
 		socket_spec = cfg->socket;
 
@@ -226,11 +239,19 @@ main(int argc, char **argv)
 
 	milter_store_init(cfg->database, cfg->store_timeout_ms);
 
-	sigemptyset(&reload_set);
-	sigaddset(&reload_set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &reload_set, NULL);	/* inherited by every thread */
+	/*
+	 * The reload thread starts with every signal blocked.  libmilter takes
+	 * SIGHUP/SIGINT/SIGTERM with sigwait() and blocks them only in the
+	 * threads smfi_main() creates; a thread of ours that left them open
+	 * would take SIGTERM with its default action and the process would die
+	 * (status 143, PidFile left behind) instead of shutting down.
+	 */
+	sigset_t all_signals, main_mask;
+	sigfillset(&all_signals);
+	pthread_sigmask(SIG_SETMASK, &all_signals, &main_mask);
 	if (pthread_create(&reloader, NULL, reload_thread, &reload_set) != 0)
 		fatal("pthread_create");
+	pthread_sigmask(SIG_SETMASK, &main_mask, NULL);
 	pthread_detach(reloader);
 
 	log_info("listening on %s, support addresses: %zu, database %s",
@@ -241,9 +262,10 @@ main(int argc, char **argv)
 	if (cfg->pidfile != NULL)
 		unlink(cfg->pidfile);
 	pthread_mutex_lock(&snapshot_lock);
-	snap = snapshot_current;
+	struct milter_snapshot *current = snapshot_current;
 	snapshot_current = NULL;
 	pthread_mutex_unlock(&snapshot_lock);
-	milter_snapshot_put(snap);
+	milter_snapshot_put(current);
+	milter_snapshot_put(snap);	/* main's own reference */
 	return rc == MI_SUCCESS ? 0 : 1;
 }

@@ -112,7 +112,7 @@ ms_on_exit() { MS_EXIT_HOOKS+=("$*"); }
 # Returns the exit status of PID if it is a child of this shell (128+N
 # when killed by signal N), else 0.
 _ms_stop_pid() {
-	local pid=$1 grace=${2:-6} i
+	local pid=$1 grace=${2:-6} i=0
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null
 		for ((i = 0; i < grace * 20; i++)); do
