@@ -134,6 +134,17 @@ main(int argc, char **argv)
 	time_t store_retry = 0, relay_retry = 0;
 	char err[512];
 
+	/* First of all, so that a signal during start-up is a request, not
+	 * the default action (death for SIGUSR1). */
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_reload;
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	while ((ch = getopt(argc, argv, "c:fnh")) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
@@ -164,14 +175,6 @@ main(int argc, char **argv)
 	if (!foreground)
 		daemon_detach();
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_reload;
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	if (w.cfg->pidfile != NULL)
 		daemon_write_pidfile(w.cfg->pidfile);
