@@ -1002,21 +1002,16 @@ store_case_responded(struct store *s, long long id, long long at)
 	return store_exec_stmt(s, st, rc, NULL);
 }
 
-/* The record lives on the heap: a case_rec is 3 KB, and this may run on a
+/* Steps a statement that yields case rows, handing each to cb.  The record
+ * lives on the heap: a case_rec is several KB, and this may run on a
  * libmilter thread. */
-enum store_rc
-store_case_list(struct store *s, int open_only,
+static enum store_rc
+store_each_case(struct store *s, sqlite3_stmt *st, int rc,
     int (*cb)(const struct case_rec *c, void *arg), void *arg)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_CASE_LIST);
-	struct case_rec *c;
+	struct case_rec *c = xmalloc(sizeof(*c));
 	enum store_rc ret = STORE_OK;
-	int rc = SQLITE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	c = xmalloc(sizeof(*c));
-	bind_int(st, 1, open_only != 0, &rc);
 	if (rc == SQLITE_OK) {
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			store_row_case(st, c);
@@ -1031,6 +1026,19 @@ store_case_list(struct store *s, int open_only,
 	store_done(st);
 	free(c);
 	return ret;
+}
+
+enum store_rc
+store_case_list(struct store *s, int open_only,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_LIST);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, open_only != 0, &rc);
+	return store_each_case(s, st, rc, cb, arg);
 }
 
 /* ---- messages ---- */
@@ -1571,26 +1579,10 @@ store_case_by_due(struct store *s, int limit,
     int (*cb)(const struct case_rec *c, void *arg), void *arg)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_CASE_BY_DUE);
-	struct case_rec *c;
-	enum store_rc ret = STORE_OK;
 	int rc = SQLITE_OK;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	c = xmalloc(sizeof(*c));
 	bind_int(st, 1, limit, &rc);
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			store_row_case(st, c);
-			if (cb(c, arg) != 0) {
-				rc = SQLITE_DONE;
-				break;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc);
-	store_done(st);
-	free(c);
-	return ret;
+	return store_each_case(s, st, rc, cb, arg);
 }

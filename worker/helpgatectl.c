@@ -1083,6 +1083,23 @@ ctl_message_row(const struct message_rec *m, void *arg)
 	return 0;
 }
 
+/* --limit N, 1..1000000; prints the usage error itself. */
+static int
+ctl_parse_limit(const struct ctl_command *cmd, const char *arg, long *limit)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > 1000000) {
+		ctl_usage_error(cmd, "--limit wants a count from 1 to 1000000, not \"%s\"", arg);
+		return -1;
+	}
+	*limit = v;
+	return 0;
+}
+
 /* ---- outbox ---- */
 
 struct ctl_outbox {
@@ -1150,15 +1167,11 @@ ctl_cmd_outbox(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 	struct store *s;
 	enum store_rc rc;
 	long limit = 200;
-	char *end;
 
 	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
-	if (limit_arg != NULL) {
-		limit = strtol(limit_arg, &end, 10);
-		if (*end || limit < 1 || limit > 1000000)
-			return ctl_usage_error(cmd, "--limit wants a count from 1 to 1000000");
-	}
+	if (limit_arg != NULL && ctl_parse_limit(cmd, limit_arg, &limit) != 0)
+		return CTL_EXIT_USAGE;
 	if ((s = ctl_store(ctl)) == NULL)
 		return CTL_EXIT_FAIL;
 	memset(&ob, 0, sizeof(ob));
@@ -1641,15 +1654,11 @@ ctl_cmd_sla(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **arg
 	struct store *s;
 	enum store_rc rc;
 	long limit = 100;
-	char *end;
 
 	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
-	if (limit_arg != NULL) {
-		limit = strtol(limit_arg, &end, 10);
-		if (*end || limit < 1 || limit > 1000000)
-			return ctl_usage_error(cmd, "--limit wants a count from 1 to 1000000");
-	}
+	if (limit_arg != NULL && ctl_parse_limit(cmd, limit_arg, &limit) != 0)
+		return CTL_EXIT_USAGE;
 	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
 		return CTL_EXIT_FAIL;
 	memset(&x, 0, sizeof(x));
