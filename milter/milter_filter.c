@@ -61,6 +61,7 @@ struct filter_ctx {
 	char			*outbound_message_id;
 	/* staff mail to anyone else: recorded on its case, never tagged */
 	int			 staff_reply;
+	int			 decided;	/* filter_decide() has run for this message */
 };
 
 /* With an SMFIP_NR_* step agreed, libmilter expects SMFIS_NOREPLY there. */
@@ -221,6 +222,7 @@ filter_reset_message(struct filter_ctx *fc)
 	fc->importance_count = 0;
 	fc->outbound = 0;
 	fc->staff_reply = 0;
+	fc->decided = 0;
 	fc->outbound_tagged = 0;
 	free(fc->outbound_message_id);
 	fc->outbound_message_id = NULL;
@@ -268,30 +270,44 @@ filter_envrcpt(SMFICTX *ctx, char **argv)
 	return filter_continue(fc, SMFIP_NR_RCPT);
 }
 
+/*
+ * What kind of message this is, decided once all recipients are known: at
+ * DATA, or at the first header for an MTA that never sends DATA (milter
+ * protocol 2 and 3).  Returns 0 when the message is none of our business.
+ */
+static int
+filter_decide(struct filter_ctx *fc)
+{
+	if (fc->decided)
+		return fc->support_rcpt != NULL || fc->outbound || fc->staff_reply;
+	fc->decided = 1;
+	if (fc->support_rcpt != NULL)
+		return 1;
+	/* A null-sender message may be one of the worker's acknowledgements on
+	 * its way out: look at its headers (only), see filter_eom. */
+	if (fc->envelope_from != NULL &&
+	    (fc->envelope_from[0] == '\0' || strcmp(fc->envelope_from, "<>") == 0)) {
+		fc->outbound = 1;
+		return 1;
+	}
+	/* Staff writing to a client may be answering a case: read the
+	 * headers (only) to find out, see filter_eom. */
+	if (fc->envelope_from != NULL && config_is_staff(fc->snap->cfg, fc->envelope_from)) {
+		fc->staff_reply = 1;
+		buf_free(&fc->raw);
+		buf_init(&fc->raw, HEADER_BLOCK_MAX);
+		return 1;
+	}
+	return 0;
+}
+
 static sfsistat
 filter_data(SMFICTX *ctx)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc == NULL)
-		return SMFIS_ACCEPT;
-	/* A null-sender message may be one of the worker's acknowledgements on
-	 * its way out: look at its headers (only), see filter_eom. */
-	if (fc->support_rcpt == NULL && fc->envelope_from != NULL &&
-	    (fc->envelope_from[0] == '\0' || strcmp(fc->envelope_from, "<>") == 0)) {
-		fc->outbound = 1;
-		return SMFIS_CONTINUE;
-	}
-	/* Staff writing to a client may be answering a case: read the
-	 * headers (only) to find out, see filter_eom. */
-	if (fc->support_rcpt == NULL && fc->envelope_from != NULL &&
-	    config_is_staff(fc->snap->cfg, fc->envelope_from)) {
-		fc->staff_reply = 1;
-		buf_init(&fc->raw, HEADER_BLOCK_MAX);
-		return SMFIS_CONTINUE;
-	}
-	/* Not support mail: let it go before a single header is sent. */
-	if (fc->support_rcpt == NULL)
+	/* Not our business: let it go before a single header is sent. */
+	if (fc == NULL || !filter_decide(fc))
 		return SMFIS_ACCEPT;
 	return SMFIS_CONTINUE;
 }
@@ -301,6 +317,8 @@ filter_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
+	if (fc != NULL && !fc->decided)
+		filter_decide(fc);
 	if (fc != NULL && fc->outbound) {
 		if (strcasecmp(name, "X-Helpgate-Case") == 0)
 			fc->outbound_tagged = 1;
