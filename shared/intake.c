@@ -181,8 +181,12 @@ intake_resume(const struct intake_input *in, const struct case_rec *c)
 	long paused = c->paused_at ? sla_clock_seconds(in->cfg, c->urgency, (time_t)c->paused_at,
 	    in->received) : 0;
 	long long total = c->paused_total + (paused > 0 ? paused : 0);
-	time_t due = sla_point(in->cfg, c->tier, c->urgency, SLA_RESOLUTION, (time_t)c->created,
-	    100, (long)total);
+	/* The old deadline moves by the clock time the case stood; it is not
+	 * recomputed, so a raise in urgency meanwhile cannot pull it earlier. */
+	time_t due = paused > 0 ? sla_clock_add(in->cfg, c->urgency, (time_t)c->resolve_due, paused) :
+	    (time_t)c->resolve_due;
+	time_t warn = sla_point(in->cfg, c->tier, c->urgency, SLA_RESOLUTION, (time_t)c->created,
+	    in->cfg->warn_at_pct, (long)total);
 	enum store_rc rc;
 
 	if ((rc = store_case_set_status(in->store, c->id, "open", in->received, 0, due, 0,
@@ -192,8 +196,7 @@ intake_resume(const struct intake_input *in, const struct case_rec *c)
 	    in->received)) != STORE_OK)
 		return rc;
 	if ((rc = store_event_reschedule(in->store, c->id, "resolve-warning",
-	    sla_point(in->cfg, c->tier, c->urgency, SLA_RESOLUTION, (time_t)c->created, 75,
-	    (long)total))) != STORE_OK)
+	    warn < due ? warn : due)) != STORE_OK)
 		return rc;
 	return store_event_reschedule(in->store, c->id, "resolve-breach", due);
 }

@@ -225,6 +225,12 @@ enum store_rc store_event_mark(struct store *s, long long id, long long fired, c
 /* Moves a pending event of this kind to a new time (resolution clock resumed). */
 enum store_rc store_event_reschedule(struct store *s, long long case_id, const char *kind,
     long long due);
+/* One event, as it is now (a batch read outside a transaction may be stale). */
+enum store_rc store_event_get(struct store *s, long long id, struct event_rec *out);
+/* Cancels every pending event of the case with this note. */
+enum store_rc store_event_cancel_pending(struct store *s, long long case_id, const char *note);
+/* Pending again: events cancelled with `note` whose time has not come. */
+enum store_rc store_event_rearm(struct store *s, long long case_id, const char *note, long long now);
 /* All events of a case, by due time. */
 enum store_rc store_event_list(struct store *s, long long case_id,
     int (*cb)(const struct event_rec *e, void *arg), void *arg);

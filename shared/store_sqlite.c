@@ -219,6 +219,9 @@ enum store_stmt_id {
 	ST_PAUSE_ADD,
 	ST_PAUSE_LIST,
 	ST_CASE_BY_DUE,
+	ST_EVENT_GET,
+	ST_EVENT_CANCEL_PENDING,
+	ST_EVENT_REARM,
 	ST_COUNT
 };
 
@@ -280,6 +283,12 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_EVENT_LIST] =
 	    "SELECT id, case_id, kind, due, fired, note FROM events WHERE case_id = ?1"
 	    " ORDER BY due, id",
+	[ST_EVENT_GET] = "SELECT id, case_id, kind, due, fired, note FROM events WHERE id = ?1",
+	[ST_EVENT_CANCEL_PENDING] =
+	    "UPDATE events SET fired = -1, note = ?2 WHERE case_id = ?1 AND fired = 0",
+	[ST_EVENT_REARM] =
+	    "UPDATE events SET fired = 0, note = '' WHERE case_id = ?1 AND fired = -1"
+	    " AND note = ?2 AND due > ?3",
 	[ST_PAUSE_ADD] = "INSERT INTO pauses (case_id, start, end) VALUES (?1, ?2, ?3)",
 	[ST_PAUSE_LIST] = "SELECT start, end FROM pauses WHERE case_id = ?1 ORDER BY start",
 	/* The expression and the WHERE match cases_next_due, so this walks
@@ -1589,4 +1598,53 @@ store_case_by_due(struct store *s, int limit,
 		return STORE_ERROR;
 	bind_int(st, 1, limit, &rc);
 	return store_each_case(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_event_get(struct store *s, long long id, struct event_rec *out)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_GET);
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		store_row_event(st, out);
+	else if (rc == SQLITE_DONE)
+		ret = STORE_NOTFOUND;
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_event_cancel_pending(struct store *s, long long case_id, const char *note)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_CANCEL_PENDING);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	bind_text(st, 2, note, 127, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+enum store_rc
+store_event_rearm(struct store *s, long long case_id, const char *note, long long now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_EVENT_REARM);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	bind_text(st, 2, note, 127, &rc);
+	bind_int(st, 3, now, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
 }

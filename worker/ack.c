@@ -422,7 +422,7 @@ ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_
 	char due[64], urgency[4];
 
 	ack_vars_init(&v, a, c, now);
-	clock_format_rfc5322((time_t)c->first_due, due, sizeof(due));
+	clock_format_rfc5322((time_t)(n->deadline ? n->deadline : c->first_due), due, sizeof(due));
 	snprintf(v.due_local, sizeof(v.due_local), "%s", due);
 	v.event = n->event;
 	buf_init(&body, 256 * 1024);
@@ -677,6 +677,12 @@ ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, tim
 	enum store_rc rc;
 
 	memset(&o, 0, sizeof(o));
+	/* Nobody to ask: the same rules as for the acknowledgement. */
+	if (strchr(c->client, '@') == NULL || config_is_support_address(a->cfg, c->client) ||
+	    config_is_staff(a->cfg, c->client) || ack_no_reply(a, c->client)) {
+		free(m);
+		return 0;
+	}
 	/* The reply goes into the thread the client started. */
 	if (store_case_first_message(s, c->id, &first) == STORE_OK) {
 		struct ack_first fm = { first, m };

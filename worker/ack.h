@@ -43,6 +43,7 @@ struct ack_notice_spec {
 	const char	*headline;	/* subject: "[HG-n] <headline>: P1 ..." */
 	const char	*recipient;
 	const char	*event;		/* one sentence: what happened */
+	long long	 deadline;	/* shown as {{due_local}}; 0: the first-response deadline */
 };
 int	ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_spec *n,
 	    time_t now, struct outbox_rec *o, char *err, size_t errlen);

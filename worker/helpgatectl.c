@@ -1411,8 +1411,17 @@ ctl_cmd_case_reply(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 	enum store_rc rc;
 	int r;
 
+	char by_addr[320];
+
 	if ((r = ctl_parse(cmd, argc, argv, opts, pos, 1, 1, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (by != NULL) {
+		snprintf(by_addr, sizeof(by_addr), "%s", by);
+		config_normalize_address(by_addr);
+		if (strchr(by_addr, '@') == NULL || strpbrk(by_addr, " \t<>\"") != NULL)
+			return ctl_usage_error(cmd, "--by wants a mail address, not \"%s\"", by);
+		by = by_addr;
+	}
 	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
 		return r;
 	rc = store_case_responded(s, c.id, now);
@@ -1440,7 +1449,7 @@ ctl_cmd_case_assign(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 2, 2, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
 	config_normalize_address(pos[1]);
-	if (strchr(pos[1], '@') == NULL)
+	if (strchr(pos[1], '@') == NULL || strpbrk(pos[1], " \t<>\"") != NULL)
 		return ctl_usage_error(cmd, "\"%s\" is not a mail address", pos[1]);
 	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
 		return r;
@@ -1506,11 +1515,16 @@ ctl_cmd_case_reopen(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	in.cfg = ctl->cfg;
 	in.store = s;
 	in.received = clock_now();
-	if (strcmp(c.status, "waiting") == 0)
+	if (strcmp(c.status, "waiting") == 0) {
 		rc = intake_resume(&in, &c);
-	else
+	} else {
+		/* Timers that resolving cancelled and whose time has not come
+		 * run again; those that passed meanwhile stay cancelled. */
 		rc = store_case_set_status(s, c.id, "open", in.received, 0, c.resolve_due, 0,
 		    c.paused_total);
+		if (rc == STORE_OK)
+			rc = store_event_rearm(s, c.id, "case resolved", in.received);
+	}
 	if ((r = ctl_case_commit(ctl, s, rc, "reopening")) != CTL_EXIT_OK)
 		return r;
 	printf("HG-%lld: open again\n", c.id);
@@ -1555,9 +1569,21 @@ ctl_cmd_case_resolve(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		ctl_err("HG-%lld is already resolved (case reopen first)", c.id);
 		return CTL_EXIT_FAIL;
 	}
-	rc = store_case_set_status(s, c.id, "resolved", now, 0, c.resolve_due, now, c.paused_total);
+	/* A case resolved while waiting for the client: the wait counts as a
+	 * pause, so the resolution is measured against the moved deadline. */
+	long long total = c.paused_total, due = c.resolve_due;
+	if (c.paused_at) {
+		long stood = sla_clock_seconds(ctl->cfg, c.urgency, (time_t)c.paused_at, (time_t)now);
+		if (stood > 0) {
+			total += stood;
+			due = sla_clock_add(ctl->cfg, c.urgency, (time_t)c.resolve_due, stood);
+		}
+	}
+	rc = store_case_set_status(s, c.id, "resolved", now, 0, due, now, total);
 	if (rc == STORE_OK && c.paused_at)
 		rc = store_pause_add(s, c.id, c.paused_at, now);
+	if (rc == STORE_OK)
+		rc = store_event_cancel_pending(s, c.id, "case resolved");
 	if (rc == STORE_OK)
 		rc = store_case_set_resolution(s, c.id, cause, lesson, incident);
 	if (rc == STORE_OK && incident)
@@ -1572,7 +1598,7 @@ ctl_cmd_case_resolve(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	ack_ctx_free(a);
 	if ((r = ctl_case_commit(ctl, s, rc, "resolving")) != CTL_EXIT_OK)
 		return r;
-	printf("HG-%lld: resolved%s%s\n", c.id, a || !quiet ? "; the client is asked to confirm it works" : "",
+	printf("HG-%lld: resolved%s%s\n", c.id, !quiet ? "; the client is asked to confirm it works" : "",
 	    incident ? "; the customer is under incident watch" : "");
 	return CTL_EXIT_OK;
 }
@@ -1606,16 +1632,18 @@ ctl_sla_row(const struct case_rec *c, void *arg)
 	struct ctl_sla *x = arg;
 	int first = c->first_response_at == 0;
 	long long due = first ? c->first_due : c->resolve_due;
+	/* Waiting for the client stops the resolution clock only. */
+	int paused = c->paused_at && !first;
 	char left[32], t[64];
 
 	x->count++;
 	if (x->json) {
 		json_object_begin(&x->out);
 		json_kv_int(&x->out, "id", c->id);
-		json_kv_string(&x->out, "clock", c->paused_at ? "paused" : first ? "first" : "resolve");
-		ctl_json_time(&x->out, "due", c->paused_at ? 0 : due);
-		json_kv_int(&x->out, "seconds_left", c->paused_at ? 0 : due - x->now);
-		json_kv_bool(&x->out, "overdue", !c->paused_at && due < x->now);
+		json_kv_string(&x->out, "clock", paused ? "paused" : first ? "first" : "resolve");
+		ctl_json_time(&x->out, "due", paused ? 0 : due);
+		json_kv_int(&x->out, "seconds_left", paused ? 0 : due - x->now);
+		json_kv_bool(&x->out, "overdue", !paused && due < x->now);
 		json_kv_int(&x->out, "urgency", c->urgency);
 		json_kv_string(&x->out, "tier", c->tier);
 		json_kv_string(&x->out, "assignee", c->assignee);
@@ -1627,14 +1655,14 @@ ctl_sla_row(const struct case_rec *c, void *arg)
 	ctl_span(due - x->now, left, sizeof(left));
 	printf("HG-%-7lld ", c->id);
 	ctl_urgency_cell(x->ctl, c->urgency);
-	if (c->paused_at)
+	if (paused)
 		printf("%-8s %-10s ", "waiting", "paused");
 	else if (due < x->now)
 		printf("%-8s %s%-10s%s ", first ? "first" : "resolve", x->ctl->color ? "\033[1;31m" : "",
 		    left, x->ctl->color ? "\033[0m" : "");
 	else
 		printf("%-8s %-10s ", first ? "first" : "resolve", left);
-	printf("%-16s ", c->paused_at ? "-" : ctl_short_time(due, t, sizeof(t)));
+	printf("%-16s ", paused ? "-" : ctl_short_time(due, t, sizeof(t)));
 	ctl_cell(c->tier, 10);
 	ctl_cell(c->assignee[0] ? c->assignee : "-", 24);
 	ctl_put_text(stdout, c->subject, 40, NULL);

@@ -52,10 +52,14 @@ timers_schedule(struct ack_ctx *a, struct store *s, const struct case_rec *c, ti
 		    sla_clock_add(cfg, c->urgency, base, e->offset))) != STORE_OK)
 			return rc;
 	}
-	if ((rc = timers_add(s, c->id, "resolve-warning", sla_point(cfg, c->tier, c->urgency,
-	    SLA_RESOLUTION, (time_t)c->created, cfg->warn_at_pct, (long)c->paused_total))) != STORE_OK)
+	/* A case already waiting for the client gets its resolution timers
+	 * paused; the client's next mail sets them. */
+	if ((rc = timers_add(s, c->id, "resolve-warning", c->paused_at ? TIMERS_PAUSED :
+	    sla_point(cfg, c->tier, c->urgency, SLA_RESOLUTION, (time_t)c->created,
+	    cfg->warn_at_pct, (long)c->paused_total))) != STORE_OK)
 		return rc;
-	if ((rc = timers_add(s, c->id, "resolve-breach", c->resolve_due)) != STORE_OK)
+	if ((rc = timers_add(s, c->id, "resolve-breach",
+	    c->paused_at ? TIMERS_PAUSED : c->resolve_due)) != STORE_OK)
 		return rc;
 	/* A critical case that lands just before the business day closes must
 	 * not wait for the morning unnoticed. */
@@ -115,10 +119,27 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 	enum store_rc rc;
 
 	memset(&o, 0, sizeof(o));
+	struct event_rec now_e;
+
 	if ((rc = store_begin(s)) != STORE_OK)
 		goto out;
+	/* The batch was read outside this transaction: a staff command may
+	 * have fired, cancelled or paused the event meanwhile. */
+	if ((rc = store_event_get(s, e->id, &now_e)) != STORE_OK)
+		goto fail;
+	if (now_e.fired != 0 || now_e.due > (long long)now) {
+		store_rollback(s);
+		goto out;
+	}
 	if ((rc = store_case_get(s, e->case_id, c)) != STORE_OK)
 		goto fail;
+	if (!first && c->paused_at) {
+		/* Waiting for the client: the resolution clock stands. */
+		rc = store_event_reschedule(s, c->id, e->kind, TIMERS_PAUSED);
+		if (rc != STORE_OK || (rc = store_commit(s)) != STORE_OK)
+			goto fail;
+		goto out;
+	}
 	deadline = first ? c->first_due : c->resolve_due;
 	if (escalate) {
 		recipient = NULL;
@@ -132,8 +153,6 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 		cancel = "case resolved";
 	else if (first && c->first_response_at)
 		cancel = "answered";
-	else if (!first && c->paused_at)
-		cancel = NULL;	/* paused events carry TIMERS_PAUSED and are not due */
 	else if (!breach && !end_of_day && deadline <= now)
 		cancel = "superseded by the breach";
 	if (cancel == NULL && recipient == NULL)
@@ -163,7 +182,7 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 		}
 		struct ack_notice_spec n = {
 			.template_kind = "notice-sla", .tag = e->kind, .headline = headline,
-			.recipient = recipient, .event = event,
+			.recipient = recipient, .event = event, .deadline = deadline,
 		};
 		if (ack_notice(a, c, &n, now, &o, err, sizeof(err)) != 0) {
 			log_warnx("HG-%lld: cannot render the %s notice: %s", c->id, e->kind, err);
@@ -172,7 +191,8 @@ timers_fire(struct ack_ctx *a, struct store *s, const struct event_rec *e, time_
 			rc = store_outbox_add(s, &o);
 			if (rc == STORE_OK || rc == STORE_EXISTS) {
 				snprintf(note, sizeof(note), "notice to %s", recipient);
-				rc = store_event_mark(s, e->id, (long long)now, note);
+				/* fired holds when; 0 would mean pending */
+				rc = store_event_mark(s, e->id, now ? (long long)now : 1, note);
 			}
 			/* A missed P1 first response is an incident for the
 			 * customer: their next mail comes first for weeks. */
