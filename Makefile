@@ -8,7 +8,7 @@
 #   make fuzz       libFuzzer targets for a while (FUZZ_SECONDS=60)
 
 CC        ?= gcc
-PKGS      := milter libetpan sqlite3 libcurl libxml-2.0
+PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls
 CPPFLAGS  += -D_GNU_SOURCE -Ishared -Iworker
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP

@@ -2,7 +2,7 @@
 # Installs the Debian packages helpgate builds, tests and runs with, when any
 # is missing.  Non-interactive; as a non-root user it prints the command.
 PACKAGES="build-essential pkg-config clang libmilter-dev libetpan-dev libsqlite3-dev
-libcurl4-gnutls-dev libxml2-dev sqlite3 tzdata postfix swaks miltertest dovecot-imapd
+libcurl4-gnutls-dev libgnutls28-dev libxml2-dev sqlite3 tzdata postfix swaks miltertest dovecot-imapd
 dovecot-submissiond dovecot-sieve dnsmasq-base openssl faketime curl python3 man-db"
 missing=""
 for p in $PACKAGES; do

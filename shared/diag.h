@@ -1,0 +1,171 @@
+/*
+ * diag - diagnose a client's mail settings by probing the server (issue 5).
+ *
+ * diag_smtp() walks one SMTP session step by step, the way a mail client
+ * would: resolve (every A/AAAA address tried in turn), TCP connect, greeting,
+ * EHLO, STARTTLS, TLS handshake and certificate, EHLO again, AUTH, MAIL FROM,
+ * RCPT TO (never DATA), QUIT.  Each step is recorded with its duration and
+ * the server's own words (sanitised: control and non-ASCII bytes replaced,
+ * capped at DIAG_DETAIL_MAX bytes, any echo of the credentials redacted).
+ * The result is one verdict from the fixed list below, plus advice.
+ *
+ * Safety:
+ *  - every resolved address is checked against the allow list AFTER
+ *    resolution (no DNS rebinding): loopback, private, link-local, CGNAT,
+ *    multicast and reserved addresses are refused unless inside one of
+ *    target->allow (CIDR strings, IPv4 or IPv6, e.g. "127.0.0.0/8");
+ *  - the password is never written to logs, the report, or any output; it
+ *    is owned by the target and wiped by diag_target_free();
+ *  - every step is bounded by step_timeout_ms and the whole call by
+ *    timeout_ms (DiagnoseTimeout, default 20 s).
+ *
+ * Security modes: "tls" runs the handshake right after connect (a plain
+ * server's "220 " arriving instead gives tls_mode_mismatch); "starttls"
+ * requires STARTTLS in EHLO, upgrades and says EHLO again; "none" stays in
+ * clear text and only notes a STARTTLS offer in a step (a client set to
+ * "none" would not use it either).  A greeting timeout without TLS is
+ * followed by a short TLS ClientHello on the same connection: an answer
+ * means the port speaks implicit TLS (tls_mode_mismatch); for that a
+ * quarter of the budget (at most 2 s) is kept back from the greeting wait.
+ *
+ * Trust: the system CA store (loaded once per process, on the first TLS
+ * diagnosis, before its clock starts) plus ca_file (DiagnoseCAFile, read
+ * per call; a file that cannot be read is reported as a step "CA file").
+ * The chain is verified after the handshake; the host name separately, so
+ * that cert_untrusted, cert_expired and cert_hostname_mismatch stay apart
+ * (expired wins when several apply, then untrusted, then the name).
+ *
+ * Not bounded yet: getaddrinfo() has no timeout; the DiagnoseResolver that
+ * is planned will bring one.
+ *
+ * An address refused by the allow list gives DIAG_PROTOCOL_ERROR with a
+ * step "address not allowed" and report->not_allowed set: the issue's
+ * verdict list is fixed, so no verdict was added for it.
+ */
+#ifndef HG_DIAG_H
+#define HG_DIAG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+
+#define DIAG_TIMEOUT_DEFAULT_MS		20000
+#define DIAG_STEP_TIMEOUT_DEFAULT_MS	10000
+#define DIAG_DETAIL_MAX			512
+
+enum diag_security { DIAG_SEC_TLS, DIAG_SEC_STARTTLS, DIAG_SEC_NONE };
+
+enum diag_verdict {
+	DIAG_OK,
+	DIAG_DNS_NOT_FOUND,
+	DIAG_CONNECT_REFUSED,
+	DIAG_CONNECT_TIMEOUT,
+	DIAG_GREETING_TIMEOUT,
+	DIAG_TLS_MODE_MISMATCH,
+	DIAG_STARTTLS_UNAVAILABLE,
+	DIAG_TLS_HANDSHAKE_FAILED,
+	DIAG_CERT_UNTRUSTED,
+	DIAG_CERT_EXPIRED,
+	DIAG_CERT_HOSTNAME_MISMATCH,
+	DIAG_AUTH_UNAVAILABLE,
+	DIAG_AUTH_FAILED,
+	DIAG_SENDER_REJECTED,
+	DIAG_RELAY_DENIED,
+	DIAG_PROTOCOL_ERROR,
+	DIAG_VERDICT_COUNT
+};
+
+/*
+ * What to probe.  Every string is owned by the target (xstrdup'd by the
+ * caller or by diag_target_password_file) and freed by diag_target_free(),
+ * which wipes the password first.  NULL user: no authentication.  NULL
+ * mail_from: no MAIL FROM / RCPT TO.  NULL rcpt: MAIL FROM only.
+ */
+struct diag_target {
+	char			*host;
+	int			 port;
+	enum diag_security	 security;
+	char			*user;
+	char			*password;
+	char			*mail_from;
+	char			*rcpt;
+	char			*helo;		/* EHLO name; NULL: "helpgate.invalid" */
+	long			 timeout_ms;	/* whole diagnosis; 0: 20 s */
+	long			 step_timeout_ms; /* each step; 0: 10 s */
+	char			*ca_file;	/* PEM, added to the system store; may be NULL */
+	char		       **allow;		/* CIDR strings (ProbeAllow) */
+	size_t			 allow_count;
+};
+
+struct diag_step {
+	char	*name;		/* "connect 127.0.0.1:587", "AUTH PLAIN", ... */
+	int	 ok;
+	long	 duration_ms;
+	char	*detail;	/* server's words or our finding; may be NULL */
+};
+
+struct diag_tls {
+	int	 used;		/* a handshake completed */
+	char	*version;	/* "TLS1.3" */
+	char	*subject;	/* leaf certificate DN */
+	char	*issuer;
+	long	 days_to_expiry;	/* negative when expired */
+	int	 hostname_ok;
+	int	 trusted;
+};
+
+/* Everything in a report is owned by it; free with diag_report_free(). */
+struct diag_report {
+	const char		*protocol;	/* "smtp" (static) */
+	enum diag_verdict	 verdict;
+	char			*advice;	/* one sentence for the client; may be NULL */
+	char			*hint;		/* provider case for auth_failed, e.g.
+						 * "application password required"; may be NULL */
+	int			 not_allowed;	/* the allow list refused every address */
+	long			 duration_ms;
+	struct diag_step	*steps;
+	size_t			 step_count;
+	struct diag_tls		 tls;
+};
+
+const char *diag_verdict_name(enum diag_verdict v);
+const char *diag_security_name(enum diag_security s);
+/* "tls", "ssl", "implicit" / "starttls" / "none", "plain"; -1 if unknown. */
+int	diag_security_parse(const char *s, enum diag_security *out);
+
+/*
+ * Reads the password (first line, without the newline) from path into
+ * t->password.  Refuses (returns -1, reason in err) a file that is not a
+ * regular file, is a symlink, or is readable or writable by group/others
+ * (mode must be 0600 or stricter).  The read buffer is wiped.
+ */
+int	diag_target_password_file(struct diag_target *t, const char *path, struct buf *err);
+/* Frees every string of t (wiping the password) and zeroes it; NULL is fine. */
+void	diag_target_free(struct diag_target *t);
+
+/*
+ * Runs the SMTP diagnosis.  r is initialised here (any previous content is
+ * not freed).  Returns r->verdict.  Never writes the password anywhere.
+ */
+enum diag_verdict diag_smtp(const struct diag_target *t, struct diag_report *r);
+
+/* {"protocol":..,"verdict":..,"advice":..,"hint":..,"duration_ms":..,
+ *  "tls":{..}|null,"steps":[{"name","ok","duration_ms","detail"}]} */
+void	diag_report_json(const struct diag_report *r, struct buf *out);
+/* A terminal check list: "✓ connect 127.0.0.1:587 (3 ms)", "✗ AUTH PLAIN:
+ * 535 5.7.8 ... (12 ms)", then the verdict and the advice. */
+void	diag_report_text(const struct diag_report *r, struct buf *out);
+void	diag_report_free(struct diag_report *r);
+
+/*
+ * The address policy, exposed for tests: 1 if sa may be probed, i.e. it is
+ * inside one of allow[] or is a public unicast address.  IPv4-mapped IPv6
+ * addresses are judged as IPv4.  An unparsable CIDR in allow[] is ignored.
+ */
+int	diag_addr_allowed(const struct sockaddr *sa, char *const *allow, size_t allow_count);
+/* 1 if the textual address addr is inside cidr ("10.0.0.0/8", "::1/128",
+ * a bare address means /32 or /128); 0 if not; -1 if either is unparsable. */
+int	diag_cidr_match(const char *cidr, const char *addr);
+
+#endif
