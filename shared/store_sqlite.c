@@ -549,6 +549,39 @@ store_row_outbox(sqlite3_stmt *st, struct outbox_rec *o, int with_content)
 	}
 }
 
+/*
+ * store_each_case(), store_each_message(), store_each_event(): step a
+ * statement that yields rows of one kind, hand each to cb (a non-zero return
+ * stops), reset the statement.  The record lives on the heap: a case_rec is
+ * several KB and this may run on a libmilter thread.
+ */
+#define STORE_EACH(name, type, row)						\
+static enum store_rc								\
+name(struct store *s, sqlite3_stmt *st, int rc,					\
+    int (*cb)(const type *rec, void *arg), void *arg)				\
+{										\
+	type *rec = xmalloc(sizeof(*rec));					\
+	enum store_rc ret = STORE_OK;						\
+										\
+	if (rc == SQLITE_OK) {							\
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {			\
+			row(st, rec);						\
+			if (cb(rec, arg) != 0) {				\
+				rc = SQLITE_DONE;				\
+				break;						\
+			}							\
+		}								\
+	}									\
+	if (rc != SQLITE_DONE)							\
+		ret = store_fail(s, rc);					\
+	store_done(st);								\
+	free(rec);								\
+	return ret;								\
+}
+STORE_EACH(store_each_case, struct case_rec, store_row_case)
+STORE_EACH(store_each_message, struct message_rec, store_row_message)
+STORE_EACH(store_each_event, struct event_rec, store_row_event)
+
 /* Runs a cached statement that returns no rows, after its binds (bind_rc).
  * Sets *changes to the rows it changed when changes is not NULL. */
 static enum store_rc
@@ -1015,32 +1048,6 @@ store_case_responded(struct store *s, long long id, long long at)
 	return store_exec_stmt(s, st, rc, NULL);
 }
 
-/* Steps a statement that yields case rows, handing each to cb.  The record
- * lives on the heap: a case_rec is several KB, and this may run on a
- * libmilter thread. */
-static enum store_rc
-store_each_case(struct store *s, sqlite3_stmt *st, int rc,
-    int (*cb)(const struct case_rec *c, void *arg), void *arg)
-{
-	struct case_rec *c = xmalloc(sizeof(*c));
-	enum store_rc ret = STORE_OK;
-
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			store_row_case(st, c);
-			if (cb(c, arg) != 0) {
-				rc = SQLITE_DONE;
-				break;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc);
-	store_done(st);
-	free(c);
-	return ret;
-}
-
 enum store_rc
 store_case_list(struct store *s, int open_only,
     int (*cb)(const struct case_rec *c, void *arg), void *arg)
@@ -1129,30 +1136,6 @@ store_message_count_since(struct store *s, long long case_id, long long since, i
 	else
 		ret = store_fail(s, rc);
 	store_done(st);
-	return ret;
-}
-
-/* Steps a statement that yields message rows, handing each to cb. */
-static enum store_rc
-store_each_message(struct store *s, sqlite3_stmt *st, int rc,
-    int (*cb)(const struct message_rec *m, void *arg), void *arg)
-{
-	struct message_rec *m = xmalloc(sizeof(*m));
-	enum store_rc ret = STORE_OK;
-
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			store_row_message(st, m);
-			if (cb(m, arg) != 0) {
-				rc = SQLITE_DONE;
-				break;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc);
-	store_done(st);
-	free(m);
 	return ret;
 }
 
@@ -1467,28 +1450,6 @@ store_event_add(struct store *s, const struct event_rec *e)
 	BIND_FIELD(st, 2, e->kind, &rc);
 	bind_int(st, 3, e->due, &rc);
 	return store_exec_stmt(s, st, rc, NULL);
-}
-
-static enum store_rc
-store_each_event(struct store *s, sqlite3_stmt *st, int rc,
-    int (*cb)(const struct event_rec *e, void *arg), void *arg)
-{
-	struct event_rec e;
-	enum store_rc ret = STORE_OK;
-
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			store_row_event(st, &e);
-			if (cb(&e, arg) != 0) {
-				rc = SQLITE_DONE;
-				break;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc);
-	store_done(st);
-	return ret;
 }
 
 enum store_rc
