@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "diag.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -19,7 +20,7 @@ enum config_type {
 	CT_STRING, CT_PATH, CT_URL, CT_ADDRESS_LIST, CT_DOMAIN_LIST, CT_BOOL,
 	CT_SIZE, CT_DURATION_MS, CT_FACILITY, CT_TIMEZONE, CT_SLA, CT_LOGLEVEL,
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
-	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE,
+	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
 };
 
 struct config_row {
@@ -69,6 +70,13 @@ static const struct config_row config_rows[] = {
 	{ "OnCallAddress",	CT_ADDRESS,	 OFF(on_call_address),	  NULL, 0, 0 },
 	{ "IncidentWatchDays",	CT_INT,		 OFF(incident_watch_days), "21", 1, 3650 },
 	{ "Escalate",		CT_ESCALATE,	 0,			  NULL, 0, 0 },
+	/* The diagnosis of a client's mail settings (diag.h). */
+	{ "DiagnoseTimeout",	CT_DURATION_MS,	 OFF(diagnose_timeout_ms), "20s", 1000, 120000 },
+	{ "DiagnoseCAFile",	CT_PATH,	 OFF(diagnose_ca_file),	  NULL, 0, 0 },
+	{ "ProbeAllow",		CT_CIDR_LIST,	 OFF(probe_allow),	  NULL, 0, 0 },
+	/* One line is the whole list: a DiagnosePorts line replaces the default
+	 * (and any earlier line). */
+	{ "DiagnosePorts",	CT_PORT_LIST,	 0,			  "587/starttls 465/tls 25/starttls 2525/starttls", 0, 0 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
@@ -762,6 +770,77 @@ config_set_escalate(struct config *cfg, char *value, char *err, size_t errlen)
 	return 0;
 }
 
+/* "ProbeAllow CIDR..." (blank or comma separated; repeatable, accumulates):
+ * each one as diag_cidr_match() reads it, "10.0.0.0/8", "::1/128", or a
+ * bare address.  Nothing is added when one of them is bad. */
+static int
+config_add_cidrs(struct strlist *list, const char *name, char *value, char *err, size_t errlen)
+{
+	char *save = NULL, *tok;
+	size_t before = list->count;
+
+	for (tok = strtok_r(value, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		if (diag_cidr_match(tok, "::") < 0) {
+			snprintf(err, errlen, "%s: \"%s\" is not an address or CIDR range "
+			    "(e.g. 127.0.0.0/8, 10.1.2.3, fd00::/8)", name, tok);
+			while (list->count > before)
+				free(list->items[--list->count]);
+			return -1;
+		}
+		if (!strlist_has(list, tok))
+			strlist_add(list, tok);
+	}
+	return 0;
+}
+
+#define CONFIG_DIAG_PORTS_MAX	16
+
+/* "DiagnosePorts PORT/SECURITY..." (blank or comma separated), e.g.
+ * "587/starttls 465/tls 25/none"; replaces the list (nothing changes on an error). */
+static int
+config_set_ports(struct config *cfg, const char *name, char *value, char *err, size_t errlen)
+{
+	int ports[CONFIG_DIAG_PORTS_MAX];
+	enum diag_security sec[CONFIG_DIAG_PORTS_MAX];
+	char *save = NULL, *tok;
+	size_t n = 0;
+
+	for (tok = strtok_r(value, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		char *slash = strchr(tok, '/'), *end;
+		long port;
+
+		if (slash)
+			*slash = '\0';
+		errno = 0;
+		port = strtol(tok, &end, 10);
+		if (slash == NULL || errno || end == tok || *end || port < 1 || port > 65535 ||
+		    diag_security_parse(slash + 1, &sec[n]) != 0) {
+			if (slash)
+				*slash = '/';
+			snprintf(err, errlen, "%s: \"%s\" is not PORT/SECURITY (a port 1-65535, "
+			    "then tls, starttls or none; e.g. 587/starttls)", name, tok);
+			return -1;
+		}
+		if (n == CONFIG_DIAG_PORTS_MAX) {
+			snprintf(err, errlen, "%s: more than %d ports", name, CONFIG_DIAG_PORTS_MAX);
+			return -1;
+		}
+		ports[n++] = (int)port;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "%s names no PORT/SECURITY pair", name);
+		return -1;
+	}
+	free(cfg->diagnose_ports);
+	free(cfg->diagnose_security);
+	cfg->diagnose_ports = xmalloc(n * sizeof(*cfg->diagnose_ports));
+	cfg->diagnose_security = xmalloc(n * sizeof(*cfg->diagnose_security));
+	memcpy(cfg->diagnose_ports, ports, n * sizeof(*ports));
+	memcpy(cfg->diagnose_security, sec, n * sizeof(*sec));
+	cfg->diagnose_port_count = n;
+	return 0;
+}
+
 static int
 config_set(struct config *cfg, const struct config_row *row, char *value,
     char *err, size_t errlen)
@@ -967,6 +1046,10 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 	}
 	case CT_ESCALATE:
 		return config_set_escalate(cfg, value, err, errlen);
+	case CT_CIDR_LIST:
+		return config_add_cidrs(list, row->name, value, err, errlen);
+	case CT_PORT_LIST:
+		return config_set_ports(cfg, row->name, value, err, errlen);
 	}
 	return -1;
 }
@@ -981,7 +1064,7 @@ config_free(struct config *cfg)
 		case CT_ADDRESS:
 			free(*(char **)((char *)cfg + row->offset));
 			break;
-		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST:
+		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST: case CT_CIDR_LIST:
 			strlist_free((struct strlist *)((char *)cfg + row->offset));
 			break;
 		default:
@@ -995,6 +1078,8 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->escalation_count; i++)
 		free(cfg->escalations[i].to);
 	free(cfg->escalations);
+	free(cfg->diagnose_ports);
+	free(cfg->diagnose_security);
 	free(cfg->path);
 	free(cfg);
 }

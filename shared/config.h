@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "diag.h"
 
 #define URGENCY_LEVELS	4	/* P1..P4; index = level - 1 */
 
@@ -117,6 +118,14 @@ struct config {
 	long		 incident_watch_days;
 	struct escalation *escalations;		/* by level */
 	size_t		 escalation_count;
+	/* the mail-settings diagnosis (diag.h) */
+	long		 diagnose_timeout_ms;	/* DiagnoseTimeout: one whole diagnosis */
+	char		*diagnose_ca_file;	/* DiagnoseCAFile: PEM added to the system store; may be NULL */
+	struct strlist	 probe_allow;		/* ProbeAllow: CIDRs that may be probed besides
+						 * public addresses (diag_target.allow) */
+	int		*diagnose_ports;	/* DiagnosePorts: PORT/SECURITY pairs, in order */
+	enum diag_security *diagnose_security;	/* ... the SECURITY of each port */
+	size_t		 diagnose_port_count;
 	int		 refcount;
 };
 

@@ -91,7 +91,12 @@ test_good_config(void)
 	    "OnCallAddress oncall@example.com\n"
 	    "IncidentWatchDays 14\n"
 	    "Escalate 1 after=breach to=l2@example.com\n"
-	    "Escalate 2 after=breach+2h to=Manager@example.com\n");
+	    "Escalate 2 after=breach+2h to=Manager@example.com\n"
+	    "DiagnoseTimeout 5s\n"
+	    "DiagnoseCAFile certs/ca.pem\n"
+	    "ProbeAllow 127.0.0.0/8 ::1\n"
+	    "ProbeAllow 10.1.2.3, fd00::/8\n"
+	    "DiagnosePorts 2525/starttls, 465/tls 25/none\n");
 
 	buf_init(&errors, 4096);
 	cfg = config_load(path, &errors);
@@ -122,6 +127,25 @@ test_good_config(void)
 		T_EQ_INT(cfg->escalations[0].offset, 0);
 	}
 	T_EQ_INT(cfg->poll_interval_ms, 200);
+	T_EQ_INT(cfg->diagnose_timeout_ms, 5000);
+	T_CHECK(cfg->diagnose_ca_file != NULL && cfg->diagnose_ca_file[0] == '/');
+	T_CONTAINS(cfg->diagnose_ca_file, "/certs/ca.pem");
+	T_EQ_INT(cfg->probe_allow.count, 4);
+	if (cfg->probe_allow.count == 4) {
+		T_EQ_STR(cfg->probe_allow.items[0], "127.0.0.0/8");
+		T_EQ_STR(cfg->probe_allow.items[1], "::1");
+		T_EQ_STR(cfg->probe_allow.items[3], "fd00::/8");
+		T_EQ_INT(diag_cidr_match(cfg->probe_allow.items[0], "127.0.0.1"), 1);
+	}
+	T_EQ_INT(cfg->diagnose_port_count, 3);
+	if (cfg->diagnose_port_count == 3) {
+		T_EQ_INT(cfg->diagnose_ports[0], 2525);
+		T_EQ_INT(cfg->diagnose_security[0], DIAG_SEC_STARTTLS);
+		T_EQ_INT(cfg->diagnose_ports[1], 465);
+		T_EQ_INT(cfg->diagnose_security[1], DIAG_SEC_TLS);
+		T_EQ_INT(cfg->diagnose_ports[2], 25);
+		T_EQ_INT(cfg->diagnose_security[2], DIAG_SEC_NONE);
+	}
 	/* The business calendar: lines replace only the days they name. */
 	T_EQ_INT(cfg->business_week[0].count, 0);
 	T_EQ_INT(cfg->business_week[1].count, 1);
@@ -198,7 +222,12 @@ test_bad_config(void)
 	    "EndOfDayWindow forever\n"
 	    "WarnAt 150%\n"
 	    "Escalate 1 after=lunch to=x@example.com\n"
-	    "Escalate 2 after=breach\n");
+	    "Escalate 2 after=breach\n"
+	    "DiagnoseTimeout 500s\n"
+	    "ProbeAllow 127.0.0.0/33\n"
+	    "DiagnosePorts 587/starttls 99999/tls\n"
+	    "DiagnosePorts 587/smoke\n"
+	    "DiagnoseCAFile\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
@@ -224,6 +253,11 @@ test_bad_config(void)
 	T_CONTAINS(buf_str(&errors), "bad.conf:20: WarnAt");
 	T_CONTAINS(buf_str(&errors), "bad.conf:21: Escalate: after=lunch");
 	T_CONTAINS(buf_str(&errors), "bad.conf:22: Escalate 2 needs after= and to=");
+	T_CONTAINS(buf_str(&errors), "bad.conf:23: DiagnoseTimeout: \"500s\" is not a duration");
+	T_CONTAINS(buf_str(&errors), "bad.conf:24: ProbeAllow: \"127.0.0.0/33\" is not an address");
+	T_CONTAINS(buf_str(&errors), "bad.conf:25: DiagnosePorts: \"99999/tls\" is not PORT/SECURITY");
+	T_CONTAINS(buf_str(&errors), "bad.conf:26: DiagnosePorts: \"587/smoke\" is not PORT/SECURITY");
+	T_CONTAINS(buf_str(&errors), "bad.conf:27: DiagnoseCAFile needs a value");
 	buf_free(&errors);
 
 	buf_init(&errors, 8192);
@@ -260,6 +294,18 @@ test_shipped_config(void)
 		T_EQ_INT(cfg->clock[1], CONFIG_CLOCK_BUSINESS);
 		T_EQ_INT(cfg->business_week[1].count, 1);
 		T_EQ_INT(cfg->business_day_len, 9 * 3600);
+		/* The diagnosis defaults. */
+		T_EQ_INT(cfg->diagnose_timeout_ms, 20000);
+		T_CHECK(cfg->diagnose_ca_file == NULL);
+		T_EQ_INT(cfg->probe_allow.count, 0);
+		T_EQ_INT(cfg->diagnose_port_count, 4);
+		if (cfg->diagnose_port_count == 4) {
+			T_EQ_INT(cfg->diagnose_ports[0], 587);
+			T_EQ_INT(cfg->diagnose_security[0], DIAG_SEC_STARTTLS);
+			T_EQ_INT(cfg->diagnose_ports[1], 465);
+			T_EQ_INT(cfg->diagnose_security[1], DIAG_SEC_TLS);
+			T_EQ_INT(cfg->diagnose_ports[3], 2525);
+		}
 	}
 	config_unref(cfg);
 	buf_free(&errors);

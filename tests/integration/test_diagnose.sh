@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# test_diagnose.sh BINDIR - "helpgatectl diagnose --smtp" against the
+# prober's test bed (tests/lib/testbed.sh): one verdict per server of the
+# bed, read from --json with python3, the exit status (0 ok, 1 problem,
+# 2 usage), the allow list (ProbeAllow), the password-file checks, and that
+# the password never appears in any output.  The wrong-password check runs
+# last: after a failed login Dovecot delays later logins from 127.0.0.1.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+bindir=${1:?usage: test_diagnose.sh BINDIR}
+bindir=$(cd "$bindir" && pwd)
+ctl="$bindir/helpgatectl"
+. "$here/../lib/mailstack.sh"
+. "$here/../lib/testbed.sh"
+
+for c in python3 dovecot postfix openssl; do
+	command -v "$c" >/dev/null || { echo "not ok - no $c"; echo "0 passed, 1 failed"; exit 1; }
+done
+[ -x "$ctl" ] || { echo "not ok - $ctl is not an executable"; echo "0 passed, 1 failed"; exit 1; }
+
+ms_init || exit 1
+if ! tb_start_bed; then
+	t_fail "test bed starts"
+	t_done
+	exit 1
+fi
+t_ok "test bed up"
+
+conf="$MS_T/diag.conf"
+conf_noallow="$MS_T/diag-noallow.conf"
+base="SupportAddress support@example.com
+Database $MS_T/diag.db
+Syslog no
+KeywordsDir $repo/conf/keywords
+TemplatesDir $repo/conf/templates
+DiagnoseCAFile $TB_CA
+DiagnoseTimeout 5s"
+printf '%s\nProbeAllow 127.0.0.0/8\n' "$base" >"$conf"
+printf '%s\n' "$base" >"$conf_noallow"
+
+pwfile="$MS_T/pw"
+(umask 077 && printf '%s\n' "$TB_PASS" >"$pwfile")
+badpw="wrong-$RANDOM-pw"
+badpwfile="$MS_T/pw-wrong"
+(umask 077 && printf '%s\n' "$badpw" >"$badpwfile")
+openpw="$MS_T/pw-open"
+printf '%s\n' "$TB_PASS" >"$openpw"
+chmod 0644 "$openpw"
+
+ALL_OUT="$MS_T/all-output"
+: >"$ALL_OUT"
+N=0
+
+# diag CONF ARGS...: runs helpgatectl -c CONF diagnose ARGS --json; sets $rc,
+# $out, $err, $ms (wall time), $verdict (smtp.verdict or "-").
+diag() {
+	local c=$1 start
+	shift
+	N=$((N + 1))
+	start=$(date +%s%N)
+	"$ctl" -c "$c" diagnose "$@" >"$MS_T/d$N.out" 2>"$MS_T/d$N.err"
+	rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	out=$(cat "$MS_T/d$N.out")
+	err=$(cat "$MS_T/d$N.err")
+	cat "$MS_T/d$N.out" "$MS_T/d$N.err" >>"$ALL_OUT"
+	verdict=$(jq_get verdict)
+}
+
+# jq_get FIELD: smtp.FIELD of $out as text ("-" if not JSON).
+jq_get() {
+	python3 -c '
+import json, sys
+try:
+    d = json.loads(sys.stdin.read())
+except Exception:
+    print("-"); sys.exit(0)
+v = d["smtp"].get(sys.argv[1], "<missing>")
+print(json.dumps(v) if not isinstance(v, str) else v)
+' "$1" <<<"$out"
+}
+
+# check WANT_VERDICT WANT_RC DESC
+check() {
+	t_is "$verdict" "$1" "$3: verdict $1"
+	t_is "$rc" "$2" "$3: exit $2"
+	if [ "$verdict" = - ] || [ "$rc" != "$2" ]; then
+		printf '# stdout: %s\n# stderr: %s\n' "$out" "$err" | head -n 30
+	fi
+}
+
+CRED=(--user "$TB_USER" --password-file "$pwfile")
+H=127.0.0.1
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" "${CRED[@]}" --from "$TB_USER" --rcpt "$TB_USER" --json
+check ok 0 "STARTTLS submission with credentials, MAIL FROM and RCPT TO"
+steps=$(python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())["smtp"]
+print(len(d["steps"]), all(s["ok"] for s in d["steps"]), "alternative" in d and d["alternative"] is None)
+' <<<"$out" 2>/dev/null)
+t_like "$steps" '^[0-9]+ True True$' "steps[] all ok and smtp.alternative is null"
+t_like "$out" '"AUTH' "an AUTH step is reported"
+t_like "$out" 'RCPT' "a RCPT TO step is reported"
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" "${CRED[@]}" --from "$TB_USER" --rcpt "$TB_USER"
+t_is "$rc" 0 "text output: exit 0"
+t_like "$out" '✓' "text output is a check list"
+
+diag "$conf" --smtp "$H:$TB_SMTPS_PORT" --security tls "${CRED[@]}" --json
+check ok 0 "implicit TLS (smtps) with --security tls"
+
+diag "$conf" --smtp "$H:$TB_SMTPS_PORT" --security starttls --json
+check tls_mode_mismatch 1 "starttls against the implicit-TLS port"
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --security tls --json
+check tls_mode_mismatch 1 "tls against the STARTTLS submission port"
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_EXPIRED_PORT" --json
+check cert_expired 1 "expired certificate"
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_WRONGNAME_PORT" --json
+check cert_hostname_mismatch 1 "certificate for another name"
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_SELFSIGNED_PORT" --json
+check cert_untrusted 1 "self-signed certificate"
+
+diag "$conf" --smtp "$H:$TB_CLOSED_PORT" --json
+check connect_refused 1 "closed port"
+
+diag "$conf" --smtp "$H:$TB_SILENT_PORT" --json
+check greeting_timeout 1 "silent server"
+if [ "$ms" -le 7000 ]; then
+	t_ok "silent server: returned in $ms ms (DiagnoseTimeout 5 s + 2 s)"
+else
+	t_fail "silent server: returned in $ms ms (DiagnoseTimeout 5 s + 2 s)"
+fi
+
+diag "$conf" --smtp "$H:$TB_GARBAGE_PORT" --json
+check protocol_error 1 "garbage instead of a greeting"
+
+diag "$conf" --smtp "$H:$TB_NOSTARTTLS_PORT" --security starttls "${CRED[@]}" --json
+check starttls_unavailable 1 "no STARTTLS offered"
+
+diag "$conf" --smtp "$H:$TB_NOAUTH_PORT" --security none "${CRED[@]}" --json
+check auth_unavailable 1 "no AUTH offered"
+
+diag "$conf" --smtp "$H:$TB_APPPASS_PORT" --security none "${CRED[@]}" --json
+check auth_failed 1 "application password required"
+t_like "$(jq_get hint)" '[Aa]pplication[- ]?(specific )?password' "application password: hint in the JSON"
+
+diag "$conf" --smtp "$H:$TB_RELAYDENY_PORT" --security none "${CRED[@]}" --from "$TB_USER" \
+    --rcpt someone@elsewhere.test --json
+check relay_denied 1 "relay denied"
+
+diag "$conf_noallow" --smtp "$H:$TB_SUBMISSION_PORT" --json
+t_is "$rc" 1 "loopback without ProbeAllow: exit 1"
+t_is "$verdict" protocol_error "loopback without ProbeAllow: verdict protocol_error (diag.h: no verdict of its own)"
+t_is "$(jq_get address_not_allowed)" true "loopback without ProbeAllow: address_not_allowed"
+t_like "$out" 'not allowed' "loopback without ProbeAllow: the step says so"
+
+# Usage errors: exit 2, nothing probed.
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --user "$TB_USER" --password-file "$openpw" --json
+t_is "$rc" 2 "password file readable by others: exit 2"
+t_like "$err" 'password-file' "password file readable by others: says why"
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --user "$TB_USER" --password-file "$MS_T/nonesuch" --json
+t_is "$rc" 2 "unreadable password file: exit 2"
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --user "$TB_USER" --json
+t_is "$rc" 2 "--user without --password-file: exit 2"
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --security smoke --json
+t_is "$rc" 2 "bad --security: exit 2"
+diag "$conf" --json
+t_is "$rc" 2 "no --smtp: exit 2"
+diag "$conf" --smtp "$H:99999" --json
+t_is "$rc" 2 "bad port: exit 2"
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --password "$TB_PASS" --json
+t_is "$rc" 2 "--password on the command line is refused: exit 2"
+diag "$conf" --imap "$H:$TB_IMAP_PORT" --json
+t_is "$rc" 2 "--imap: exit 2"
+t_like "$err" 'IMAP diagnosis is not implemented yet' "--imap: says it is not implemented yet"
+
+# Last: a failed login makes Dovecot slow down the next ones.
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --user "$TB_USER" --password-file "$badpwfile" --json
+check auth_failed 1 "wrong password on the real submission port"
+
+if grep -qF -- "$TB_PASS" "$ALL_OUT"; then
+	t_fail "the password never appears in any output" "$(grep -nF -- "$TB_PASS" "$ALL_OUT" | head -n 5)"
+else
+	t_ok "the password never appears in any output"
+fi
+if grep -qF -- "$badpw" "$ALL_OUT"; then
+	t_fail "the wrong password never appears in any output"
+else
+	t_ok "the wrong password never appears in any output"
+fi
+
+t_done
