@@ -212,8 +212,9 @@ ctl_parse(const struct ctl_command *cmd, int argc, char **argv, const struct ctl
 		for (o = opts; o != NULL && o->name != NULL; o++)
 			if (strlen(o->name) == len && strncmp(a, o->name, len) == 0)
 				break;
+		/* Only the name: "--pass=secret" must not echo the secret. */
 		if (o == NULL || o->name == NULL)
-			return ctl_usage_error(cmd, "unknown option \"%s\"", a);
+			return ctl_usage_error(cmd, "unknown option \"%.*s\"", (int)len, a);
 		if (o->value == NULL) {
 			if (a[len] == '=')
 				return ctl_usage_error(cmd, "%s takes no value", o->name);
