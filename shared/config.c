@@ -734,7 +734,8 @@ config_set_escalate(struct config *cfg, char *value, char *err, size_t errlen)
 				    "(optionally +DURATION)", point);
 				return -1;
 			}
-			e.offset = plus ? config_parse_duration(plus) : 0;
+			memset(&e.offset_span, 0, sizeof(e.offset_span));
+			e.offset = plus ? config_parse_span(plus, &e.offset_span) : 0;
 			if (e.offset < 0) {
 				snprintf(err, errlen, "Escalate: \"%s\" is not a duration such as 2h", plus);
 				return -1;

@@ -70,7 +70,8 @@ enum config_clock { CONFIG_CLOCK_24X7, CONFIG_CLOCK_BUSINESS };
 struct escalation {
 	int	 level;
 	int	 after_warning;		/* counted from the warning, else from the breach */
-	long	 offset;		/* seconds on the case's clock after that point */
+	long	 offset;		/* seconds on a 24x7 clock after that point */
+	struct config_span offset_span;	/* as written, for a business clock ("1d" = a business day) */
 	char	*to;
 };
 

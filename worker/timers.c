@@ -47,9 +47,14 @@ timers_schedule(struct ack_ctx *a, struct store *s, const struct case_rec *c, ti
 		/* after=breach means at the breach itself, even when it falls at
 		 * closing time (adding nothing on a business clock would move
 		 * it to the next opening). */
+		/* On a business clock "+1d" is one business day, as in SLA lines. */
+		long offset = sla_clock(cfg, c->urgency) == CONFIG_CLOCK_24X7 ? e->offset :
+		    e->offset_span.weeks * cfg->business_week_len +
+		    e->offset_span.days * cfg->business_day_len + e->offset_span.seconds;
+
 		snprintf(kind, sizeof(kind), "escalate-%d", e->level);
-		if ((rc = timers_add(s, c->id, kind, e->offset == 0 ? base :
-		    sla_clock_add(cfg, c->urgency, base, e->offset))) != STORE_OK)
+		if ((rc = timers_add(s, c->id, kind, offset == 0 ? base :
+		    sla_clock_add(cfg, c->urgency, base, offset))) != STORE_OK)
 			return rc;
 	}
 	/* A case already waiting for the client gets its resolution timers

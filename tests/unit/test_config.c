@@ -92,6 +92,7 @@ test_good_config(void)
 	    "IncidentWatchDays 14\n"
 	    "Escalate 1 after=breach to=l2@example.com\n"
 	    "Escalate 2 after=breach+2h to=Manager@example.com\n"
+	    "Escalate 3 after=warning+1d to=cto@example.com\n"
 	    "DiagnoseTimeout 5s\n"
 	    "DiagnoseCAFile certs/ca.pem\n"
 	    "ProbeAllow 127.0.0.0/8 ::1\n"
@@ -119,8 +120,12 @@ test_good_config(void)
 	T_EQ_STR(cfg->on_call_address, "oncall@example.com");
 	T_CHECK(cfg->notice_address == NULL);
 	T_EQ_INT(cfg->incident_watch_days, 14);
-	T_EQ_INT(cfg->escalation_count, 2);
-	if (cfg->escalation_count == 2) {
+	T_EQ_INT(cfg->escalation_count, 3);
+	if (cfg->escalation_count == 3) {
+		/* "1d" kept as written: a business day on a business clock. */
+		T_EQ_INT(cfg->escalations[2].offset, 86400);
+		T_EQ_INT(cfg->escalations[2].offset_span.days, 1);
+		T_EQ_INT(cfg->escalations[2].after_warning, 1);
 		T_EQ_INT(cfg->escalations[1].level, 2);
 		T_EQ_INT(cfg->escalations[1].offset, 7200);
 		T_EQ_STR(cfg->escalations[1].to, "manager@example.com");
