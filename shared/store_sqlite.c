@@ -578,6 +578,32 @@ name(struct store *s, sqlite3_stmt *st, int rc,					\
 	free(rec);								\
 	return ret;								\
 }
+/*
+ * store_one_case(), store_one_customer(), store_one_event(): step a bound
+ * statement for at most one row into *out; STORE_NOTFOUND when there is
+ * none.  The statement is reset either way.
+ */
+#define STORE_ONE(name, type, row)						\
+static enum store_rc								\
+name(struct store *s, sqlite3_stmt *st, int rc, type *out)			\
+{										\
+	enum store_rc ret = STORE_OK;						\
+										\
+	if (rc == SQLITE_OK)							\
+		rc = sqlite3_step(st);						\
+	if (rc == SQLITE_ROW)							\
+		row(st, out);							\
+	else if (rc == SQLITE_DONE)						\
+		ret = STORE_NOTFOUND;						\
+	else									\
+		ret = store_fail(s, rc);					\
+	store_done(st);								\
+	return ret;								\
+}
+STORE_ONE(store_one_case, struct case_rec, store_row_case)
+STORE_ONE(store_one_customer, struct customer, store_row_customer)
+STORE_ONE(store_one_event, struct event_rec, store_row_event)
+
 STORE_EACH(store_each_case, struct case_rec, store_row_case)
 STORE_EACH(store_each_message, struct message_rec, store_row_message)
 STORE_EACH(store_each_event, struct event_rec, store_row_event)
@@ -901,20 +927,10 @@ static enum store_rc
 store_customer_get(struct store *s, sqlite3_stmt *st, const char *key, size_t keylen,
     struct customer *out)
 {
-	enum store_rc ret = STORE_OK;
 	int rc = SQLITE_OK;
 
 	bind_text(st, 1, key, keylen, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		store_row_customer(st, out);
-	else if (rc == SQLITE_DONE)
-		ret = STORE_NOTFOUND;
-	else
-		ret = store_fail(s, rc);
-	store_done(st);
-	return ret;
+	return store_one_customer(s, st, rc, out);
 }
 
 enum store_rc
@@ -999,22 +1015,12 @@ enum store_rc
 store_case_get(struct store *s, long long id, struct case_rec *out)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_CASE_GET);
-	enum store_rc ret = STORE_OK;
 	int rc = SQLITE_OK;
 
 	if (st == NULL)
 		return STORE_ERROR;
 	bind_int(st, 1, id, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		store_row_case(st, out);
-	else if (rc == SQLITE_DONE)
-		ret = STORE_NOTFOUND;
-	else
-		ret = store_fail(s, rc);
-	store_done(st);
-	return ret;
+	return store_one_case(s, st, rc, out);
 }
 
 enum store_rc
@@ -1565,22 +1571,12 @@ enum store_rc
 store_event_get(struct store *s, long long id, struct event_rec *out)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_EVENT_GET);
-	enum store_rc ret = STORE_OK;
 	int rc = SQLITE_OK;
 
 	if (st == NULL)
 		return STORE_ERROR;
 	bind_int(st, 1, id, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		store_row_event(st, out);
-	else if (rc == SQLITE_DONE)
-		ret = STORE_NOTFOUND;
-	else
-		ret = store_fail(s, rc);
-	store_done(st);
-	return ret;
+	return store_one_event(s, st, rc, out);
 }
 
 enum store_rc
