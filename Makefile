@@ -34,9 +34,10 @@ SHARED_OBJ := $(SHARED_SRC:%.c=$(BUILD)/%.o)
 MILTER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard milter/*.c))
 # worker/ modules shared by the daemon and helpgatectl (acknowledgements,
 # notices, the outbox); each program adds its own main.
-WORKER_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out worker/helpgatectl.c worker/helpgate-worker.c,$(wildcard worker/*.c)))
+WORKER_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out worker/helpgatectl.c worker/helpgate-worker.c worker/ctl_%.c,$(wildcard worker/*.c)))
+CTL_MODS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/ctl_*.c))
 WORKER_OBJ := $(BUILD)/worker/helpgate-worker.o $(WORKER_MODS)
-CTL_OBJ    := $(BUILD)/worker/helpgatectl.o $(WORKER_MODS)
+CTL_OBJ    := $(BUILD)/worker/helpgatectl.o $(CTL_MODS) $(WORKER_MODS)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBHG      := $(BUILD)/libhelpgate.a

@@ -1,0 +1,593 @@
+/*
+ * diag_smtp - the SMTP settings probe (see diag.h for the contract).
+ *
+ * Why plain sockets + GnuTLS and not libcurl CONNECT_ONLY: libcurl hides the
+ * EHLO capability list (only visible through DEBUGFUNCTION), silently skips
+ * AUTH when none is offered, merges "STARTTLS against an implicit-TLS port"
+ * and "silent server" into the same timeout, and reports certificate
+ * problems as one PEER_FAILED_VERIFICATION code.  Driving the dialogue
+ * ourselves gives each step its own timeout and duration, the exact server
+ * reply for every step, and the GnuTLS verification status bits (expired,
+ * signer not found, wrong host) that map one to one onto the verdicts.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <gnutls/gnutls.h>
+
+#include "buf.h"
+#include "diag.h"
+#include "diag_int.h"
+#include "xalloc.h"
+
+#define REPLY_MAX	8192	/* one SMTP reply, all lines */
+
+struct reply {
+	int		code;
+	struct buf	text;	/* lines joined with '\n', no CR */
+	int		status;	/* 1 ok, 0 timeout, -1 closed/error, -2 garbage */
+};
+
+/*
+ * Reads one (possibly multi-line) reply.  A line that does not start with
+ * three digits and ' ' or '-' (or an inconsistent code) makes status -2 and
+ * stops at that line.
+ */
+static void
+read_reply(struct conn *c, struct reply *rp, long long deadline)
+{
+	char *nl;
+	size_t linelen;
+	int code;
+
+	rp->code = -1;
+	rp->status = 1;
+	buf_init(&rp->text, REPLY_MAX);
+	for (;;) {
+		nl = memchr(c->rbuf, '\n', c->rlen);
+		if (!nl) {
+			int f;
+			if (c->rlen == sizeof(c->rbuf)) {
+				/* an endless line: take what we have */
+				buf_append(&rp->text, c->rbuf, 200);
+				rp->status = -2;
+				return;
+			}
+			f = dg_conn_fill(c, deadline);
+			if (f <= 0) {
+				if (c->rlen > 0)
+					buf_append(&rp->text, c->rbuf, c->rlen < 200 ? c->rlen : 200);
+				rp->status = f == 0 ? 0 : -1;
+				if (f < 0 && c->rlen > 0)
+					rp->status = -2;
+				c->rlen = 0;
+				return;
+			}
+			continue;
+		}
+		linelen = (size_t)(nl - c->rbuf);
+		if (linelen > 0 && c->rbuf[linelen - 1] == '\r')
+			linelen--;
+		if (rp->text.len)
+			buf_append_char(&rp->text, '\n');
+		buf_append(&rp->text, c->rbuf, linelen);
+		{
+			int valid = linelen >= 3 && isdigit((unsigned char)c->rbuf[0]) &&
+			    isdigit((unsigned char)c->rbuf[1]) && isdigit((unsigned char)c->rbuf[2]) &&
+			    (linelen == 3 || c->rbuf[3] == ' ' || c->rbuf[3] == '-');
+			int last = linelen == 3 || (linelen > 3 && c->rbuf[3] == ' ');
+
+			code = valid ? (c->rbuf[0] - '0') * 100 + (c->rbuf[1] - '0') * 10 + (c->rbuf[2] - '0') : -1;
+			c->rlen -= (size_t)(nl + 1 - c->rbuf);
+			memmove(c->rbuf, nl + 1, c->rlen);
+			if (!valid || (rp->code >= 0 && code != rp->code)) {
+				rp->status = -2;
+				return;
+			}
+			rp->code = code;
+			if (last)
+				return;
+		}
+	}
+}
+
+static void
+reply_free(struct reply *rp)
+{
+	buf_free(&rp->text);
+}
+
+/* Sends one command line (CRLF added) and reads the reply. */
+static void
+command(struct conn *c, const char *line, struct reply *rp)
+{
+	long long d = dg_step_deadline(c);
+	size_t len = strlen(line);
+	char *wire = xmalloc(len + 3);
+	int w;
+
+	/* one write: a command split over two segments waits for Nagle */
+	memcpy(wire, line, len);
+	memcpy(wire + len, "\r\n", 3);
+	w = dg_conn_write(c, wire, len + 2, d);
+	explicit_bzero(wire, len + 2);	/* may hold credentials */
+	free(wire);
+	if (w < 0) {
+		rp->code = -1;
+		rp->status = -1;
+		buf_init(&rp->text, REPLY_MAX);
+		return;
+	}
+	read_reply(c, rp, d);
+}
+
+static const char *
+reply_detail(const struct reply *rp)
+{
+	if (rp->text.len)
+		return buf_str(&rp->text);
+	return rp->status == 0 ? "no reply (timed out)" : "connection closed";
+}
+
+/* ----------------------------------------------------------- SMTP logic */
+
+struct caps {
+	int	starttls;
+	int	auth;		/* any AUTH advertised */
+	int	plain, login;
+	char	mechs[128];
+};
+
+static void
+parse_caps(const char *text, struct caps *cp)
+{
+	const char *line = text;
+
+	memset(cp, 0, sizeof(*cp));
+	/* the first line is the greeting part of the EHLO reply */
+	line = strchr(line, '\n');
+	while (line) {
+		const char *kw;
+		size_t len;
+
+		line++;
+		len = strcspn(line, "\n");
+		kw = line + (len >= 4 ? 4 : len);
+		len -= (size_t)(kw - line);
+		if (len >= 8 && !strncasecmp(kw, "STARTTLS", 8))
+			cp->starttls = 1;
+		if (len >= 5 && !strncasecmp(kw, "AUTH", 4) && (kw[4] == ' ' || kw[4] == '=')) {
+			const char *m = kw + 5, *end = kw + len;
+			cp->auth = 1;
+			while (m < end) {
+				size_t ml = 0;
+				while (m + ml < end && m[ml] != ' ')
+					ml++;
+				if (ml == 5 && !strncasecmp(m, "PLAIN", 5))
+					cp->plain = 1;
+				if (ml == 5 && !strncasecmp(m, "LOGIN", 5))
+					cp->login = 1;
+				if (ml &&
+				    strlen(cp->mechs) + ml + 2 < sizeof(cp->mechs)) {
+					char tmp[64];
+					size_t tl = ml < sizeof(tmp) - 1 ? ml : sizeof(tmp) - 1;
+					memcpy(tmp, m, tl);
+					tmp[tl] = '\0';
+					if (!strstr(cp->mechs, tmp)) {
+						size_t used = strlen(cp->mechs);
+						snprintf(cp->mechs + used, sizeof(cp->mechs) - used, "%s%s",
+						    used ? " " : "", tmp);
+					}
+				}
+				m += ml;
+				while (m < end && *m == ' ')
+					m++;
+			}
+		}
+		line = strchr(line, '\n');
+	}
+}
+
+static int
+ci_contains(const char *hay, const char *needle)
+{
+	return strcasestr(hay, needle) != NULL;
+}
+
+/* Known provider cases of a failed login, from the server's reply text. */
+static const char *
+auth_hint(const char *text)
+{
+	if (ci_contains(text, "application-specific password") || ci_contains(text, "app password") ||
+	    ci_contains(text, "application password") || ci_contains(text, "app-specific password") ||
+	    ci_contains(text, "InvalidSecondFactor") || ci_contains(text, "5.7.9"))
+		return "application password required (the account uses two-step verification)";
+	if (ci_contains(text, "SmtpClientAuthentication is disabled") || ci_contains(text, "5.7.139"))
+		return "SMTP AUTH is disabled for the account (Microsoft 365: enable Authenticated SMTP)";
+	if (ci_contains(text, "5.7.3 Authentication unsuccessful"))
+		return "Microsoft 365 rejected the login (wrong password, or SMTP AUTH / legacy authentication disabled)";
+	if (ci_contains(text, "WebLoginRequired") || ci_contains(text, "web browser"))
+		return "the provider requires a login through the web browser first";
+	if (ci_contains(text, "5.7.8") || ci_contains(text, "credentials invalid") ||
+	    ci_contains(text, "Username and Password not accepted"))
+		return "user name or password wrong";
+	return NULL;
+}
+
+struct session {
+	const struct diag_target *t;
+	struct diag_report	*r;
+	struct conn		 c;
+	struct caps		 caps;
+	const char		*helo;
+};
+
+/* EHLO (falling back to HELO); records the step; DIAG_OK or protocol_error. */
+static enum diag_verdict
+do_ehlo(struct session *s, const char *label)
+{
+	struct reply rp;
+	char line[300];
+	long long st = dg_now_ms();
+
+	snprintf(line, sizeof(line), "EHLO %s", s->helo);
+	command(&s->c, line, &rp);
+	if (rp.status == 1 && rp.code == 250) {
+		parse_caps(buf_str(&rp.text), &s->caps);
+		dg_step_add(s->r, st, 1, buf_str(&rp.text), "%s", label);
+		reply_free(&rp);
+		return DIAG_OK;
+	}
+	dg_step_add(s->r, st, 0, reply_detail(&rp), "%s", label);
+	reply_free(&rp);
+	return dg_finish(s->r, DIAG_PROTOCOL_ERROR,
+	    "The server did not accept EHLO: it does not behave as an SMTP submission server on this port.");
+}
+
+static enum diag_verdict
+do_tls(struct session *s, int implicit)
+{
+	long long st = dg_now_ms();
+	int ret;
+	enum diag_verdict v;
+
+	dg_trust_init();
+	dg_ca_load(&s->c, s->t);
+	ret = dg_tls_start(&s->c, dg_host_is_ip(s->t->host) ? NULL : s->t->host);
+	if (s->c.ca_error) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s: %s (only the system store is used)",
+		    s->t->ca_file, gnutls_strerror(s->c.ca_error));
+		dg_step_add(s->r, 0, 0, msg, "CA file");
+		s->c.ca_error = 0;
+	}
+	if (ret != 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", ret == GNUTLS_E_TIMEDOUT ? "no TLS answer (timed out)" : gnutls_strerror(ret));
+		dg_step_add(s->r, st, 0, msg, "TLS handshake");
+		if (implicit && ret == GNUTLS_E_TIMEDOUT)
+			return dg_finish(s->r, DIAG_GREETING_TIMEOUT,
+			    "The server accepted the connection but never answered the TLS handshake: it is overloaded or filtered.");
+		/* a plain SMTP server talks first ("220 ...") or answers our
+		 * ClientHello with "500 ...": three digits, never a TLS record */
+		if (implicit && s->c.first_len >= 3 && isdigit((unsigned char)s->c.first[0]) &&
+		    isdigit((unsigned char)s->c.first[1]) && isdigit((unsigned char)s->c.first[2])) {
+			ssize_t n;
+			/* the rest of its first line is most likely already here */
+			n = recv(s->c.fd, s->c.first + s->c.first_len,
+			    sizeof(s->c.first) - 1 - s->c.first_len, MSG_DONTWAIT);
+			if (n > 0)
+				s->c.first_len += (size_t)n;
+			s->c.first[s->c.first_len] = '\0';
+			s->c.first[strcspn(s->c.first, "\r\n")] = '\0';
+			dg_step_add(s->r, 0, 0, s->c.first, "server sent plain text");
+			return dg_finish(s->r, DIAG_TLS_MODE_MISMATCH,
+			    "This port speaks plain SMTP (with STARTTLS), not implicit TLS: set security to STARTTLS, or use port 465 for SSL/TLS.");
+		}
+		return dg_finish(s->r, DIAG_TLS_HANDSHAKE_FAILED, dg_tls_advice(DIAG_TLS_HANDSHAKE_FAILED));
+	}
+	dg_step_add(s->r, st, 1, NULL, "TLS handshake");
+	v = dg_tls_check(&s->c, s->t, s->r);
+	if (v != DIAG_OK)
+		return dg_finish(s->r, v, dg_tls_advice(v));
+	return DIAG_OK;
+}
+
+/* After a greeting timeout without TLS: does the port speak implicit TLS? */
+static int
+speaks_tls(struct session *s)
+{
+	int ret;
+	long saved = s->c.step_ms;
+
+	s->c.step_ms = 2000;
+	ret = dg_tls_start(&s->c, dg_host_is_ip(s->t->host) ? NULL : s->t->host);
+	s->c.step_ms = saved;
+	/* a ServerHello, or a TLS alert, came back: TLS is spoken there */
+	return ret == 0 || ret == GNUTLS_E_FATAL_ALERT_RECEIVED || ret == GNUTLS_E_WARNING_ALERT_RECEIVED ||
+	    ret == GNUTLS_E_CERTIFICATE_ERROR || ret == GNUTLS_E_NO_CIPHER_SUITES ||
+	    ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+}
+
+static enum diag_verdict
+do_auth(struct session *s)
+{
+	const struct diag_target *t = s->t;
+	struct reply rp;
+	struct buf cmd;
+	char *enc = NULL, *enc_user = NULL, *enc_pass = NULL;
+	const char *mech = s->caps.plain ? "PLAIN" : "LOGIN";
+	long long st = dg_now_ms();
+	enum diag_verdict v = DIAG_OK;
+
+	if (!t->password) {
+		dg_step_add(s->r, 0, 0, "no password given (a password file of mode 0600 is required)", "AUTH");
+		return dg_finish(s->r, DIAG_AUTH_FAILED, "Give the account's password in a file of mode 0600.");
+	}
+	buf_init(&cmd, 4096);
+	if (s->caps.plain) {
+		size_t ul = strlen(t->user), pl = strlen(t->password);
+		unsigned char *raw = xmalloc(ul + pl + 2);
+		raw[0] = '\0';
+		memcpy(raw + 1, t->user, ul);
+		raw[ul + 1] = '\0';
+		memcpy(raw + ul + 2, t->password, pl);
+		enc = dg_b64(raw, ul + pl + 2);
+		explicit_bzero(raw, ul + pl + 2);
+		free(raw);
+		dg_redact[1] = enc;
+		buf_printf(&cmd, "AUTH PLAIN %s", enc);
+		command(&s->c, buf_str(&cmd), &rp);
+	} else {
+		enc_user = dg_b64((const unsigned char *)t->user, strlen(t->user));
+		enc_pass = dg_b64((const unsigned char *)t->password, strlen(t->password));
+		dg_redact[2] = enc_pass;
+		command(&s->c, "AUTH LOGIN", &rp);
+		if (rp.status == 1 && rp.code == 334) {
+			reply_free(&rp);
+			command(&s->c, enc_user, &rp);
+			if (rp.status == 1 && rp.code == 334) {
+				reply_free(&rp);
+				command(&s->c, enc_pass, &rp);
+			}
+		}
+	}
+	if (rp.status == 1 && rp.code == 235) {
+		dg_step_add(s->r, st, 1, buf_str(&rp.text), "AUTH %s as %s", mech, t->user);
+	} else {
+		const char *h = rp.text.len ? auth_hint(buf_str(&rp.text)) : NULL;
+		dg_step_add(s->r, st, 0, reply_detail(&rp), "AUTH %s", mech);
+		if (rp.status == 1 && rp.code >= 400) {
+			if (h)
+				s->r->hint = xstrdup(h);
+			v = dg_finish(s->r, DIAG_AUTH_FAILED,
+			    h && strstr(h, "application password") ?
+			    "Create an application password in the account's security settings and use it instead of the normal password." :
+			    h && strstr(h, "disabled") ?
+			    "The account's administrator must enable SMTP AUTH (authenticated SMTP) for this mailbox." :
+			    "The server refused the login: check the user name (often the full address) and the password.");
+		} else
+			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server answered AUTH in a way no mail client understands.");
+	}
+	reply_free(&rp);
+	if (cmd.data)
+		explicit_bzero(cmd.data, cmd.len);
+	buf_free(&cmd);
+	dg_wipe_free(enc);
+	dg_wipe_free(enc_user);
+	dg_wipe_free(enc_pass);
+	dg_redact[1] = dg_redact[2] = NULL;
+	return v;
+}
+
+static enum diag_verdict
+do_envelope(struct session *s)
+{
+	const struct diag_target *t = s->t;
+	struct reply rp;
+	char line[600];
+	long long st = dg_now_ms();
+	enum diag_verdict v = DIAG_OK;
+
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>", t->mail_from);
+	command(&s->c, line, &rp);
+	if (!(rp.status == 1 && rp.code == 250)) {
+		dg_step_add(s->r, st, 0, reply_detail(&rp), "MAIL FROM:<%s>", t->mail_from);
+		if (rp.status == 1 && rp.code >= 400)
+			v = dg_finish(s->r, DIAG_SENDER_REJECTED,
+			    rp.code == 530 ? "The server requires authentication before accepting mail: enable SMTP authentication in the mail client." :
+			    "The server refused the sender address: send from an address the account owns.");
+		else
+			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server did not answer MAIL FROM.");
+		reply_free(&rp);
+		return v;
+	}
+	dg_step_add(s->r, st, 1, buf_str(&rp.text), "MAIL FROM:<%s>", t->mail_from);
+	reply_free(&rp);
+	if (!t->rcpt)
+		return DIAG_OK;
+	st = dg_now_ms();
+	snprintf(line, sizeof(line), "RCPT TO:<%s>", t->rcpt);
+	command(&s->c, line, &rp);
+	if (rp.status == 1 && (rp.code == 250 || rp.code == 251)) {
+		dg_step_add(s->r, st, 1, buf_str(&rp.text), "RCPT TO:<%s>", t->rcpt);
+	} else {
+		const char *txt = buf_str(&rp.text);
+		dg_step_add(s->r, st, 0, reply_detail(&rp), "RCPT TO:<%s>", t->rcpt);
+		if (rp.status == 1 && rp.code >= 500 &&
+		    (ci_contains(txt, "relay") || strstr(txt, "5.7.1")))
+			v = dg_finish(s->r, DIAG_RELAY_DENIED,
+			    "The server refuses to relay to outside addresses: authenticate (SMTP AUTH) with the account, or use the provider's submission server.");
+		else if (rp.status == 1)
+			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server refused the test recipient; see its reply.");
+		else
+			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server stopped answering after RCPT TO.");
+	}
+	reply_free(&rp);
+	return v;
+}
+
+static void
+do_quit(struct session *s)
+{
+	struct reply rp;
+	long long st = dg_now_ms();
+	long saved = s->c.step_ms;
+
+	s->c.step_ms = saved < 2000 ? saved : 2000;
+	command(&s->c, "QUIT", &rp);
+	dg_step_add(s->r, st, rp.status == 1 && rp.code == 221, reply_detail(&rp), "QUIT");
+	s->c.step_ms = saved;
+	reply_free(&rp);
+}
+
+/* Non-blocking connect; 0 connected, else errno (ETIMEDOUT on timeout). */
+static enum diag_verdict
+smtp_dialogue(struct session *s)
+{
+	const struct diag_target *t = s->t;
+	struct reply rp;
+	long long st;
+	enum diag_verdict v;
+
+	if (t->security == DIAG_SEC_TLS) {
+		if ((v = do_tls(s, 1)) != DIAG_OK)
+			return v;
+	}
+
+	st = dg_now_ms();
+	{
+		/* keep a little time to find out whether the port speaks TLS */
+		long long gd = dg_step_deadline(&s->c), total = s->c.deadline - st;
+		long long reserve = total / 4 < 2000 ? total / 4 : 2000;
+
+		if (t->security != DIAG_SEC_TLS && gd > s->c.deadline - reserve)
+			gd = s->c.deadline - reserve;
+		read_reply(&s->c, &rp, gd);
+	}
+	if (rp.status == 0 && rp.text.len == 0) {
+		dg_step_add(s->r, st, 0, "no greeting (timed out)", "greeting");
+		reply_free(&rp);
+		st = dg_now_ms();
+		if (t->security != DIAG_SEC_TLS && st < s->c.deadline && speaks_tls(s)) {
+			dg_step_add(s->r, st, 0, "the port answered a TLS ClientHello: it speaks implicit TLS",
+			    "TLS probe");
+			return dg_finish(s->r, DIAG_TLS_MODE_MISMATCH,
+			    "This port expects implicit TLS (SSL/TLS, usually port 465): set security to SSL/TLS, or use port 587 with STARTTLS.");
+		}
+		return dg_finish(s->r, DIAG_GREETING_TIMEOUT,
+		    "The server accepted the connection but never greeted: it is overloaded, filtered, or expects TLS on this port.");
+	}
+	if (rp.status != 1 || rp.code != 220) {
+		dg_step_add(s->r, st, 0, reply_detail(&rp), "greeting");
+		reply_free(&rp);
+		return dg_finish(s->r, DIAG_PROTOCOL_ERROR,
+		    "The server did not greet with 220: it refused the session or is not an SMTP server.");
+	}
+	dg_step_add(s->r, st, 1, buf_str(&rp.text), "greeting");
+	reply_free(&rp);
+
+	if ((v = do_ehlo(s, "EHLO")) != DIAG_OK)
+		return v;
+
+	if (t->security == DIAG_SEC_STARTTLS) {
+		st = dg_now_ms();
+		if (!s->caps.starttls) {
+			dg_step_add(s->r, st, 0, "STARTTLS is not in the EHLO capabilities", "STARTTLS");
+			return dg_finish(s->r, DIAG_STARTTLS_UNAVAILABLE,
+			    "The server does not offer STARTTLS on this port: use port 465 with SSL/TLS, or ask the provider to enable TLS.");
+		}
+		command(&s->c, "STARTTLS", &rp);
+		if (rp.status != 1 || rp.code != 220) {
+			dg_step_add(s->r, st, 0, reply_detail(&rp), "STARTTLS");
+			reply_free(&rp);
+			return dg_finish(s->r, DIAG_STARTTLS_UNAVAILABLE,
+			    "The server advertised STARTTLS but refused it.");
+		}
+		dg_step_add(s->r, st, 1, buf_str(&rp.text), "STARTTLS");
+		reply_free(&rp);
+		s->c.rlen = 0;	/* nothing read before TLS may be trusted after */
+		if ((v = do_tls(s, 0)) != DIAG_OK)
+			return v;
+		if ((v = do_ehlo(s, "EHLO (after STARTTLS)")) != DIAG_OK)
+			return v;
+	} else if (t->security == DIAG_SEC_NONE && s->caps.starttls) {
+		dg_step_add(s->r, 0, 1, "offered but not used (security none): the password would travel in clear text",
+		    "STARTTLS available");
+	}
+
+	dg_step_add(s->r, 0, s->caps.auth || !t->user,
+	    s->caps.auth ? s->caps.mechs : "none offered", "AUTH mechanisms");
+	if (t->user) {
+		if (!s->caps.auth)
+			return dg_finish(s->r, DIAG_AUTH_UNAVAILABLE,
+			    s->caps.starttls && !s->c.tls ?
+			    "The server offers AUTH only after STARTTLS: set security to STARTTLS." :
+			    "The server offers no authentication on this port: use the provider's submission port (587 with STARTTLS or 465 with SSL/TLS).");
+		if (!s->caps.plain && !s->caps.login) {
+			dg_step_add(s->r, 0, 0, "neither PLAIN nor LOGIN is offered", "AUTH");
+			return dg_finish(s->r, DIAG_AUTH_UNAVAILABLE,
+			    "The server offers only authentication mechanisms this probe does not speak.");
+		}
+		if ((v = do_auth(s)) != DIAG_OK)
+			return v;
+	}
+	if (t->mail_from && (v = do_envelope(s)) != DIAG_OK)
+		return v;
+	do_quit(s);
+	return dg_finish(s->r, DIAG_OK, NULL);
+}
+
+enum diag_verdict
+diag_smtp(const struct diag_target *t, struct diag_report *r)
+{
+	struct session s;
+	long long start = dg_now_ms();
+
+	/* before the clock starts: the first call in a process pays for it */
+	if (t->security != DIAG_SEC_NONE) {
+		dg_trust_init();
+		start = dg_now_ms();
+	}
+	memset(r, 0, sizeof(*r));
+	r->protocol = "smtp";
+	memset(&s, 0, sizeof(s));
+	s.t = t;
+	s.r = r;
+	dg_conn_init(&s.c, t, start);
+	s.helo = t->helo ? t->helo : "helpgate.invalid";
+	dg_redact[0] = t->password;
+	dg_redact[1] = dg_redact[2] = dg_redact[3] = NULL;
+
+	if (!t->host || !*t->host || t->port <= 0 || t->port > 65535) {
+		dg_step_add(r, 0, 0, "no host or port", "resolve");
+		dg_finish(r, DIAG_PROTOCOL_ERROR, "Give the server's host name and port.");
+		goto out;
+	}
+	if (t->user && strpbrk(t->user, "\r\n")) {
+		dg_step_add(r, 0, 0, "user name contains a line break", "input");
+		dg_finish(r, DIAG_PROTOCOL_ERROR, NULL);
+		goto out;
+	}
+	if ((t->mail_from && strpbrk(t->mail_from, "\r\n<>")) || (t->rcpt && strpbrk(t->rcpt, "\r\n<>"))) {
+		dg_step_add(r, 0, 0, "address contains a line break or angle bracket", "input");
+		dg_finish(r, DIAG_PROTOCOL_ERROR, NULL);
+		goto out;
+	}
+
+	if (dg_connect(t, r, &s.c) != DIAG_OK)
+		goto out;
+	smtp_dialogue(&s);
+	dg_conn_close(&s.c);
+out:
+	dg_conn_close(&s.c);
+	dg_redact[0] = dg_redact[1] = dg_redact[2] = NULL;
+	r->duration_ms = (long)(dg_now_ms() - start);
+	return r->verdict;
+}

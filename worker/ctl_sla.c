@@ -1,0 +1,479 @@
+/*
+ * ctl_sla - helpgatectl sla, sla explain, sla due and report.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "diag.h"
+#include "json.h"
+#include "log.h"
+#include "sla.h"
+#include "store.h"
+#include "intake.h"
+#include "ack.h"
+#include "timers.h"
+#include "xalloc.h"
+#include "ctl.h"
+
+struct ctl_sla {
+	struct ctl	*ctl;
+	struct buf	 out;
+	int		 json;
+	size_t		 count;
+	long long	 now;
+};
+
+/* ---- SLA ---- */
+
+/* Prints the deadline an SLA clock started at --at (default: now) would
+ * have, in Timezone; the same sla_deadline() the milter and worker use. */
+int
+ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *tier_name = NULL, *urgency = NULL, *at = NULL, *kind_name = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--tier", &tier_name, NULL },
+		{ "--urgency", &urgency, NULL },
+		{ "--at", &at, NULL },
+		{ "--kind", &kind_name, NULL },
+		{ NULL, NULL, NULL },
+	};
+	const struct tier_policy *tier;
+	enum sla_kind kind = SLA_FIRST_RESPONSE;
+	struct config *cfg;
+	char due[64];
+	time_t start;
+	int r, level;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (tier_name == NULL)
+		return ctl_usage_error(cmd, "--tier is required");
+	if (urgency == NULL)
+		return ctl_usage_error(cmd, "--urgency is required");
+	if ((urgency[0] != 'P' && urgency[0] != 'p') || urgency[1] < '1' ||
+	    urgency[1] > '0' + URGENCY_LEVELS || urgency[2] != '\0')
+		return ctl_usage_error(cmd, "--urgency wants P1, P2, P3 or P4, not \"%s\"", urgency);
+	level = urgency[1] - '0';
+	if (kind_name != NULL && strcmp(kind_name, "resolve") == 0)
+		kind = SLA_RESOLUTION;
+	else if (kind_name != NULL && strcmp(kind_name, "first") != 0)
+		return ctl_usage_error(cmd, "--kind wants first or resolve, not \"%s\"", kind_name);
+	/* The config first: a time without an offset is read in Timezone. */
+	if ((cfg = ctl_config(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if (at == NULL)
+		start = clock_now();
+	else if (clock_parse_iso8601(at, &start) != 0 || start < CTL_TIME_MIN || start > CTL_TIME_MAX)
+		return ctl_usage_error(cmd, "--at wants an ISO 8601 time such as "
+		    "2026-11-30T09:00:00+02:00 (or @EPOCH) in the years 1900 to 9999, not \"%s\"", at);
+	if ((tier = config_tier(cfg, tier_name)) == NULL) {
+		struct buf names;
+
+		buf_init(&names, 4096);
+		ctl_tier_names(cfg, &names);
+		ctl_err("unknown tier \"%s\"; valid tiers: %s", tier_name, buf_str(&names));
+		buf_free(&names);
+		return CTL_EXIT_FAIL;
+	}
+	clock_format_iso8601(sla_deadline(cfg, tier->name, level, kind, start), due, sizeof(due));
+	printf("%s\n", due);
+	return CTL_EXIT_OK;
+}
+
+static void
+ctl_span(long long secs, char *out, size_t outlen)
+{
+	long long a = secs < 0 ? -secs : secs;
+	const char *sign = secs < 0 ? "-" : "";
+
+	/* Overdue shows as negative time left, with or without colour. */
+	if (a >= 86400)
+		snprintf(out, outlen, "%s%lldd%02lldh", sign, a / 86400, (a % 86400) / 3600);
+	else
+		snprintf(out, outlen, "%s%lldh%02lldm", sign, a / 3600, (a % 3600) / 60);
+}
+
+static int
+ctl_sla_row(const struct case_rec *c, void *arg)
+{
+	struct ctl_sla *x = arg;
+	int first = c->first_response_at == 0;
+	long long due = first ? c->first_due : c->resolve_due;
+	/* Waiting for the client stops the resolution clock only. */
+	int paused = c->paused_at && !first;
+	char left[32], t[64];
+
+	x->count++;
+	if (x->json) {
+		json_object_begin(&x->out);
+		json_kv_int(&x->out, "id", c->id);
+		json_kv_string(&x->out, "clock", paused ? "paused" : first ? "first" : "resolve");
+		ctl_json_time(&x->out, "due", paused ? 0 : due);
+		json_kv_int(&x->out, "seconds_left", paused ? 0 : due - x->now);
+		json_kv_bool(&x->out, "overdue", !paused && due < x->now);
+		json_kv_int(&x->out, "urgency", c->urgency);
+		json_kv_string(&x->out, "tier", c->tier);
+		json_kv_string(&x->out, "assignee", c->assignee);
+		json_kv_string(&x->out, "client", c->client);
+		json_kv_string(&x->out, "subject", c->subject);
+		json_object_end(&x->out);
+		return 0;
+	}
+	ctl_span(due - x->now, left, sizeof(left));
+	printf("HG-%-7lld ", c->id);
+	ctl_urgency_cell(x->ctl, c->urgency);
+	if (paused)
+		printf("%-8s %-10s ", "waiting", "paused");
+	else if (due < x->now)
+		printf("%-8s %s%-10s%s ", first ? "first" : "resolve", x->ctl->color ? "\033[1;31m" : "",
+		    left, x->ctl->color ? "\033[0m" : "");
+	else
+		printf("%-8s %-10s ", first ? "first" : "resolve", left);
+	printf("%-16s ", paused ? "-" : ctl_short_time(due, t, sizeof(t)));
+	ctl_cell(c->tier, 10);
+	ctl_cell(c->assignee[0] ? c->assignee : "-", 24);
+	ctl_put_text(stdout, c->subject, 40, NULL);
+	fputc('\n', stdout);
+	return 0;
+}
+
+int
+ctl_cmd_sla(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const char *limit_arg = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--json", NULL, &json }, { "--limit", &limit_arg, NULL }, { NULL, NULL, NULL },
+	};
+	struct ctl_sla x;
+	struct store *s;
+	enum store_rc rc;
+	long limit = 100;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (limit_arg != NULL && ctl_parse_limit(cmd, limit_arg, &limit) != 0)
+		return CTL_EXIT_USAGE;
+	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&x, 0, sizeof(x));
+	x.ctl = ctl;
+	x.json = json;
+	x.now = clock_now();
+	buf_init(&x.out, CTL_JSON_MAX * 16);
+	if (json)
+		json_array_begin(&x.out);
+	else
+		printf("%-10s %-3s %-8s %-10s %-16s %-10s %-24s %s\n", "CASE", "URG", "CLOCK",
+		    "LEFT", "DUE", "TIER", "ASSIGNEE", "SUBJECT");
+	if ((rc = store_case_by_due(s, (int)limit, ctl_sla_row, &x)) != STORE_OK) {
+		buf_free(&x.out);
+		return ctl_store_failed(ctl, "reading open cases", rc);
+	}
+	if (json) {
+		json_array_end(&x.out);
+		buf_append_char(&x.out, '\n');
+		if (ctl_emit(&x.out) != 0)
+			ret = CTL_EXIT_FAIL;
+	} else if (x.count == 0) {
+		printf("no open cases\n");
+	}
+	buf_free(&x.out);
+	return ret;
+}
+
+struct ctl_explain {
+	const struct config	*cfg;
+	int			 business;
+};
+
+static int
+ctl_explain_event(const struct event_rec *e, void *arg)
+{
+	char t[64], f[64];
+
+	(void)arg;
+	printf("  %-16s %s  ", e->kind, e->due >= TIMERS_PAUSED ? "(paused)          " :
+	    ctl_iso(e->due, t, sizeof(t)));
+	if (e->fired > 0)
+		printf("fired %s (%s)\n", ctl_iso(e->fired, f, sizeof(f)), e->note);
+	else if (e->fired < 0)
+		printf("cancelled: %s\n", e->note);
+	else
+		printf("pending\n");
+	return 0;
+}
+
+static int
+ctl_explain_pause(long long start, long long end, void *arg)
+{
+	char a[64], b[64];
+
+	(void)arg;
+	printf("  paused %s -> %s\n", ctl_iso(start, a, sizeof(a)), ctl_iso(end, b, sizeof(b)));
+	return 0;
+}
+
+/* Every stretch of the clock that counted between from and to. */
+static void
+ctl_explain_intervals(const struct config *cfg, int urgency, time_t from, time_t to)
+{
+	char a[64], b[64];
+	int shown = 0;
+
+	if (sla_clock(cfg, urgency) == CONFIG_CLOCK_24X7) {
+		printf("  %s -> %s  (around the clock)\n", ctl_iso(from, a, sizeof(a)),
+		    ctl_iso(to, b, sizeof(b)));
+		return;
+	}
+	for (time_t t = sla_next_open(cfg, from); t != 0 && t < to && shown < 60; shown++) {
+		time_t close = sla_next_close(cfg, t);
+		if (close == 0 || close > to)
+			close = to;
+		printf("  %s -> %s  %ldm\n", ctl_iso(t, a, sizeof(a)), ctl_iso(close, b, sizeof(b)),
+		    (long)(close - t) / 60);
+		t = sla_next_open(cfg, close);
+	}
+	if (shown == 60)
+		printf("  ... (more intervals)\n");
+}
+
+int
+ctl_cmd_sla_explain(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	struct case_rec c;
+	struct store *s;
+	char *pos[1], t[64];
+	enum store_rc rc;
+	long long id;
+	int r;
+
+	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_parse_case_ref(pos[0], &id) != 0)
+		return ctl_usage_error(cmd, "\"%s\" is not a case (HG-12 or 12)", pos[0]);
+	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	if ((rc = store_case_get(s, id, &c)) != STORE_OK) {
+		if (rc == STORE_NOTFOUND) {
+			ctl_err("no case HG-%lld", id);
+			return CTL_EXIT_FAIL;
+		}
+		return ctl_store_failed(ctl, "reading the case", rc);
+	}
+	const struct config *cfg = ctl->cfg;
+	int business = sla_clock(cfg, c.urgency) == CONFIG_CLOCK_BUSINESS;
+	printf("HG-%lld  P%d  tier %s  %s clock (Clock P%d), Timezone %s\n", c.id, c.urgency,
+	    c.tier, business ? "business-hours" : "24x7", c.urgency, cfg->timezone);
+	printf("Opened:          %s (when the MTA accepted the client's mail)\n",
+	    ctl_iso(c.created, t, sizeof(t)));
+	printf("First response:  target %lds of clock time, due %s, ",
+	    business ? sla_business_target(cfg, c.tier, c.urgency, SLA_FIRST_RESPONSE) :
+	    sla_target(cfg, c.tier, c.urgency, SLA_FIRST_RESPONSE), ctl_iso(c.first_due, t, sizeof(t)));
+	if (c.first_response_at)
+		printf("answered %s\n", ctl_iso(c.first_response_at, t, sizeof(t)));
+	else
+		printf("not answered yet\n");
+	printf("Intervals that counted towards the first response:\n");
+	ctl_explain_intervals(cfg, c.urgency, (time_t)c.created, (time_t)c.first_due);
+	printf("Resolution:      due %s (%lld s of clock paused while waiting for the client)%s\n",
+	    ctl_iso(c.resolve_due, t, sizeof(t)), c.paused_total,
+	    c.paused_at ? "; paused now" : "");
+	if ((rc = store_pause_list(s, c.id, ctl_explain_pause, NULL)) != STORE_OK)
+		return ctl_store_failed(ctl, "reading pauses", rc);
+	printf("Timers:\n");
+	if ((rc = store_event_list(s, c.id, ctl_explain_event, NULL)) != STORE_OK)
+		return ctl_store_failed(ctl, "reading timers", rc);
+	return CTL_EXIT_OK;
+}
+
+
+/* ---- report ---- */
+
+struct ctl_report_group {
+	char		 tier[32];
+	int		 urgency;
+	long		 cases;
+	long		 first_met, first_missed;	/* decided: answered, or overdue */
+	long		 resolve_met, resolve_missed;
+	long		*response;		/* seconds to first response, answered cases */
+	size_t		 nresponse;
+};
+
+struct ctl_report {
+	struct ctl_report_group	*g;
+	size_t			 n;
+	long long		 since, now;
+};
+
+static int
+ctl_report_row(const struct case_rec *c, void *arg)
+{
+	struct ctl_report *r = arg;
+	struct ctl_report_group *g = NULL;
+
+	if (c->created < r->since)
+		return 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->g[i].urgency == c->urgency && strcmp(r->g[i].tier, c->tier) == 0)
+			g = &r->g[i];
+	if (g == NULL) {
+		r->g = xrealloc(r->g, (r->n + 1) * sizeof(*r->g));
+		g = &r->g[r->n++];
+		memset(g, 0, sizeof(*g));
+		snprintf(g->tier, sizeof(g->tier), "%s", c->tier);
+		g->urgency = c->urgency;
+	}
+	g->cases++;
+	if (c->first_response_at) {
+		if (c->first_response_at <= c->first_due)
+			g->first_met++;
+		else
+			g->first_missed++;
+		g->response = xrealloc(g->response, (g->nresponse + 1) * sizeof(long));
+		g->response[g->nresponse++] = (long)(c->first_response_at - c->created);
+	} else if (c->first_due < r->now) {
+		g->first_missed++;
+	}
+	if (c->resolved_at) {
+		if (c->resolved_at <= c->resolve_due)
+			g->resolve_met++;
+		else
+			g->resolve_missed++;
+	} else if (c->resolve_due < r->now && !c->paused_at) {
+		g->resolve_missed++;
+	}
+	return 0;
+}
+
+static int
+ctl_long_cmp(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+ctl_group_cmp(const void *a, const void *b)
+{
+	const struct ctl_report_group *x = a, *y = b;
+	int t = strcmp(x->tier, y->tier);
+
+	return t ? t : x->urgency - y->urgency;
+}
+
+/* Nearest-rank percentile of sorted v; -1 when empty. */
+static long
+ctl_percentile(const long *v, size_t n, int pct)
+{
+	size_t rank;
+
+	if (n == 0)
+		return -1;
+	rank = (n * (size_t)pct + 99) / 100;
+	return v[rank ? rank - 1 : 0];
+}
+
+int
+ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *since_arg = NULL;
+	int json = 0, r, ret = CTL_EXIT_OK;
+	const struct ctl_opt opts[] = {
+		{ "--since", &since_arg, NULL }, { "--json", NULL, &json }, { NULL, NULL, NULL },
+	};
+	struct ctl_report rep;
+	struct store *s;
+	struct buf out;
+	enum store_rc rc;
+	time_t since = 0;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_config(ctl) == NULL)
+		return CTL_EXIT_FAIL;
+	if (since_arg != NULL && clock_parse_iso8601(since_arg, &since) != 0)
+		return ctl_usage_error(cmd, "--since wants a date or time such as 2026-11-01, not \"%s\"",
+		    since_arg);
+	if ((s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&rep, 0, sizeof(rep));
+	rep.since = since;
+	rep.now = clock_now();
+	if ((rc = store_case_list(s, 0, ctl_report_row, &rep)) != STORE_OK) {
+		for (size_t i = 0; i < rep.n; i++)
+			free(rep.g[i].response);
+		free(rep.g);
+		return ctl_store_failed(ctl, "reading cases", rc);
+	}
+	if (rep.n > 1)
+		qsort(rep.g, rep.n, sizeof(*rep.g), ctl_group_cmp);
+	buf_init(&out, CTL_JSON_MAX);
+	if (json)
+		json_array_begin(&out);
+	else
+		printf("%-12s %-3s %7s %9s %9s %9s %11s\n", "TIER", "URG", "CASES", "FIRST-MET",
+		    "MEDIAN", "P90", "RESOLVE-MET");
+	for (size_t i = 0; i < rep.n; i++) {
+		struct ctl_report_group *g = &rep.g[i];
+		long fdec = g->first_met + g->first_missed, rdec = g->resolve_met + g->resolve_missed;
+		long med, p90;
+
+		if (g->nresponse > 1)
+			qsort(g->response, g->nresponse, sizeof(long), ctl_long_cmp);
+		med = ctl_percentile(g->response, g->nresponse, 50);
+		p90 = ctl_percentile(g->response, g->nresponse, 90);
+		if (json) {
+			json_object_begin(&out);
+			json_kv_string(&out, "tier", g->tier);
+			json_kv_int(&out, "urgency", g->urgency);
+			json_kv_int(&out, "cases", g->cases);
+			json_kv_int(&out, "first_response_met", g->first_met);
+			json_kv_int(&out, "first_response_missed", g->first_missed);
+			if (fdec) json_kv_int(&out, "first_response_met_pct", g->first_met * 100 / fdec);
+			else json_kv_null(&out, "first_response_met_pct");
+			if (med >= 0) json_kv_int(&out, "first_response_median_s", med);
+			else json_kv_null(&out, "first_response_median_s");
+			if (p90 >= 0) json_kv_int(&out, "first_response_p90_s", p90);
+			else json_kv_null(&out, "first_response_p90_s");
+			if (rdec) json_kv_int(&out, "resolution_met_pct", g->resolve_met * 100 / rdec);
+			else json_kv_null(&out, "resolution_met_pct");
+			json_object_end(&out);
+		} else {
+			char fm[16] = "-", rm[16] = "-", m1[32] = "-", m2[32] = "-";
+
+			if (fdec) snprintf(fm, sizeof(fm), "%ld%%", g->first_met * 100 / fdec);
+			if (rdec) snprintf(rm, sizeof(rm), "%ld%%", g->resolve_met * 100 / rdec);
+			if (med >= 0) ctl_span(med, m1, sizeof(m1));
+			if (p90 >= 0) ctl_span(p90, m2, sizeof(m2));
+			printf("%-12s P%-2d %7ld %9s %9s %9s %11s\n", g->tier, g->urgency, g->cases, fm,
+			    m1, m2, rm);
+		}
+		free(g->response);
+	}
+	free(rep.g);
+	if (json) {
+		json_array_end(&out);
+		buf_append_char(&out, '\n');
+		if (ctl_emit(&out) != 0)
+			ret = CTL_EXIT_FAIL;
+	} else if (rep.n == 0) {
+		printf("no cases%s\n", since_arg ? " since then" : "");
+	}
+	buf_free(&out);
+	return ret;
+}
