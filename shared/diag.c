@@ -93,6 +93,7 @@ diag_target_free(struct diag_target *t)
 	free(t->rcpt);
 	free(t->helo);
 	free(t->ca_file);
+	free(t->resolver);
 	for (i = 0; i < t->allow_count; i++)
 		free(t->allow[i]);
 	free(t->allow);

@@ -96,6 +96,7 @@ struct diag_target {
 	char			*ca_file;	/* PEM, added to the system store; may be NULL */
 	char		       **allow;		/* CIDR strings (ProbeAllow) */
 	size_t			 allow_count;
+	char			*resolver;	/* DiagnoseResolver "ADDRESS[:PORT]"; NULL: system */
 };
 
 struct diag_step {
@@ -149,6 +150,46 @@ void	diag_target_free(struct diag_target *t);
  * not freed).  Returns r->verdict.  Never writes the password anywhere.
  */
 enum diag_verdict diag_smtp(const struct diag_target *t, struct diag_report *r);
+
+/*
+ * IMAP: connect or TLS, greeting, CAPABILITY, STARTTLS, LOGINDISABLED,
+ * LOGIN or AUTHENTICATE, and that a Sent folder exists.  Same target and
+ * verdict list as SMTP (mail_from and rcpt are ignored); r->protocol is
+ * "imap".  Implemented in diag_imap.c.
+ */
+enum diag_verdict diag_imap(const struct diag_target *t, struct diag_report *r);
+
+/*
+ * A working combination other than the one the client gave.  source says
+ * where it came from: "port list" (DiagnosePorts), "host name" (smtp.DOMAIN,
+ * mail.DOMAIN), "SRV" (_submission._tcp.DOMAIN, RFC 6186).
+ */
+struct diag_alternative {
+	int			 found;
+	char			*host;
+	int			 port;
+	enum diag_security	 security;
+	int			 verified;	/* authenticated with the same credentials */
+	const char		*source;	/* static */
+	size_t			 tried;		/* combinations probed */
+	struct diag_report	 report;	/* the probe that worked */
+};
+
+/*
+ * The whole SMTP diagnosis: t itself and, in parallel, the combinations a
+ * mail client would guess (ports: the DiagnosePorts list, e.g. "587/starttls
+ * 465/tls 25/starttls 2525/starttls"; domain: for smtp./mail. names and the
+ * SRV record, NULL to derive it from t->host).  Everything ends within
+ * t->timeout_ms.  r gets t's own report; alt is filled (found = 1) only when
+ * r's verdict is not ok and another combination works, preferring one that
+ * authenticated with the same credentials.  Returns r->verdict.
+ * Implemented in diag_alt.c.
+ */
+enum diag_verdict diag_smtp_with_alternatives(const struct diag_target *t, const char *ports,
+	    const char *domain, struct diag_report *r, struct diag_alternative *alt);
+/* {"host":..,"port":..,"security":..,"verified":..,"source":..} or null. */
+void	diag_alternative_json(const struct diag_alternative *alt, struct buf *out);
+void	diag_alternative_free(struct diag_alternative *alt);
 
 /* {"protocol":..,"verdict":..,"advice":..,"hint":..,"duration_ms":..,
  *  "tls":{..}|null,"steps":[{"name","ok","duration_ms","detail"}]} */
