@@ -6,9 +6,10 @@
 #   make check      deps + ASan/UBSan build + every unit and integration test
 #   make bench      deps + release build + benchmarks (ratios against baselines)
 #   make fuzz       libFuzzer targets for a while (FUZZ_SECONDS=60)
+#   make install    install (PREFIX, DESTDIR, SYSCONFDIR, ...: see mk/install.mk); make uninstall
 
 CC        ?= gcc
-PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls
+PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls libcares
 CPPFLAGS  += -D_GNU_SOURCE -Ishared -Iworker
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP
@@ -45,7 +46,7 @@ LIBHG      := $(BUILD)/libhelpgate.a
 PROGRAMS   := $(BIN)/helpgate-milter $(BIN)/helpgate-worker $(BIN)/helpgatectl
 TOOLS      := $(BIN)/trivial-milter
 
-.PHONY: all deps run check bench fuzz clean unit programs
+.PHONY: all deps run check bench fuzz clean unit programs install uninstall
 all: $(PROGRAMS)
 programs: $(PROGRAMS) $(TOOLS)
 
@@ -128,5 +129,7 @@ fuzz: deps fuzz-build
 
 clean:
 	rm -rf build bin
+
+include mk/install.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -3,7 +3,7 @@
 # is missing.  Non-interactive; as a non-root user it prints the command.
 PACKAGES="build-essential pkg-config clang libmilter-dev libetpan-dev libsqlite3-dev
 libcurl4-gnutls-dev libgnutls28-dev libxml2-dev sqlite3 tzdata postfix swaks miltertest dovecot-imapd
-dovecot-submissiond dovecot-sieve dnsmasq-base openssl faketime curl python3 man-db"
+dovecot-submissiond dovecot-sieve dnsmasq-base libc-ares-dev openssl faketime curl python3 man-db"
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
