@@ -115,17 +115,22 @@ $(BUILD)/tests/bench-classify: $(BUILD)/tests/bench/bench-classify.o $(LIBHG)
 # libFuzzer needs clang; the targets link the shared sources directly.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishared $(PKG_CFLAGS)
-FUZZ_BIN   := build/fuzz/fuzz-msg
+FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BIN)
 build/fuzz/fuzz-msg: tests/fuzz/fuzz_msg.c $(SHARED_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+build/fuzz/fuzz-mailhints: tests/fuzz/fuzz_mailhints.c $(SHARED_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 FUZZ_SECONDS ?= 60
 fuzz: deps fuzz-build
 	@mkdir -p tests/fuzz/corpus-run
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus-run tests/fuzz/corpus tests/data
+	build/fuzz/fuzz-msg -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus-run tests/fuzz/corpus tests/data
+	@mkdir -p build/fuzz/corpus-mailhints-run
+	build/fuzz/fuzz-mailhints -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-mailhints-run tests/fuzz/corpus-mailhints tests/data
 
 clean:
 	rm -rf build bin

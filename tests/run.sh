@@ -7,7 +7,9 @@
 #   2. every tests/integration/test_*.sh and tests/milter/*.sh, with the
 #      absolute path of BUILD_DIR/bin as $1
 #   3. the fuzz regression: build/fuzz/fuzz-msg (if built) executes each
-#      file of tests/fuzz/corpus and tests/data once; one pass or failure.
+#      file of tests/fuzz/corpus and tests/data once, build/fuzz/fuzz-mailhints
+#      each of tests/fuzz/corpus-mailhints and tests/data; one pass or
+#      failure per target.
 # Every suite ends its output with "N passed, N failed"; this script adds
 # them up and ends with one such line for everything.  A suite that exits
 # non-zero, hits the time limit or prints no summary line counts one more
@@ -92,16 +94,20 @@ run_suite() {
 	fi
 }
 
-# fuzz_regression: run fuzz-msg over every corpus and data file once.
+# fuzz_regression FUZZ [DIR...]: run a fuzz target over every file of the
+# DIRs (default: tests/fuzz/corpus and tests/data) once.
 fuzz_regression() {
 	local fuzz=$1 files=()
-	local d
-	for d in tests/fuzz/corpus tests/data; do
+	local d dirs
+	shift
+	dirs=("$@")
+	[ "${#dirs[@]}" = 0 ] && dirs=(tests/fuzz/corpus tests/data)
+	for d in "${dirs[@]}"; do
 		[ -d "$d" ] || continue
 		while IFS= read -r -d '' f; do files+=("$f"); done < <(find "$d" -type f -print0 | sort -z)
 	done
 	if [ "${#files[@]}" = 0 ]; then
-		echo "no inputs in tests/fuzz/corpus or tests/data"
+		echo "no inputs in ${dirs[*]}"
 		echo "1 passed, 0 failed"
 		return 0
 	fi
@@ -140,6 +146,13 @@ if [ -x build/fuzz/fuzz-msg ]; then
 	run_suite "fuzz/fuzz-msg regression" bash -c 'fuzz_regression "$1"' _ "$root/build/fuzz/fuzz-msg"
 else
 	echo "  (build/fuzz/fuzz-msg not built: skipped)"
+fi
+if [ -x build/fuzz/fuzz-mailhints ]; then
+	export -f fuzz_regression
+	run_suite "fuzz/fuzz-mailhints regression" bash -c 'fuzz_regression "$@"' _ \
+	    "$root/build/fuzz/fuzz-mailhints" tests/fuzz/corpus-mailhints tests/data
+else
+	echo "  (build/fuzz/fuzz-mailhints not built: skipped)"
 fi
 
 echo "== $((SECONDS - start_all))s; logs in $logdir"
