@@ -73,12 +73,76 @@ filter_continue(const struct filter_ctx *fc, unsigned long no_reply_flag)
 
 /* ---- the store, shared by all connections ---- */
 
+/*
+ * What happens when the store fails (all of it under store_lock):
+ *  - cannot open (missing directory, corrupt or unreadable file, full disk):
+ *    retried every STORE_RETRY_SECONDS from the message that comes along;
+ *  - STORE_ERROR from an open handle (I/O error, full disk, corruption, the
+ *    file deleted or replaced under it, see store_check_file): the handle is
+ *    closed and the path reopened after STORE_RETRY_SECONDS, which
+ *    recreates a deleted database with its schema or takes the replaced one;
+ *  - STORE_BUSY (another process holds the write lock longer than
+ *    StoreTimeout): for STORE_RETRY_SECONDS afterwards messages do not wait
+ *    for the lock at all, so a database locked for minutes costs one message
+ *    every few seconds StoreTimeout, and the others nothing.
+ * Every message that finds the store unusable is delivered at once tagged
+ * "degraded" and spooled (milter_spool.c) for the worker to open its case.
+ * The trouble is logged at most once a minute with the number of degraded
+ * messages since the last report, and its end once, when a message is
+ * recorded again.
+ */
 static pthread_mutex_t	 store_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store	*store_handle;
 static char		*store_path;
 static long		 store_timeout_ms;
 static time_t		 store_next_retry;
-static time_t		 degraded_logged;
+static time_t		 store_busy_until;	/* no lock waits before this */
+
+/* The outage report, under its own lock: a message whose wait for
+ * store_lock timed out reports too. */
+static pthread_mutex_t	 degraded_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t		 degraded_logged;	/* last report */
+static time_t		 degraded_since;	/* start of the outage; 0: none */
+static unsigned long	 degraded_unreported;	/* messages since the last report */
+static unsigned long	 degraded_total;	/* messages in this outage */
+
+/* One degraded message (message != 0) or a failed open (message == 0). */
+static void
+milter_degraded_note(time_t now, int message, const char *why)
+{
+	pthread_mutex_lock(&degraded_lock);
+	if (degraded_since == 0)
+		degraded_since = now;
+	if (message) {
+		degraded_unreported++;
+		degraded_total++;
+	}
+	if (now - degraded_logged >= DEGRADED_LOG_SECONDS) {
+		degraded_logged = now;
+		log_warnx("case store %s unusable: %s; support mail is delivered tagged degraded "
+		    "and spooled for the worker (%lu degraded since the last report; logged "
+		    "once a minute)", store_path ? store_path : "-", why, degraded_unreported);
+		degraded_unreported = 0;
+	}
+	pthread_mutex_unlock(&degraded_lock);
+}
+
+/* A message was recorded: ends an outage, once. */
+static void
+milter_degraded_over(time_t now)
+{
+	pthread_mutex_lock(&degraded_lock);
+	if (degraded_since != 0) {
+		log_info("case store %s is back after %llds; %lu support messages were degraded "
+		    "meanwhile (the worker opens their cases from the spool)",
+		    store_path ? store_path : "-", (long long)(now - degraded_since), degraded_total);
+		degraded_since = 0;
+		degraded_total = 0;
+		degraded_unreported = 0;
+		degraded_logged = 0;	/* the next outage is reported at once */
+	}
+	pthread_mutex_unlock(&degraded_lock);
+}
 
 static void
 milter_store_try_open(time_t now)
@@ -90,11 +154,7 @@ milter_store_try_open(time_t now)
 	if (store_open(store_path, store_timeout_ms, &store_handle, err, sizeof(err)) != STORE_OK) {
 		store_handle = NULL;
 		store_next_retry = now + STORE_RETRY_SECONDS;
-		if (now - degraded_logged >= DEGRADED_LOG_SECONDS) {
-			degraded_logged = now;
-			log_warnx("case store %s unavailable (%s); support mail is tagged "
-			    "degraded until it is back", store_path, err);
-		}
+		milter_degraded_note(now, 0, err);
 	} else {
 		log_info("case store %s open", store_path);
 	}
@@ -124,9 +184,10 @@ milter_store_shutdown(void)
 }
 
 /*
- * Runs intake with the store locked.  The lock wait is bounded by the same
- * timeout as the database itself, so a wedged store delays a message by at
- * most StoreTimeout, never by the length of the queue behind it.
+ * Takes store_lock, waiting at most StoreTimeout: with the database's own
+ * busy wait (the same StoreTimeout) and the busy back-off above, a message
+ * waits for a wedged store at most about twice StoreTimeout, never for the
+ * length of the queue behind it.
  */
 static int
 filter_lock_store(void)
@@ -143,6 +204,32 @@ filter_lock_store(void)
 	return pthread_mutex_timedlock(&store_lock, &deadline) == 0;
 }
 
+/* With store_lock held: the handle to use now, or NULL (store missing, or
+ * locked by someone else a moment ago). */
+static struct store *
+filter_store_usable(time_t now)
+{
+	if (now < store_busy_until)
+		return NULL;
+	milter_store_try_open(now);
+	return store_handle;
+}
+
+/* With store_lock held: what a store verdict means for the handle. */
+static void
+filter_store_verdict(time_t now, enum store_rc rc)
+{
+	if (rc == STORE_BUSY) {
+		store_busy_until = now + STORE_RETRY_SECONDS;
+	} else if (rc == STORE_ERROR && store_handle != NULL) {
+		/* A broken handle (file deleted or replaced, I/O error, full
+		 * disk, corruption) is reopened rather than trusted again. */
+		store_close(store_handle);
+		store_handle = NULL;
+		store_next_retry = now + STORE_RETRY_SECONDS;
+	}
+}
+
 static void
 filter_intake(struct intake_input *in, struct intake_result *out)
 {
@@ -154,25 +241,23 @@ filter_intake(struct intake_input *in, struct intake_result *out)
 	if (!filter_lock_store()) {
 		in->store = NULL;
 		intake_record(in, out);
-		snprintf(out->error, sizeof(out->error), "store busy (waited %ldms)", store_timeout_ms);
+		snprintf(out->error, sizeof(out->error), "store busy (waited %ldms for another "
+		    "message)", store_timeout_ms);
+		milter_degraded_note(now, 1, out->error);
 		return;
 	}
-	milter_store_try_open(now);
-	in->store = store_handle;
+	in->store = filter_store_usable(now);
 	intake_record(in, out);
-	if (out->disposition == INTAKE_DEGRADED && store_handle != NULL &&
-	    out->store_rc == STORE_ERROR) {
-		/* A broken handle (file replaced, I/O error) is reopened
-		 * rather than trusted again. */
-		store_close(store_handle);
-		store_handle = NULL;
-		store_next_retry = now + STORE_RETRY_SECONDS;
-	}
-	if (out->disposition == INTAKE_DEGRADED && now - degraded_logged >= DEGRADED_LOG_SECONDS) {
-		degraded_logged = now;
-		log_warnx("support mail tagged degraded: %s (logged once a minute)", out->error);
-	}
+	if (in->store == NULL && now < store_busy_until)
+		snprintf(out->error, sizeof(out->error), "store busy (locked by another process; "
+		    "retried every %ds)", STORE_RETRY_SECONDS);
+	if (out->disposition == INTAKE_DEGRADED && in->store != NULL)
+		filter_store_verdict(now, out->store_rc);
 	pthread_mutex_unlock(&store_lock);
+	if (out->disposition == INTAKE_DEGRADED)
+		milter_degraded_note(now, 1, out->error);
+	else
+		milter_degraded_over(now);
 }
 
 /*
@@ -188,17 +273,57 @@ filter_outbound_seen(const char *message_id)
 {
 	enum store_rc rc;
 
+	time_t now = time(NULL);
+
 	if (!filter_lock_store())
 		return;
-	milter_store_try_open(time(NULL));
-	if (store_handle != NULL) {
+	if (filter_store_usable(now) != NULL) {
 		rc = store_outbox_relay_seen(store_handle, message_id);
 		if (rc == STORE_OK)
 			log_debug("outbox message <%s> entered the relay", message_id);
 		else if (rc != STORE_NOTFOUND)
 			log_warnx("outbox message <%s>: %s", message_id, store_strerror(rc));
+		filter_store_verdict(now, rc);
 	}
 	pthread_mutex_unlock(&store_lock);
+}
+
+/* ---- the spool: degraded support mail waits there for its case ---- */
+
+static pthread_mutex_t	 spool_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t		 spool_logged;
+
+/* Writes the message fc holds to SpoolDirectory; what happened goes to
+ * out (the file name, or "failed"). */
+static void
+filter_spool(struct filter_ctx *fc, const struct intake_input *in, char *out, size_t outlen)
+{
+	struct milter_spool_item it = {
+		.received = in->received,
+		.queue_id = in->queue_id,
+		.envelope_from = fc->envelope_from,
+		.support_address = fc->support_rcpt,
+		.truncated = fc->raw.truncated,
+		.raw = buf_str(&fc->raw),
+		.raw_len = fc->raw.len,
+	};
+	const char *dir = fc->snap->cfg->spool_directory;
+	time_t now = time(NULL);
+
+	int saved;
+
+	if (milter_spool_write(dir, &it, out, outlen) == 0)
+		return;
+	saved = errno;
+	snprintf(out, outlen, "failed");
+	pthread_mutex_lock(&spool_log_lock);
+	if (now - spool_logged >= DEGRADED_LOG_SECONDS) {
+		spool_logged = now;
+		errno = saved;
+		log_warn("cannot spool degraded support mail in %s; those messages get no case "
+		    "(logged once a minute)", dir);
+	}
+	pthread_mutex_unlock(&spool_log_lock);
 }
 
 /* ---- per-message state ---- */
@@ -426,7 +551,7 @@ filter_eom(SMFICTX *ctx)
 	struct intake_input in;
 	struct intake_result *res;
 	struct msg *m;
-	char value[160], due[64];
+	char value[160], due[64], spooled[160] = "";
 	char *reasons;
 	const char *queue_id;
 	int failures = 0;
@@ -464,6 +589,8 @@ filter_eom(SMFICTX *ctx)
 	in.queue_id = queue_id;
 	in.received = clock_now();
 	filter_intake(&in, res);
+	if (res->disposition == INTAKE_DEGRADED)
+		filter_spool(fc, &in, spooled, sizeof(spooled));
 
 	failures += filter_delete_forged(ctx, fc);
 	if (res->case_id > 0) {
@@ -499,7 +626,7 @@ filter_eom(SMFICTX *ctx)
 	char case_name[32] = "-";
 	if (res->case_id > 0)
 		snprintf(case_name, sizeof(case_name), "HG-%lld", res->case_id);
-	log_info("%s: case=%s urgency=%s tier=%s%s category=%s auto=%s %s%s%s "
+	log_info("%s: case=%s urgency=%s tier=%s%s category=%s auto=%s %s%s%s%s%s "
 	    "from=<%s> elapsed_us=%ld%s%s",
 	    *queue_id ? queue_id : "NOQUEUE", case_name,
 	    classify_urgency_name(res->cls.urgency), res->tier, res->watch ? "+watch" : "",
@@ -507,6 +634,8 @@ filter_eom(SMFICTX *ctx)
 	    intake_disposition_name(res->disposition),
 	    res->disposition == INTAKE_DEGRADED ? ": " : "",
 	    res->disposition == INTAKE_DEGRADED ? res->error : "",
+	    res->disposition == INTAKE_DEGRADED ? "; spool=" : "",
+	    res->disposition == INTAKE_DEGRADED ? spooled : "",
 	    res->client, elapsed_us(&fc->started),
 	    failures ? " header-changes-failed=" : "", failures ? "yes" : "");
 
@@ -533,8 +662,7 @@ filter_staff_reply(SMFICTX *ctx, struct filter_ctx *fc)
 	in.queue_id = queue_id ? queue_id : "";
 	in.received = clock_now();
 	if (filter_lock_store()) {
-		milter_store_try_open(time(NULL));
-		in.store = store_handle;
+		in.store = filter_store_usable(time(NULL));
 		case_id = intake_staff_reply(&in);
 		pthread_mutex_unlock(&store_lock);
 		if (case_id > 0)

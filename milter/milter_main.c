@@ -13,6 +13,7 @@
 #include "milter.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -152,6 +153,62 @@ set_listen_nodelay(void)
 	}
 }
 
+/* The path of a unix socket spec (unix:PATH, local:PATH or a bare /PATH);
+ * NULL for inet sockets. */
+static const char *
+socket_unix_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	if (spec[0] == '/')
+		return spec;
+	return NULL;
+}
+
+/*
+ * Opens the listening socket (as root, before privileges are dropped).  A
+ * unix socket gets exactly SocketMode (default 0660) and, with SocketGroup,
+ * that group: Postfix connects as its own user, so either SocketGroup names
+ * a group Postfix is in or SocketMode opens it to others.  The socket is
+ * created owner-only (umask 0177) and opened up afterwards, so it is never
+ * more open than configured, not even for a moment.
+ */
+static void
+socket_open(const char *spec, const struct config *cfg)
+{
+	const char *path = socket_unix_path(spec);
+	gid_t gid = (gid_t)-1;
+	mode_t old_umask;
+
+	if (path != NULL && cfg->socket_group != NULL) {
+		struct group *gr = getgrnam(cfg->socket_group);
+		char *end;
+		long n;
+
+		if (gr != NULL) {
+			gid = gr->gr_gid;
+		} else {
+			errno = 0;
+			n = strtol(cfg->socket_group, &end, 10);
+			if (errno || end == cfg->socket_group || *end || n < 0 || n > 0x7fffffffL)
+				fatalx("SocketGroup %s: no such group", cfg->socket_group);
+			gid = (gid_t)n;
+		}
+	}
+	old_umask = umask(0177);
+	if (smfi_opensocket(1) == MI_FAILURE)
+		fatalx("cannot listen on %s", spec);
+	umask(old_umask);
+	if (path == NULL)
+		return;
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0)
+		fatal("SocketGroup: chown %s to group %s", path, cfg->socket_group);
+	if (chmod(path, (mode_t)cfg->socket_mode) != 0)
+		fatal("SocketMode: chmod %s to %04o", path, (unsigned)cfg->socket_mode);
+}
+
 static void
 usage(FILE *fp)
 {
@@ -208,8 +265,8 @@ main(int argc, char **argv)
 	}
 	if (clock_set_timezone(cfg->timezone) != 0)
 		fatalx("Timezone %s is unknown", cfg->timezone);
-	if (log_init("helpgate-milter", foreground || !cfg->syslog, cfg->syslog_facility) != 0)
-		fatalx("SyslogFacility %s is unknown", cfg->syslog_facility);
+	if (log_init("helpgate-milter", foreground || !cfg->syslog, cfg->log_facility) != 0)
+		fatalx("LogFacility %s is unknown", cfg->log_facility);
 	log_set_level(cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	snapshot_current = snap;
 	/* main's own reference: cfg (Socket, PidFile, ...) stays valid until
@@ -222,12 +279,7 @@ main(int argc, char **argv)
 		fatalx("smfi_register failed");
 	if (smfi_setconn((char *)socket_spec) == MI_FAILURE)
 		fatalx("bad socket %s", socket_spec);
-	/* Postfix must be able to connect to a unix socket whatever user it
-	 * runs as; directory permissions are the place to restrict it. */
-	mode_t old_umask = umask(0111);
-	if (smfi_opensocket(1) == MI_FAILURE)
-		fatalx("cannot listen on %s", socket_spec);
-	umask(old_umask);
+	socket_open(socket_spec, cfg);
 	set_listen_nodelay();
 
 	if (!foreground)

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "diag.h"
+#include "diag_dns.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -21,6 +22,8 @@ enum config_type {
 	CT_SIZE, CT_DURATION_MS, CT_FACILITY, CT_TIMEZONE, CT_SLA, CT_LOGLEVEL,
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
 	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
+	CT_RESOLVER,
+	CT_MODE,
 };
 
 struct config_row {
@@ -47,11 +50,19 @@ static const struct config_row config_rows[] = {
 	{ "UserID",		CT_STRING,	 OFF(userid),		  NULL, 0, 0 },
 	{ "Syslog",		CT_BOOL,	 OFF(syslog),		  "yes", 0, 0 },
 	{ "SyslogFacility",	CT_FACILITY,	 OFF(syslog_facility),	  "mail", 0, 0 },
+	/* The same for both daemons; wins over SyslogFacility (default: it). */
+	{ "LogFacility",	CT_FACILITY,	 OFF(log_facility),	  NULL, 0, 0 },
 	{ "LogLevel",		CT_LOGLEVEL,	 OFF(log_debug),	  "info", 0, 0 },
 	{ "MaxBodyScan",	CT_SIZE,	 OFF(max_body_scan),	  "256K", 1024, 64LL << 20 },
 	{ "KeywordsDir",	CT_PATH,	 OFF(keywords_dir),	  "keywords", 0, 0 },
 	{ "TemplatesDir",	CT_PATH,	 OFF(templates_dir),	  "templates", 0, 0 },
 	{ "StoreTimeout",	CT_DURATION_MS,	 OFF(store_timeout_ms),	  "1s", 0, 600000 },
+	/* Support mail the store could not take waits here for the worker
+	 * (default: "spool" beside the Database). */
+	{ "SpoolDirectory",	CT_PATH,	 OFF(spool_directory),	  NULL, 0, 0 },
+	/* A unix milter socket gets exactly this mode (and group). */
+	{ "SocketMode",		CT_MODE,	 OFF(socket_mode),	  "0660", 0, 0777 },
+	{ "SocketGroup",	CT_STRING,	 OFF(socket_group),	  NULL, 0, 0 },
 	{ "SLA",		CT_SLA,		 0,			  NULL, 0, 0 },
 	{ "FromName",		CT_STRING,	 OFF(from_name),	  "Support", 0, 0 },
 	{ "EscalationAddress",	CT_ADDRESS,	 OFF(escalation_address), NULL, 0, 0 },
@@ -77,6 +88,13 @@ static const struct config_row config_rows[] = {
 	/* One line is the whole list: a DiagnosePorts line replaces the default
 	 * (and any earlier line). */
 	{ "DiagnosePorts",	CT_PORT_LIST,	 0,			  "587/starttls 465/tls 25/starttls 2525/starttls", 0, 0 },
+	/* ADDRESS[:PORT] of the one DNS server the diagnosis asks (tests run
+	 * their own); unset: the system's resolv.conf, still bounded. */
+	{ "DiagnoseResolver",	CT_RESOLVER,	 OFF(diagnose_resolver),  NULL, 0, 0 },
+	/* The worker's automatic diagnosis of new outgoing-mail cases. */
+	{ "DiagnoseConcurrency", CT_INT,	 OFF(diagnose_concurrency), "4", 1, 64 },
+	{ "DiagnosePerCustomerPerHour", CT_INT,	 OFF(diagnose_per_hour),  "6", 0, 10000 },
+	{ "DiagnoseTellClient",	CT_BOOL,	 OFF(diagnose_tell_client), "yes", 0, 0 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
@@ -1051,6 +1069,29 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		return config_add_cidrs(list, row->name, value, err, errlen);
 	case CT_PORT_LIST:
 		return config_set_ports(cfg, row->name, value, err, errlen);
+	case CT_RESOLVER:
+		if (!dg_dns_resolver_valid(value)) {
+			snprintf(err, errlen, "%s: \"%s\" is not ADDRESS[:PORT] (e.g. 127.0.0.1:5353, [::1]:53)",
+			    row->name, value);
+			return -1;
+		}
+		free(*str);
+		*str = xstrdup(value);
+		return 0;
+	case CT_MODE: {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(value, &end, 8);
+		if (errno || end == value || *end || v < row->min || v > row->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not an octal mode from %llo to %04llo "
+			    "(e.g. 0660)", row->name, value, row->min, row->max);
+			return -1;
+		}
+		*(int *)((char *)cfg + row->offset) = (int)v;
+		return 0;
+	}
 	}
 	return -1;
 }
@@ -1062,7 +1103,7 @@ config_free(struct config *cfg)
 		const struct config_row *row = &config_rows[i];
 		switch (row->type) {
 		case CT_STRING: case CT_PATH: case CT_URL: case CT_FACILITY: case CT_TIMEZONE:
-		case CT_ADDRESS:
+		case CT_ADDRESS: case CT_RESOLVER:
 			free(*(char **)((char *)cfg + row->offset));
 			break;
 		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST: case CT_CIDR_LIST:
@@ -1193,6 +1234,17 @@ config_load(const char *path, struct buf *errors)
 	if (config_finish_calendar(cfg, err, sizeof(err)) != 0) {
 		buf_printf(errors, "%s: %s\n", path, err);
 		bad++;
+	}
+	/* Defaults that follow other keys. */
+	if (cfg->log_facility == NULL)
+		cfg->log_facility = xstrdup(cfg->syslog_facility);
+	if (cfg->spool_directory == NULL) {
+		const char *slash = strrchr(cfg->database, '/');
+		size_t dirlen = slash == NULL ? 0 : (size_t)(slash - cfg->database) + 1;
+		size_t len = dirlen + sizeof("spool");
+
+		cfg->spool_directory = xmalloc(len);
+		snprintf(cfg->spool_directory, len, "%.*sspool", (int)dirlen, cfg->database);
 	}
 	if (!bad && cfg->support_addresses.count == 0) {
 		buf_printf(errors, "%s: no SupportAddress: nothing would be processed\n", path);

@@ -89,11 +89,15 @@ struct config {
 	char		*userid;		/* user[:group], may be NULL */
 	int		 syslog;		/* log to syslog (else stderr) */
 	char		*syslog_facility;
+	char		*log_facility;		/* LogFacility; defaults to SyslogFacility */
 	int		 log_debug;
 	size_t		 max_body_scan;		/* bytes of body inspected */
 	char		*keywords_dir;
 	char		*templates_dir;
 	long		 store_timeout_ms;	/* how long the milter waits for a locked store */
+	char		*spool_directory;	/* degraded support mail waits here for the worker */
+	int		 socket_mode;		/* SocketMode: mode of a unix milter socket */
+	char		*socket_group;		/* SocketGroup: its group; may be NULL */
 	/* the worker */
 	char		*from_name;		/* display name on mail helpgate sends */
 	char		*escalation_address;	/* new P1 cases are announced here; may be NULL */
@@ -127,6 +131,10 @@ struct config {
 	int		*diagnose_ports;	/* DiagnosePorts: PORT/SECURITY pairs, in order */
 	enum diag_security *diagnose_security;	/* ... the SECURITY of each port */
 	size_t		 diagnose_port_count;
+	char		*diagnose_resolver;	/* DiagnoseResolver ADDRESS[:PORT]; NULL: resolv.conf */
+	long		 diagnose_concurrency;	/* DiagnoseConcurrency: the worker's probe threads */
+	long		 diagnose_per_hour;	/* DiagnosePerCustomerPerHour: automatic runs */
+	int		 diagnose_tell_client;	/* DiagnoseTellClient: send the client a working setting */
 	int		 refcount;
 };
 

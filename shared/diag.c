@@ -361,6 +361,7 @@ diag_report_free(struct diag_report *r)
 	free(r->tls.version);
 	free(r->tls.subject);
 	free(r->tls.issuer);
+	free(r->sent_folder);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -394,6 +395,16 @@ diag_report_json(const struct diag_report *r, struct buf *out)
 		json_object_end(out);
 	} else
 		json_kv_null(out, "tls");
+	if (r->protocol && !strcmp(r->protocol, "imap")) {
+		if (r->sent_folder_found < 0)
+			json_kv_null(out, "sent_folder_found");
+		else
+			json_kv_bool(out, "sent_folder_found", r->sent_folder_found);
+		if (r->sent_folder)
+			json_kv_string(out, "sent_folder", r->sent_folder);
+		else
+			json_kv_null(out, "sent_folder");
+	}
 	json_key(out, "steps");
 	json_array_begin(out);
 	for (i = 0; i < r->step_count; i++) {
@@ -433,6 +444,9 @@ diag_report_text(const struct diag_report *r, struct buf *out)
 		    r->tls.issuer ? r->tls.issuer : "?", r->tls.days_to_expiry,
 		    r->tls.trusted ? "" : ", NOT trusted",
 		    r->tls.hostname_ok ? "" : ", host name does NOT match");
+	if (r->protocol && !strcmp(r->protocol, "imap") && r->sent_folder_found >= 0)
+		buf_printf(out, "  Sent folder: %s\n", r->sent_folder_found && r->sent_folder ?
+		    r->sent_folder : "none found");
 	buf_printf(out, "verdict: %s\n", diag_verdict_name(r->verdict));
 	if (r->hint)
 		buf_printf(out, "cause: %s\n", r->hint);

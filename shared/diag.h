@@ -35,8 +35,8 @@
  * that cert_untrusted, cert_expired and cert_hostname_mismatch stay apart
  * (expired wins when several apply, then untrusted, then the name).
  *
- * Not bounded yet: getaddrinfo() has no timeout; the DiagnoseResolver that
- * is planned will bring one.
+ * DNS: c-ares (diag_dns.h), bounded by the step like every other wait;
+ * resolver is DiagnoseResolver "ADDRESS[:PORT]" or NULL for resolv.conf.
  *
  * An address refused by the allow list gives DIAG_PROTOCOL_ERROR with a
  * step "address not allowed" and report->not_allowed set: the issue's
@@ -118,7 +118,7 @@ struct diag_tls {
 
 /* Everything in a report is owned by it; free with diag_report_free(). */
 struct diag_report {
-	const char		*protocol;	/* "smtp" (static) */
+	const char		*protocol;	/* "smtp" or "imap" (static) */
 	enum diag_verdict	 verdict;
 	char			*advice;	/* one sentence for the client; may be NULL */
 	char			*hint;		/* provider case for auth_failed, e.g.
@@ -128,6 +128,10 @@ struct diag_report {
 	struct diag_step	*steps;
 	size_t			 step_count;
 	struct diag_tls		 tls;
+	/* imap: 1 a Sent folder exists (\Sent or a known name), 0 none (a
+	 * finding, not a verdict), -1 not checked (no login) */
+	int			 sent_folder_found;
+	char			*sent_folder;	/* its name, UTF-8; may be NULL */
 };
 
 const char *diag_verdict_name(enum diag_verdict v);
@@ -192,7 +196,9 @@ void	diag_alternative_json(const struct diag_alternative *alt, struct buf *out);
 void	diag_alternative_free(struct diag_alternative *alt);
 
 /* {"protocol":..,"verdict":..,"advice":..,"hint":..,"duration_ms":..,
- *  "tls":{..}|null,"steps":[{"name","ok","duration_ms","detail"}]} */
+ *  "tls":{..}|null,"steps":[{"name","ok","duration_ms","detail"}]}; an
+ *  imap report also has "sent_folder_found" (true/false/null) and
+ *  "sent_folder" (name or null) before "steps". */
 void	diag_report_json(const struct diag_report *r, struct buf *out);
 /* A terminal check list: "✓ connect 127.0.0.1:587 (3 ms)", "✗ AUTH PLAIN:
  * 535 5.7.8 ... (12 ms)", then the verdict and the advice. */

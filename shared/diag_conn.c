@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "diag_dns.h"
 #include "diag_int.h"
 #include "xalloc.h"
 
@@ -49,11 +50,13 @@ dg_step_deadline(const struct conn *c)
 	return d < c->deadline ? d : c->deadline;
 }
 
-/* poll one fd until deadline; 1 ready, 0 timeout, -1 error. */
+_Thread_local int dg_cancel_fd = -1;
+
+/* poll one fd until deadline; 1 ready, 0 timeout (or cancelled), -1 error. */
 int
 dg_wait_fd(int fd, short events, long long deadline)
 {
-	struct pollfd p;
+	struct pollfd p[2];
 	long long left;
 	int n;
 
@@ -61,14 +64,19 @@ dg_wait_fd(int fd, short events, long long deadline)
 		left = deadline - dg_now_ms();
 		if (left <= 0)
 			return 0;
-		p.fd = fd;
-		p.events = events;
-		p.revents = 0;
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		p[0].fd = fd;
+		p[0].events = events;
+		p[0].revents = 0;
+		p[1].fd = dg_cancel_fd;	/* poll ignores a negative fd */
+		p[1].events = POLLIN;
+		p[1].revents = 0;
+		n = poll(p, 2, left > 60000 ? 60000 : (int)left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
+		if (p[1].revents)
+			return 0;
 		if (n > 0)
 			return 1;
 	}
@@ -452,15 +460,15 @@ dg_b64(const unsigned char *in, size_t len)
 }
 
 static int
-tcp_connect(const struct addrinfo *ai, long long deadline, int *fdp)
+tcp_connect(const struct dg_addr *a, long long deadline, int *fdp)
 {
 	int fd, err = 0, w;
 	socklen_t el = sizeof(err);
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return errno;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+	if (connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0) {
 		*fdp = fd;
 		return 0;
 	}
@@ -502,33 +510,30 @@ addr_string(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
 enum diag_verdict
 dg_connect(const struct diag_target *t, struct diag_report *r, struct conn *c)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	char port[16], addr[INET6_ADDRSTRLEN + 48];
+	struct dg_addr *res = NULL, *ai;
+	size_t count = 0, i;
+	char addr[INET6_ADDRSTRLEN + 48];
 	long long st;
-	int rc, any_timeout = 0, any_tried = 0, any_refused = 0;
+	int any_timeout = 0, any_tried = 0, any_refused = 0;
+	enum dg_dns_rc rc;
 	struct buf addrs;
 
-	/* resolve (getaddrinfo has no timeout; DiagnoseResolver comes later) */
+	/* resolve: c-ares, bounded by the step (DiagnoseResolver or resolv.conf) */
 	st = dg_now_ms();
-	snprintf(port, sizeof(port), "%d", t->port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
-	rc = getaddrinfo(t->host, port, &hints, &res);
-	if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
-		hints.ai_flags = 0;	/* e.g. only ::1 configured: try without */
-		rc = getaddrinfo(t->host, port, &hints, &res);
-	}
-	if (rc != 0) {
-		dg_step_add(r, st, 0, gai_strerror(rc), "resolve %s", t->host);
-		dg_finish(r, DIAG_DNS_NOT_FOUND,
-		    "The server name does not resolve: check the spelling of the outgoing server in the mail client.");
+	buf_init(&addrs, 1024);
+	rc = dg_dns_addrs(t->host, t->port, t->resolver, dg_step_deadline(c), &res, &count, &addrs);
+	if (rc != DG_DNS_OK) {
+		dg_step_add(r, st, 0, addrs.len ? buf_str(&addrs) : dg_dns_rc_name(rc), "resolve %s", t->host);
+		buf_free(&addrs);
+		dg_finish(r, DIAG_DNS_NOT_FOUND, rc == DG_DNS_NOT_FOUND ?
+		    "The server name does not resolve: check the spelling of the outgoing server in the mail client." :
+		    "The server name could not be resolved (the DNS did not answer): check the name and the network's DNS, then try again.");
 		return r->verdict;
 	}
-	buf_init(&addrs, 1024);
-	for (ai = res; ai; ai = ai->ai_next) {
-		addr_string(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr));
+	buf_reset(&addrs);
+	for (i = 0; i < count; i++) {
+		ai = &res[i];
+		addr_string((const struct sockaddr *)&ai->sa, ai->len, addr, sizeof(addr));
 		if (addrs.len)
 			buf_append_str(&addrs, " ");
 		buf_append_str(&addrs, addr);
@@ -536,11 +541,12 @@ dg_connect(const struct diag_target *t, struct diag_report *r, struct conn *c)
 	dg_step_add(r, st, 1, buf_str(&addrs), "resolve %s", t->host);
 	buf_free(&addrs);
 
-	for (ai = res; ai; ai = ai->ai_next) {
+	for (i = 0; i < count; i++) {
 		int err, fd = -1;
 
-		addr_string(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr));
-		if (!diag_addr_allowed(ai->ai_addr, t->allow, t->allow_count)) {
+		ai = &res[i];
+		addr_string((const struct sockaddr *)&ai->sa, ai->len, addr, sizeof(addr));
+		if (!diag_addr_allowed((const struct sockaddr *)&ai->sa, t->allow, t->allow_count)) {
 			dg_step_add(r, 0, 0, "address not allowed (loopback, private, link-local, multicast or reserved; see ProbeAllow)",
 			    "connect %s", addr);
 			continue;
@@ -566,7 +572,7 @@ dg_connect(const struct diag_target *t, struct diag_report *r, struct conn *c)
 		c->fd = fd;
 		break;
 	}
-	freeaddrinfo(res);
+	free(res);
 	if (c->fd < 0) {
 		if (!any_tried) {
 			r->not_allowed = 1;

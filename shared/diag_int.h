@@ -56,6 +56,10 @@ void	dg_conn_init(struct conn *c, const struct diag_target *t, long long start);
 long long dg_step_deadline(const struct conn *c);
 /* poll one fd until deadline; 1 ready, 0 timeout, -1 error. */
 int	dg_wait_fd(int fd, short events, long long deadline);
+/* When >= 0, every wait of this thread (dg_wait_fd, the resolver) also
+ * ends, as a timeout, once this fd is readable: diag_alt.c stops the
+ * probes it no longer needs this way.  -1 by default. */
+extern _Thread_local int dg_cancel_fd;
 /* Writes all of data; 0 ok, -1 error or timeout. */
 int	dg_conn_write(struct conn *c, const char *data, size_t len, long long deadline);
 /* Reads some bytes into c->rbuf; 1 got data, 0 timeout, -1 closed/error. */

@@ -240,4 +240,121 @@ enum store_rc store_pause_add(struct store *s, long long case_id, long long star
 enum store_rc store_pause_list(struct store *s, long long case_id,
     int (*cb)(long long start, long long end, void *arg), void *arg);
 
+/* ---- stats: counts for helpgatectl stats ----
+ * Every count is over rows at or after `since` (Unix seconds; 0: all),
+ * except the outbox backlog, which is the state now.  Names in the lists
+ * are NUL-terminated and cut to their field; the lists are ordered by
+ * count, largest first, then by name, and owned by the record
+ * (store_stats_clear frees them). */
+struct store_count {
+	char		name[64];
+	long long	n;
+};
+
+struct store_stats {
+	long long		 messages;	/* client messages ("in") the milter tagged */
+	long long		 urgency[5];	/* ... by their own urgency, [1]..[4] */
+	struct store_count	*category;	/* ... by category */
+	size_t			 ncategory;
+	int			 degraded_known;	/* the schema marks degraded mail */
+	long long		 degraded;	/* messages replayed from the degraded spool */
+	struct store_count	*ack_state;	/* acknowledgements by outbox state
+						 * ("sent", "pending", "sending", "failed") */
+	size_t			 nack_state;
+	struct store_count	*ack_skip;	/* "skip:<reason>" decisions by reason */
+	size_t			 nack_skip;
+	struct store_count	*verdict;	/* diagnoses that ran, by verdict */
+	size_t			 nverdict;
+	struct store_count	*diag_skip;	/* diagnoses skipped, by reason */
+	size_t			 ndiag_skip;
+	long long		 outbox_queued;	/* waiting for a first try, or being sent */
+	long long		 outbox_deferred;	/* tried, failed temporarily, will retry */
+	long long		 outbox_failed;	/* given up (created at or after since) */
+	long long		 outbox_oldest;	/* created of the oldest waiting row; 0 none */
+};
+
+/* Fills *out (cleared first; clear it with store_stats_clear even on error). */
+enum store_rc store_stats(struct store *s, long long since, struct store_stats *out);
+void	store_stats_clear(struct store_stats *st);
+
+/* ---- the mail-settings diagnosis (issue 5): schema v4 ---- */
+
+/* A customer's mail client settings, kept beside the customer record (same
+ * address key) so that `customer add` never loses them.  The password is
+ * never stored: only the path of a 0600 file holding it.  port 0 / host ""
+ * means "not set". */
+struct customer_mail {
+	char		address[320];	/* the customer key: "user@x" or "@x" */
+	char		smtp_host[256];
+	int		smtp_port;
+	char		smtp_security[16];	/* "tls", "starttls", "none" */
+	char		smtp_user[320];
+	char		smtp_password_file[1024];
+	char		imap_host[256];
+	int		imap_port;
+	char		imap_security[16];
+	char		imap_user[320];
+	char		imap_password_file[1024];
+	long long	updated;
+};
+
+/* Inserts or replaces the settings of c->address (normalised). */
+enum store_rc store_customer_mail_put(struct store *s, const struct customer_mail *c);
+/* Exact address first, then "@domain"; STORE_NOTFOUND if neither. */
+enum store_rc store_customer_mail_lookup(struct store *s, const char *address,
+    struct customer_mail *out);
+/* STORE_NOTFOUND when there were none.  (Removing the customer removes them too.) */
+enum store_rc store_customer_mail_remove(struct store *s, const char *address);
+
+/* One diagnosis of a case (one row per protocol), or a recorded skip. */
+struct diagnosis_rec {
+	long long	id;
+	long long	case_id;
+	char		customer[320];	/* rate-limit key: the customer record, else the client */
+	char		client[320];	/* the sender */
+	long long	created;
+	char		protocol[8];	/* "smtp", "imap" */
+	char		host[256];
+	int		port;
+	char		security[16];
+	char		source[32];	/* "customer record", "client's message", "sender domain" */
+	char		skipped[64];	/* why it did not run ("" = it ran) */
+	char		verdict[32];
+	char		hint[256];
+	char		alt_host[256];	/* "" = no working alternative */
+	int		alt_port;
+	char		alt_security[16];
+	int		alt_verified;
+	char		provider[256];	/* incident key: the SMTP host's domain */
+	long long	incident;	/* id of the first diagnosis of the incident; 0 = none */
+	char		client_note[32];	/* "", "ack", "follow-up", "no:<why>" */
+	long		duration_ms;
+	char	       *report_json;	/* heap, owned (diagnosis_rec_clear); may be NULL */
+	char	       *report_text;
+};
+
+void	diagnosis_rec_clear(struct diagnosis_rec *d);
+/* Adds d (d->id set).  STORE_EXISTS when the case already has one for
+ * this protocol. */
+enum store_rc store_diagnosis_add(struct store *s, struct diagnosis_rec *d);
+/* A case's diagnoses, oldest first, reports loaded. */
+enum store_rc store_diagnosis_list(struct store *s, long long case_id,
+    int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg);
+/* Cases in category outgoing-mail with id > after and no diagnosis row
+ * yet, oldest first, at most limit: a walk of a partial index, so a pass
+ * with nothing new costs one probe. */
+enum store_rc store_diagnosis_pending(struct store *s, long long after, int limit,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg);
+/* Diagnoses that ran for this customer key at or after since. */
+enum store_rc store_diagnosis_count_since(struct store *s, const char *customer,
+    long long since, int *count);
+/* Diagnoses that ran with this provider and verdict at or after since,
+ * oldest first (reports not loaded). */
+enum store_rc store_diagnosis_similar(struct store *s, const char *provider, const char *verdict,
+    long long since, int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg);
+enum store_rc store_diagnosis_set_incident(struct store *s, long long id, long long incident);
+enum store_rc store_diagnosis_set_client_note(struct store *s, long long id, const char *note);
+/* One stored message by its row id. */
+enum store_rc store_message_get(struct store *s, long long id, struct message_rec *out);
+
 #endif

@@ -32,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -156,6 +158,67 @@ static const char store_schema_v3[] =
 	");"
 	"CREATE INDEX pauses_case ON pauses (case_id);";
 
+/* v4: the mail-settings diagnosis (issue 5).  customer_mail holds a
+ * customer's mail client settings beside the customer row (a separate table:
+ * store_customer_put's INSERT OR REPLACE would wipe extra columns); removing
+ * the customer removes them (a REPLACE does not fire the trigger).  One
+ * diagnoses row per case and protocol, a skip included, so "not diagnosed
+ * yet" is a NOT EXISTS probe; outgoing-mail cases that predate the worker's
+ * diagnosis are marked skipped, as v2 did for acknowledgements. */
+static const char store_schema_v4[] =
+	"CREATE TABLE customer_mail ("
+	"  address            TEXT PRIMARY KEY,"
+	"  smtp_host          TEXT NOT NULL DEFAULT '',"
+	"  smtp_port          INTEGER NOT NULL DEFAULT 0,"
+	"  smtp_security      TEXT NOT NULL DEFAULT '',"
+	"  smtp_user          TEXT NOT NULL DEFAULT '',"
+	"  smtp_password_file TEXT NOT NULL DEFAULT '',"
+	"  imap_host          TEXT NOT NULL DEFAULT '',"
+	"  imap_port          INTEGER NOT NULL DEFAULT 0,"
+	"  imap_security      TEXT NOT NULL DEFAULT '',"
+	"  imap_user          TEXT NOT NULL DEFAULT '',"
+	"  imap_password_file TEXT NOT NULL DEFAULT '',"
+	"  updated            INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE TRIGGER customer_mail_follows AFTER DELETE ON customers BEGIN"
+	"  DELETE FROM customer_mail WHERE address = old.address;"
+	"END;"
+	"CREATE TABLE diagnoses ("
+	"  id           INTEGER PRIMARY KEY,"
+	"  case_id      INTEGER NOT NULL REFERENCES cases (id),"
+	"  customer     TEXT NOT NULL DEFAULT '',"
+	"  client       TEXT NOT NULL DEFAULT '',"
+	"  created      INTEGER NOT NULL,"
+	"  protocol     TEXT NOT NULL DEFAULT 'smtp',"
+	"  host         TEXT NOT NULL DEFAULT '',"
+	"  port         INTEGER NOT NULL DEFAULT 0,"
+	"  security     TEXT NOT NULL DEFAULT '',"
+	"  source       TEXT NOT NULL DEFAULT '',"
+	"  skipped      TEXT NOT NULL DEFAULT '',"
+	"  verdict      TEXT NOT NULL DEFAULT '',"
+	"  hint         TEXT NOT NULL DEFAULT '',"
+	"  alt_host     TEXT NOT NULL DEFAULT '',"
+	"  alt_port     INTEGER NOT NULL DEFAULT 0,"
+	"  alt_security TEXT NOT NULL DEFAULT '',"
+	"  alt_verified INTEGER NOT NULL DEFAULT 0,"
+	"  provider     TEXT NOT NULL DEFAULT '',"
+	"  incident     INTEGER NOT NULL DEFAULT 0,"
+	"  client_note  TEXT NOT NULL DEFAULT '',"
+	"  duration_ms  INTEGER NOT NULL DEFAULT 0,"
+	"  report_json  TEXT NOT NULL DEFAULT '',"
+	"  report_text  TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE UNIQUE INDEX diagnoses_case ON diagnoses (case_id, protocol);"
+	/* the last hour of one customer (DiagnosePerCustomerPerHour) */
+	"CREATE INDEX diagnoses_customer_recent ON diagnoses (customer, created)"
+	"  WHERE skipped = '';"
+	/* the same provider failing the same way within an hour (incidents) */
+	"CREATE INDEX diagnoses_provider_verdict ON diagnoses (provider, verdict, created)"
+	"  WHERE skipped = '';"
+	"CREATE INDEX cases_outgoing ON cases (id) WHERE category = 'outgoing-mail';"
+	"INSERT INTO diagnoses (case_id, created, protocol, skipped)"
+	"  SELECT id, 0, 'smtp', 'predates-diagnosis' FROM cases WHERE category = 'outgoing-mail';";
+
 static const struct {
 	int		 version;
 	const char	*sql;
@@ -163,6 +226,7 @@ static const struct {
 	{ 1, store_schema_v1 },
 	{ 2, store_schema_v2 },
 	{ 3, store_schema_v3 },
+	{ 4, store_schema_v4 },
 };
 
 #define STORE_SCHEMA_VERSION \
@@ -180,6 +244,12 @@ static const struct {
 			"refs, ack"
 #define OUTBOX_COLS	"id, case_id, kind, recipient, envelope_from, message_id, state, " \
 			"attempts, next_attempt, created, sent_at, relay_seen, last_error"
+#define CUSTOMER_MAIL_COLS "address, smtp_host, smtp_port, smtp_security, smtp_user, " \
+			"smtp_password_file, imap_host, imap_port, imap_security, imap_user, " \
+			"imap_password_file, updated"
+#define DIAGNOSIS_COLS	"id, case_id, customer, client, created, protocol, host, port, security, " \
+			"source, skipped, verdict, hint, alt_host, alt_port, alt_security, " \
+			"alt_verified, provider, incident, client_note, duration_ms"
 
 enum store_stmt_id {
 	ST_BEGIN,
@@ -222,6 +292,18 @@ enum store_stmt_id {
 	ST_EVENT_GET,
 	ST_EVENT_CANCEL_PENDING,
 	ST_EVENT_REARM,
+	/* v4: the diagnosis */
+	ST_CUSTOMER_MAIL_PUT,
+	ST_CUSTOMER_MAIL_GET,
+	ST_CUSTOMER_MAIL_REMOVE,
+	ST_DIAGNOSIS_ADD,
+	ST_DIAGNOSIS_LIST,
+	ST_DIAGNOSIS_PENDING,
+	ST_DIAGNOSIS_COUNT_SINCE,
+	ST_DIAGNOSIS_SIMILAR,
+	ST_DIAGNOSIS_SET_INCIDENT,
+	ST_DIAGNOSIS_SET_NOTE,
+	ST_MESSAGE_GET,
 	ST_COUNT
 };
 
@@ -322,12 +404,46 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_OUTBOX_LIST] =
 	    "SELECT " OUTBOX_COLS " FROM outbox WHERE ?1 = 0 OR case_id = ?1"
 	    " ORDER BY id DESC LIMIT ?2",
+	/* ---- v4: the diagnosis ---- */
+	[ST_CUSTOMER_MAIL_PUT] =
+	    "INSERT OR REPLACE INTO customer_mail (" CUSTOMER_MAIL_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_CUSTOMER_MAIL_GET] =
+	    "SELECT " CUSTOMER_MAIL_COLS " FROM customer_mail WHERE address = ?1",
+	[ST_CUSTOMER_MAIL_REMOVE] = "DELETE FROM customer_mail WHERE address = ?1",
+	[ST_DIAGNOSIS_ADD] =
+	    "INSERT INTO diagnoses (case_id, customer, client, created, protocol, host, port,"
+	    " security, source, skipped, verdict, hint, alt_host, alt_port, alt_security,"
+	    " alt_verified, provider, incident, client_note, duration_ms, report_json, report_text)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	    " ?17, ?18, ?19, ?20, ?21, ?22)",
+	[ST_DIAGNOSIS_LIST] =
+	    "SELECT " DIAGNOSIS_COLS ", report_json, report_text FROM diagnoses"
+	    " WHERE case_id = ?1 ORDER BY id",
+	/* The category term matches cases_outgoing, so this walks that
+	 * partial index from ?1 on and probes diagnoses_case per case. */
+	[ST_DIAGNOSIS_PENDING] =
+	    "SELECT " CASE_COLS " FROM cases WHERE category = 'outgoing-mail' AND id > ?1"
+	    " AND NOT EXISTS (SELECT 1 FROM diagnoses WHERE diagnoses.case_id = cases.id)"
+	    " ORDER BY id LIMIT ?2",
+	[ST_DIAGNOSIS_COUNT_SINCE] =
+	    "SELECT count(*) FROM diagnoses WHERE customer = ?1 AND created >= ?2"
+	    " AND skipped = ''",
+	[ST_DIAGNOSIS_SIMILAR] =
+	    "SELECT " DIAGNOSIS_COLS " FROM diagnoses WHERE provider = ?1 AND verdict = ?2"
+	    " AND created >= ?3 AND skipped = '' ORDER BY created, id",
+	[ST_DIAGNOSIS_SET_INCIDENT] = "UPDATE diagnoses SET incident = ?2 WHERE id = ?1",
+	[ST_DIAGNOSIS_SET_NOTE] = "UPDATE diagnoses SET client_note = ?2 WHERE id = ?1",
+	[ST_MESSAGE_GET] = "SELECT " MESSAGE_COLS " FROM messages WHERE id = ?1",
 };
 
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[ST_COUNT];
 	char		 errmsg[512];
+	time_t		 file_checked;	/* last store_check_file() */
+	int		 broken;	/* the file went away or lost its header: only
+					 * rollback and close are left (see store_check_file) */
 };
 
 const char *
@@ -371,6 +487,66 @@ store_fail(struct store *s, int rc)
 	}
 }
 
+/*
+ * Is the file at the database's path still the database this handle writes
+ * to, and does it still look like one?  SQLite keeps writing to a database
+ * file that was deleted (or renamed away) under an open handle: everything
+ * written afterwards vanishes with the last close, and a process that opens
+ * the path later sees another database.  And a handle whose pages are cached
+ * does not notice that the file's header was overwritten until much later.
+ * Both are checked here: the inode (SQLITE_FCNTL_HAS_MOVED: the path is gone
+ * or names another file) and the 16-byte magic at the start of the file,
+ * read through SQLite's own descriptor.
+ * A handle found broken stays broken (0 from here only after reopening):
+ * the caller is told STORE_ERROR and is expected to close and reopen it,
+ * which recreates a deleted database (see store_open).  force: check now;
+ * else at most once a second (a stat and a 16-byte pread).  Returns 0 when
+ * the file is fine, -1 (errmsg set) when not.
+ */
+static int
+store_check_file(struct store *s, int force)
+{
+	static const char magic[16] = "SQLite format 3";	/* with its NUL */
+	const char *path;
+	sqlite3_file *file = NULL;
+	char head[16];
+	time_t now;
+	int moved = 0, rc;
+
+	if (s->broken)
+		return -1;
+	now = time(NULL);
+	if (!force && now == s->file_checked)
+		return 0;
+	s->file_checked = now;
+	path = sqlite3_db_filename(s->db, "main");
+	if (path == NULL || *path == '\0')
+		return 0;		/* :memory: or a temporary database */
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+	    moved) {
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s was deleted or replaced while open", path);
+		s->broken = 1;
+		return -1;
+	}
+	/* Read through SQLite's own descriptor: opening and closing another
+	 * one on the file would drop every POSIX lock this process holds on
+	 * it (fcntl locks belong to the process and the inode). */
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+	    file == NULL || file->pMethods == NULL)
+		return 0;
+	memset(head, 0, sizeof(head));
+	rc = file->pMethods->xRead(file, head, (int)sizeof(head), 0);
+	if (rc == SQLITE_IOERR_SHORT_READ && head[0] == '\0')
+		return 0;	/* an empty file: created a moment ago, not written yet */
+	if (rc != SQLITE_OK || memcmp(head, magic, sizeof(magic)) != 0) {
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s: the file header is not an SQLite "
+		    "header (file corrupt or overwritten)", path);
+		s->broken = 1;
+		return -1;
+	}
+	return 0;
+}
+
 /* The cached statement id, prepared on first use; NULL (error recorded) if
  * it cannot be prepared. */
 static sqlite3_stmt *
@@ -378,6 +554,10 @@ store_stmt(struct store *s, enum store_stmt_id id)
 {
 	int rc;
 
+	/* ROLLBACK and COMMIT are never refused: a transaction must be able
+	 * to end on a handle that has just been found broken. */
+	if (id != ST_ROLLBACK && id != ST_COMMIT && store_check_file(s, 0) != 0)
+		return NULL;
 	if (s->stmt[id] != NULL)
 		return s->stmt[id];
 	rc = sqlite3_prepare_v3(s->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -751,6 +931,32 @@ too_new:
 	return STORE_ERROR;
 }
 
+/*
+ * A database file deleted while a process had it open leaves its -wal and
+ * -shm files behind at the path, and a process still holding the old
+ * database keeps using them.  A new database created at the path must not
+ * inherit them: SQLite would read the old wal-index (another database's
+ * pages) into it.  So whoever creates the file (O_EXCL: one process wins)
+ * removes them first.  Processes still on the old database keep their open
+ * copies and notice the deletion on their next statement (store_check_file).
+ */
+static void
+store_clear_stale(const char *path)
+{
+	char side[4096];
+	int fd;
+
+	if (strcmp(path, ":memory:") == 0 || access(path, F_OK) == 0 || errno != ENOENT)
+		return;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1)
+		return;		/* another process created it; sqlite reports the rest */
+	close(fd);
+	if (snprintf(side, sizeof(side), "%s-wal", path) < (int)sizeof(side))
+		(void)unlink(side);
+	if (snprintf(side, sizeof(side), "%s-shm", path) < (int)sizeof(side))
+		(void)unlink(side);
+}
+
 enum store_rc
 store_open(const char *path, long timeout_ms, struct store **out, char *errbuf,
     size_t errlen)
@@ -770,6 +976,7 @@ store_open(const char *path, long timeout_ms, struct store **out, char *errbuf,
 	if (store_check_dir(path, errbuf, errlen) != 0)
 		return STORE_ERROR;
 
+	store_clear_stale(path);
 	s = xcalloc(1, sizeof(*s));
 	rc = sqlite3_open_v2(path, &s->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -848,9 +1055,13 @@ store_simple(struct store *s, enum store_stmt_id id)
 	return store_exec_stmt(s, st, SQLITE_OK, NULL);
 }
 
+/* Every transaction starts with a look at the file (store_check_file):
+ * nothing is written into a database that was deleted under the handle. */
 enum store_rc
 store_begin(struct store *s)
 {
+	if (store_check_file(s, 1) != 0)
+		return STORE_ERROR;
 	return store_simple(s, ST_BEGIN);
 }
 
@@ -1604,4 +1815,471 @@ store_event_rearm(struct store *s, long long case_id, const char *note, long lon
 	bind_text(st, 2, note, 127, &rc);
 	bind_int(st, 3, now, &rc);
 	return store_exec_stmt(s, st, rc, NULL);
+}
+
+/* ==== v4: customer mail settings and diagnoses (store.h) ==== */
+
+static void
+store_row_customer_mail(sqlite3_stmt *st, struct customer_mail *c)
+{
+	COPY_FIELD(c->address, st, 0);
+	COPY_FIELD(c->smtp_host, st, 1);
+	c->smtp_port = sqlite3_column_int(st, 2);
+	COPY_FIELD(c->smtp_security, st, 3);
+	COPY_FIELD(c->smtp_user, st, 4);
+	COPY_FIELD(c->smtp_password_file, st, 5);
+	COPY_FIELD(c->imap_host, st, 6);
+	c->imap_port = sqlite3_column_int(st, 7);
+	COPY_FIELD(c->imap_security, st, 8);
+	COPY_FIELD(c->imap_user, st, 9);
+	COPY_FIELD(c->imap_password_file, st, 10);
+	c->updated = sqlite3_column_int64(st, 11);
+}
+
+STORE_ONE(store_one_customer_mail, struct customer_mail, store_row_customer_mail)
+STORE_ONE(store_one_message, struct message_rec, store_row_message)
+
+enum store_rc
+store_customer_mail_put(struct store *s, const struct customer_mail *c)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_MAIL_PUT);
+	char key[sizeof(c->address) + 1];
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	snprintf(key, sizeof(key), "%.*s", (int)strnlen(c->address, sizeof(c->address)),
+	    c->address);
+	config_normalize_address(key);
+	BIND_FIELD(st, 1, key, &rc);
+	BIND_FIELD(st, 2, c->smtp_host, &rc);
+	bind_int(st, 3, c->smtp_port, &rc);
+	BIND_FIELD(st, 4, c->smtp_security, &rc);
+	BIND_FIELD(st, 5, c->smtp_user, &rc);
+	BIND_FIELD(st, 6, c->smtp_password_file, &rc);
+	BIND_FIELD(st, 7, c->imap_host, &rc);
+	bind_int(st, 8, c->imap_port, &rc);
+	BIND_FIELD(st, 9, c->imap_security, &rc);
+	BIND_FIELD(st, 10, c->imap_user, &rc);
+	BIND_FIELD(st, 11, c->imap_password_file, &rc);
+	bind_int(st, 12, c->updated, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
+}
+
+enum store_rc
+store_customer_mail_lookup(struct store *s, const char *address, struct customer_mail *out)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_MAIL_GET);
+	char key[sizeof(out->address) + 1];
+	const char *at;
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	store_address_key(address, key, sizeof(key));
+	bind_text(st, 1, key, sizeof(key), &rc);
+	ret = store_one_customer_mail(s, st, rc, out);
+	if (ret == STORE_NOTFOUND && (at = strrchr(key, '@')) != NULL && at != key) {
+		rc = SQLITE_OK;
+		bind_text(st, 1, at, sizeof(key) - (size_t)(at - key), &rc);
+		ret = store_one_customer_mail(s, st, rc, out);
+	}
+	return ret;
+}
+
+enum store_rc
+store_customer_mail_remove(struct store *s, const char *address)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CUSTOMER_MAIL_REMOVE);
+	char key[sizeof(((struct customer_mail *)0)->address) + 1];
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	store_address_key(address, key, sizeof(key));
+	BIND_FIELD(st, 1, key, &rc);
+	return store_update_one(s, st, rc);
+}
+
+void
+diagnosis_rec_clear(struct diagnosis_rec *d)
+{
+	free(d->report_json);
+	free(d->report_text);
+	memset(d, 0, sizeof(*d));
+}
+
+static void
+store_row_diagnosis(sqlite3_stmt *st, struct diagnosis_rec *d, int with_report)
+{
+	d->id = sqlite3_column_int64(st, 0);
+	d->case_id = sqlite3_column_int64(st, 1);
+	COPY_FIELD(d->customer, st, 2);
+	COPY_FIELD(d->client, st, 3);
+	d->created = sqlite3_column_int64(st, 4);
+	COPY_FIELD(d->protocol, st, 5);
+	COPY_FIELD(d->host, st, 6);
+	d->port = sqlite3_column_int(st, 7);
+	COPY_FIELD(d->security, st, 8);
+	COPY_FIELD(d->source, st, 9);
+	COPY_FIELD(d->skipped, st, 10);
+	COPY_FIELD(d->verdict, st, 11);
+	COPY_FIELD(d->hint, st, 12);
+	COPY_FIELD(d->alt_host, st, 13);
+	d->alt_port = sqlite3_column_int(st, 14);
+	COPY_FIELD(d->alt_security, st, 15);
+	d->alt_verified = sqlite3_column_int(st, 16);
+	COPY_FIELD(d->provider, st, 17);
+	d->incident = sqlite3_column_int64(st, 18);
+	COPY_FIELD(d->client_note, st, 19);
+	d->duration_ms = (long)sqlite3_column_int64(st, 20);
+	d->report_json = d->report_text = NULL;
+	if (with_report) {
+		const unsigned char *j = sqlite3_column_text(st, 21);
+		const unsigned char *t = sqlite3_column_text(st, 22);
+
+		d->report_json = xstrdup(j ? (const char *)j : "");
+		d->report_text = xstrdup(t ? (const char *)t : "");
+	}
+}
+
+static enum store_rc
+store_each_diagnosis(struct store *s, sqlite3_stmt *st, int rc, int with_report,
+    int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg)
+{
+	struct diagnosis_rec *d = xcalloc(1, sizeof(*d));
+	enum store_rc ret = STORE_OK;
+
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int stop;
+
+			store_row_diagnosis(st, d, with_report);
+			stop = cb(d, arg);
+			diagnosis_rec_clear(d);
+			if (stop) {
+				rc = SQLITE_DONE;
+				break;
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	store_done(st);
+	free(d);
+	return ret;
+}
+
+enum store_rc
+store_diagnosis_add(struct store *s, struct diagnosis_rec *d)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_ADD);
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, d->case_id, &rc);
+	BIND_FIELD(st, 2, d->customer, &rc);
+	BIND_FIELD(st, 3, d->client, &rc);
+	bind_int(st, 4, d->created, &rc);
+	BIND_FIELD(st, 5, d->protocol, &rc);
+	BIND_FIELD(st, 6, d->host, &rc);
+	bind_int(st, 7, d->port, &rc);
+	BIND_FIELD(st, 8, d->security, &rc);
+	BIND_FIELD(st, 9, d->source, &rc);
+	BIND_FIELD(st, 10, d->skipped, &rc);
+	BIND_FIELD(st, 11, d->verdict, &rc);
+	BIND_FIELD(st, 12, d->hint, &rc);
+	BIND_FIELD(st, 13, d->alt_host, &rc);
+	bind_int(st, 14, d->alt_port, &rc);
+	BIND_FIELD(st, 15, d->alt_security, &rc);
+	bind_int(st, 16, d->alt_verified, &rc);
+	BIND_FIELD(st, 17, d->provider, &rc);
+	bind_int(st, 18, d->incident, &rc);
+	BIND_FIELD(st, 19, d->client_note, &rc);
+	bind_int(st, 20, d->duration_ms, &rc);
+	bind_text(st, 21, d->report_json ? d->report_json : "", SIZE_MAX, &rc);
+	bind_text(st, 22, d->report_text ? d->report_text : "", SIZE_MAX, &rc);
+	ret = store_exec_stmt(s, st, rc, NULL);
+	if (ret == STORE_OK)
+		d->id = sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
+enum store_rc
+store_diagnosis_list(struct store *s, long long case_id,
+    int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_LIST);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	return store_each_diagnosis(s, st, rc, 1, cb, arg);
+}
+
+enum store_rc
+store_diagnosis_pending(struct store *s, long long after, int limit,
+    int (*cb)(const struct case_rec *c, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_PENDING);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, after, &rc);
+	bind_int(st, 2, limit, &rc);
+	return store_each_case(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_diagnosis_count_since(struct store *s, const char *customer, long long since, int *count)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_COUNT_SINCE);
+	long long n = 0;
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, customer, sizeof(((struct diagnosis_rec *)0)->customer) - 1, &rc);
+	bind_int(st, 2, since, &rc);
+	ret = store_one_int(s, st, rc, &n);
+	*count = (int)n;
+	return ret == STORE_NOTFOUND ? STORE_OK : ret;
+}
+
+enum store_rc
+store_diagnosis_similar(struct store *s, const char *provider, const char *verdict,
+    long long since, int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_SIMILAR);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, provider, sizeof(((struct diagnosis_rec *)0)->provider) - 1, &rc);
+	bind_text(st, 2, verdict, sizeof(((struct diagnosis_rec *)0)->verdict) - 1, &rc);
+	bind_int(st, 3, since, &rc);
+	return store_each_diagnosis(s, st, rc, 0, cb, arg);
+}
+
+enum store_rc
+store_diagnosis_set_incident(struct store *s, long long id, long long incident)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_SET_INCIDENT);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_int(st, 2, incident, &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_diagnosis_set_client_note(struct store *s, long long id, const char *note)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DIAGNOSIS_SET_NOTE);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_text(st, 2, note, sizeof(((struct diagnosis_rec *)0)->client_note) - 1, &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_message_get(struct store *s, long long id, struct message_rec *out)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MESSAGE_GET);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	return store_one_message(s, st, rc, out);
+}
+
+/* ==== stats: counts for helpgatectl stats (store.h) ====
+ *
+ * Run rarely, by hand, so the statements here are prepared per call
+ * instead of being cached in s->stmt[]; that keeps this section apart from
+ * the statement table.  Degraded mail is marked on messages only by a
+ * schema that has a messages.degraded column (set when the worker replays
+ * the milter's spool); whether there is one is read from the schema on
+ * each call, and without it degraded_known is 0. */
+
+static enum store_rc
+stats_prepare(struct store *s, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+
+	if (rc != SQLITE_OK) {
+		enum store_rc ret = store_fail(s, rc);
+
+		sqlite3_finalize(*st);
+		*st = NULL;
+		return ret;
+	}
+	return STORE_OK;
+}
+
+/* Runs sql with ?1 = since; its rows are (name, count), appended to
+ * *list (heap, grown here). */
+static enum store_rc
+stats_counts(struct store *s, const char *sql, long long since, struct store_count **list,
+    size_t *n)
+{
+	sqlite3_stmt *st;
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if ((ret = stats_prepare(s, sql, &st)) != STORE_OK)
+		return ret;
+	bind_int(st, 1, since, &rc);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct store_count *c;
+
+			*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+			c = &(*list)[(*n)++];
+			COPY_FIELD(c->name, st, 0);
+			c->n = sqlite3_column_int64(st, 1);
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* The first row of sql (?1 = since) into out[0..nout-1]; NULL reads as 0. */
+static enum store_rc
+stats_ints(struct store *s, const char *sql, long long since, long long *out, int nout)
+{
+	sqlite3_stmt *st;
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	if ((ret = stats_prepare(s, sql, &st)) != STORE_OK)
+		return ret;
+	bind_int(st, 1, since, &rc);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < nout && i < sqlite3_column_count(st); i++)
+			out[i] = sqlite3_column_int64(st, i);
+		rc = SQLITE_DONE;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* *yes: table exists and has column. */
+static enum store_rc
+stats_has_column(struct store *s, const char *table, const char *column, int *yes)
+{
+	sqlite3_stmt *st;
+	enum store_rc ret;
+	int rc = SQLITE_OK;
+
+	*yes = 0;
+	if ((ret = stats_prepare(s, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+	    &st)) != STORE_OK)
+		return ret;
+	bind_text(st, 1, table, SIZE_MAX, &rc);
+	bind_text(st, 2, column, SIZE_MAX, &rc);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*yes = sqlite3_column_int(st, 0) > 0;
+		rc = SQLITE_DONE;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+void
+store_stats_clear(struct store_stats *st)
+{
+	free(st->category);
+	free(st->ack_state);
+	free(st->ack_skip);
+	free(st->verdict);
+	free(st->diag_skip);
+	memset(st, 0, sizeof(*st));
+}
+
+enum store_rc
+store_stats(struct store *s, long long since, struct store_stats *out)
+{
+	struct store_count *urg = NULL;
+	size_t nurg = 0;
+	long long v[4] = { 0, 0, 0, 0 };
+	enum store_rc ret;
+	int yes = 0, began;
+
+	memset(out, 0, sizeof(*out));
+	/* One read transaction, so that the numbers agree with each other
+	 * (unless the caller has one open already). */
+	if ((began = sqlite3_get_autocommit(s->db)) &&
+	    sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(s, sqlite3_errcode(s->db));
+	ret = stats_counts(s, "SELECT urgency, count(*) FROM messages"
+	    " WHERE direction = 'in' AND received >= ?1 GROUP BY urgency", since, &urg, &nurg);
+	for (size_t i = 0; ret == STORE_OK && i < nurg; i++) {
+		long u = strtol(urg[i].name, NULL, 10);
+
+		out->messages += urg[i].n;
+		if (u >= 1 && u <= 4)
+			out->urgency[u] += urg[i].n;
+	}
+	free(urg);
+	if (ret == STORE_OK)
+		ret = stats_counts(s, "SELECT category, count(*) FROM messages"
+		    " WHERE direction = 'in' AND received >= ?1 GROUP BY category"
+		    " ORDER BY 2 DESC, 1", since, &out->category, &out->ncategory);
+	if (ret == STORE_OK)
+		ret = stats_has_column(s, "messages", "degraded", &yes);
+	if (ret == STORE_OK && yes) {
+		out->degraded_known = 1;
+		ret = stats_ints(s, "SELECT count(*) FROM messages WHERE degraded <> 0"
+		    " AND received >= ?1", since, &out->degraded, 1);
+	}
+	if (ret == STORE_OK)
+		ret = stats_counts(s, "SELECT state, count(*) FROM outbox"
+		    " WHERE kind = 'ack' AND created >= ?1 GROUP BY state ORDER BY 2 DESC, 1",
+		    since, &out->ack_state, &out->nack_state);
+	if (ret == STORE_OK)
+		ret = stats_counts(s, "SELECT substr(ack, 6), count(*) FROM messages"
+		    " WHERE ack LIKE 'skip:%' AND received >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1",
+		    since, &out->ack_skip, &out->nack_skip);
+	/* A skipped diagnosis (skipped <> '') has no verdict. */
+	if (ret == STORE_OK)
+		ret = stats_counts(s, "SELECT verdict, count(*) FROM diagnoses"
+		    " WHERE skipped = '' AND created >= ?1 GROUP BY verdict ORDER BY 2 DESC, 1",
+		    since, &out->verdict, &out->nverdict);
+	if (ret == STORE_OK)
+		ret = stats_counts(s, "SELECT skipped, count(*) FROM diagnoses"
+		    " WHERE skipped <> '' AND created >= ?1 GROUP BY skipped ORDER BY 2 DESC, 1",
+		    since, &out->diag_skip, &out->ndiag_skip);
+	if (ret == STORE_OK)
+		ret = stats_ints(s, "SELECT"
+		    " total(state = 'sending' OR (state = 'pending' AND attempts = 0)),"
+		    " total(state = 'pending' AND attempts > 0),"
+		    " total(state = 'failed' AND created >= ?1),"
+		    " min(CASE WHEN state IN ('pending', 'sending') THEN created END)"
+		    " FROM outbox", since, v, 4);
+	out->outbox_queued = v[0];
+	out->outbox_deferred = v[1];
+	out->outbox_failed = v[2];
+	out->outbox_oldest = v[3];
+	if (began)
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	return ret;
 }

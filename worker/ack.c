@@ -151,6 +151,12 @@ struct ack_vars {
 	const char *ask;		/* rendered per-category text */
 	const char *alternative;
 	const char *event;		/* what happened, for notices to staff */
+	/* the diagnosis (issue 5): a working setting for the client ... */
+	const char *alt_host;
+	char	alt_port[8];
+	const char *alt_security;	/* as a mail program labels it: "STARTTLS" */
+	/* ... and the note to staff */
+	const struct ack_diagnosis *diag;
 };
 
 static const char *
@@ -176,6 +182,23 @@ ack_lookup(const char *name, void *arg)
 	if (!strcmp(name, "alternative")) return v->alternative ? v->alternative : "";
 	if (!strcmp(name, "event")) return v->event ? v->event : "";
 	if (!strcmp(name, "assignee")) return v->c->assignee;
+	if (!strcmp(name, "alt_host")) return v->alt_host ? v->alt_host : "";
+	if (!strcmp(name, "alt_port")) return v->alt_port;
+	if (!strcmp(name, "alt_security")) return v->alt_security ? v->alt_security : "";
+	if (!strncmp(name, "diag_", 5)) {
+		const struct ack_diagnosis *d = v->diag;
+		const char *val = NULL;
+
+		if (!strcmp(name, "diag_verdict")) val = d ? d->verdict : NULL;
+		else if (!strcmp(name, "diag_target")) val = d ? d->target : NULL;
+		else if (!strcmp(name, "diag_source")) val = d ? d->source : NULL;
+		else if (!strcmp(name, "diag_report")) val = d ? d->report : NULL;
+		else if (!strcmp(name, "diag_alternative")) val = d ? d->alternative : NULL;
+		else if (!strcmp(name, "diag_incident")) val = d ? d->incident : NULL;
+		else if (!strcmp(name, "diag_client_note")) val = d ? d->client_note : NULL;
+		else return NULL;
+		return val ? val : "";
+	}
 	return NULL;
 }
 
@@ -343,12 +366,30 @@ ack_vars_init(struct ack_vars *v, const struct ack_ctx *a, const struct case_rec
 	ack_fill_due(v, a->cfg, now);
 }
 
+/* "STARTTLS", "SSL/TLS", "none": what mail programs call the security
+ * settings, so the client finds the one to pick. */
+static const char *
+ack_security_label(const char *security)
+{
+	if (security == NULL || *security == '\0')
+		return "";
+	if (strcmp(security, "tls") == 0)
+		return "SSL/TLS";
+	if (strcmp(security, "starttls") == 0)
+		return "STARTTLS";
+	return "none";
+}
+
 /* Builds the outbox row for a message to the client in the case's thread:
- * the acknowledgement (template "ack", kind "ack") or the close-the-loop
- * message (template "close", kind "close"). */
+ * the acknowledgement (template "ack", kind "ack"), the close-the-loop
+ * message (template "close", kind "close") or the working setting found by
+ * the diagnosis (template "alternative", kind "alternative").  alt, when
+ * not NULL, fills {{alternative}}, {{alt_host}}, {{alt_port}},
+ * {{alt_security}}: only the setting, never credentials or probe steps. */
 static int
 ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct message_rec *m,
-    const char *template_kind, time_t now, struct outbox_rec *o, char *err, size_t errlen)
+    const char *template_kind, const struct ack_alternative *alt, time_t now,
+    struct outbox_rec *o, char *err, size_t errlen)
 {
 	struct ack_vars v;
 	struct buf ask, body, refs;
@@ -356,6 +397,12 @@ ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct 
 	int rc = -1;
 
 	ack_vars_init(&v, a, c, now);
+	if (alt != NULL && alt->host != NULL && alt->host[0] != '\0') {
+		v.alternative = "yes";
+		v.alt_host = alt->host;
+		snprintf(v.alt_port, sizeof(v.alt_port), "%d", alt->port);
+		v.alt_security = ack_security_label(alt->security);
+	}
 	buf_init(&ask, 64 * 1024);
 	buf_init(&body, 256 * 1024);
 	buf_init(&refs, 4096);
@@ -378,9 +425,11 @@ ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct 
 	buf_append_str(&refs, m->message_id);
 
 	char *subject = ack_subject(c->id, c->subject);
-	/* The acknowledgement is an automatic reply; closing the loop is
-	 * staff's own message sent on their behalf and expects an answer. */
-	int automatic = strcmp(template_kind, "ack") == 0;
+	/* The acknowledgement and the working setting are automatic
+	 * replies; closing the loop is staff's own message sent on their
+	 * behalf and expects an answer. */
+	int automatic = strcmp(template_kind, "ack") == 0 ||
+	    strcmp(template_kind, "alternative") == 0;
 	struct compose_header extra[] = {
 		{ "X-Helpgate-Case", v.case_name },
 		{ "Auto-Submitted", "auto-replied" },
@@ -511,6 +560,40 @@ ack_collect(const struct message_rec *m, void *arg)
 	return 0;
 }
 
+struct ack_alt_find {
+	struct ack_alternative	*alt;
+	char			*host, *security;
+	size_t			 hostlen, seclen;
+};
+
+static int
+ack_alt_row(const struct diagnosis_rec *d, void *arg)
+{
+	struct ack_alt_find *f = arg;
+
+	if (strcmp(d->client_note, "ack") != 0 || d->alt_host[0] == '\0')
+		return 0;
+	snprintf(f->host, f->hostlen, "%s", d->alt_host);
+	snprintf(f->security, f->seclen, "%s", d->alt_security);
+	f->alt->host = f->host;
+	f->alt->port = d->alt_port;
+	f->alt->security = f->security;
+	return 1;
+}
+
+/* A working setting the diagnosis found before the acknowledgement was
+ * decided (diagnose.c marks it client_note "ack"): the acknowledgement
+ * carries it, and no follow-up is sent.  alt->host stays NULL if none. */
+static enum store_rc
+ack_pending_alternative(struct store *s, long long case_id, struct ack_alternative *alt,
+    char *host, size_t hostlen, char *security, size_t seclen)
+{
+	struct ack_alt_find f = { alt, host, security, hostlen, seclen };
+
+	alt->host = NULL;
+	return store_diagnosis_list(s, case_id, ack_alt_row, &f);
+}
+
 /* One message, one transaction: the decision and its outbox rows commit
  * together or not at all. */
 static enum store_rc
@@ -538,7 +621,15 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 	    (skip == NULL || strcmp(skip, "follow-up") != 0) && !c->first_response_at;
 
 	if (skip == NULL) {
-		if (ack_build_reply(a, c, m, "ack", now, &o, err, sizeof(err)) != 0) {
+		struct ack_alternative alt;
+		char alt_host[256], alt_security[16];
+
+		memset(&alt, 0, sizeof(alt));
+		if ((rc = ack_pending_alternative(s, c->id, &alt, alt_host, sizeof(alt_host),
+		    alt_security, sizeof(alt_security))) != STORE_OK)
+			goto fail;
+		if (ack_build_reply(a, c, m, "ack", alt.host ? &alt : NULL, now, &o, err,
+		    sizeof(err)) != 0) {
 			log_warnx("HG-%lld: cannot render the acknowledgement: %s", c->id, err);
 			snprintf(decision, sizeof(decision), "skip:template-error");
 		} else {
@@ -688,7 +779,7 @@ ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, tim
 		struct ack_first fm = { first, m };
 		store_message_list(s, c->id, ack_find_message, &fm);
 	}
-	if (ack_build_reply(a, c, m, "close", now, &o, err, errlen) != 0) {
+	if (ack_build_reply(a, c, m, "close", NULL, now, &o, err, errlen) != 0) {
 		free(m);
 		return -1;
 	}
@@ -700,4 +791,85 @@ ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, tim
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- the diagnosis (issue 5): the note to staff, the setting for the client ---- */
+
+const char *
+ack_nobody_to_answer(const struct ack_ctx *a, const char *address)
+{
+	const char *at = address ? strchr(address, '@') : NULL;
+
+	if (at == NULL || at == address || at[1] == '\0')
+		return "no-address";
+	if (config_is_staff(a->cfg, address))
+		return "staff";
+	if (config_is_support_address(a->cfg, address))
+		return "support-address";
+	if (ack_no_reply(a, address))
+		return "no-reply-sender";
+	return NULL;
+}
+
+int
+ack_diagnosis_note(struct ack_ctx *a, const struct case_rec *c, const struct ack_diagnosis *d,
+    time_t now, struct outbox_rec *o, char *err, size_t errlen)
+{
+	struct ack_vars v;
+	struct buf body, subject;
+	char incident[32];
+
+	ack_vars_init(&v, a, c, now);
+	v.diag = d;
+	buf_init(&body, 512 * 1024);
+	if (ack_render(a, "notice-diagnosis", "en", &v, &body, err, errlen) != 0) {
+		free(v.subject);
+		buf_free(&body);
+		return -1;
+	}
+	buf_init(&subject, 4096);
+	/* U+2014 between verdict and target, as staff read it in a list */
+	buf_printf(&subject, "[HG-%lld] Diagnosis: %s \xe2\x80\x94 %s", c->id, d->verdict,
+	    d->target_short);
+	if (d->incident_id)
+		buf_printf(&subject, " (incident #%lld)", d->incident_id);
+	memset(o, 0, sizeof(*o));
+	o->case_id = c->id;
+	snprintf(o->kind, sizeof(o->kind), "diagnosis");
+	snprintf(o->recipient, sizeof(o->recipient), "%s", d->recipient);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "diagnosis",
+	    c->support_address);
+	snprintf(incident, sizeof(incident), "%lld", d->incident_id);
+	struct compose_header extra[] = {
+		{ "Auto-Submitted", "auto-generated" },
+		{ "X-Helpgate-Case", v.case_name },
+		{ "X-Helpgate-Notice", "diagnosis" },
+		{ "X-Helpgate-Diagnosis", d->verdict },
+		{ "X-Helpgate-Incident", incident },
+	};
+	struct compose msg = {
+		.from_address = c->support_address[0] ? c->support_address : d->recipient,
+		.from_name = "helpgate",
+		.to_address = o->recipient,
+		.subject = buf_str(&subject),
+		.message_id = o->message_id,
+		.date = now,
+		.extra = extra,
+		.extra_count = sizeof(extra) / sizeof(extra[0]) - (d->incident_id ? 0 : 1),
+		.body = buf_str(&body),
+	};
+	o->content = compose_message(&msg);
+	o->created = o->next_attempt = now;
+	free(v.subject);
+	buf_free(&body);
+	buf_free(&subject);
+	return 0;
+}
+
+int
+ack_alternative_followup(struct ack_ctx *a, const struct case_rec *c,
+    const struct message_rec *first, const struct ack_alternative *alt, time_t now,
+    struct outbox_rec *o, char *err, size_t errlen)
+{
+	return ack_build_reply(a, c, first, "alternative", alt, now, o, err, errlen);
 }

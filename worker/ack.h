@@ -56,6 +56,46 @@ const struct config *ack_config(const struct ack_ctx *a);
 int	ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now,
 	    char *err, size_t errlen);
 
+/* ---- the diagnosis (issue 5, diagnose.c) ---- */
+
+/* Why nobody should get automatic mail at address ("no-address", "staff",
+ * "support-address", "no-reply-sender"), or NULL: the acknowledgement's
+ * rules, for the diagnosis to follow. */
+const char *ack_nobody_to_answer(const struct ack_ctx *a, const char *address);
+
+/* The note to staff about one diagnosis (template notice-diagnosis.en.txt;
+ * subject "[HG-n] Diagnosis: <verdict> — <target>", headers
+ * X-Helpgate-Diagnosis and X-Helpgate-Case).  Every string is already
+ * free of secrets; "" for none. */
+struct ack_diagnosis {
+	const char	*recipient;
+	const char	*verdict;
+	const char	*target;	/* "smtp.example.com:587 starttls, user u" */
+	const char	*target_short;	/* "smtp.example.com:587" */
+	const char	*source;	/* "customer record", ... */
+	const char	*report;	/* the check list(s) */
+	const char	*alternative;	/* "smtp.example.com:465 tls, verified" or "" */
+	const char	*incident;	/* "Incident: 3 clients of ... (cases HG-1, ...)" or "" */
+	const char	*client_note;	/* what the client is told, or "" */
+	long long	 incident_id;	/* 0: none */
+};
+int	ack_diagnosis_note(struct ack_ctx *a, const struct case_rec *c,
+	    const struct ack_diagnosis *d, time_t now, struct outbox_rec *o, char *err,
+	    size_t errlen);
+
+/* A setting that works now, for the client: {{alternative}} in the
+ * acknowledgement, or a short follow-up in the client's thread (template
+ * alternative.<lang>.txt, RFC 3834 headers as the acknowledgement) when
+ * the acknowledgement already went.  security: "tls", "starttls", "none". */
+struct ack_alternative {
+	const char	*host;
+	int		 port;
+	const char	*security;
+};
+int	ack_alternative_followup(struct ack_ctx *a, const struct case_rec *c,
+	    const struct message_rec *first, const struct ack_alternative *alt, time_t now,
+	    struct outbox_rec *o, char *err, size_t errlen);
+
 /* "Re: [HG-12] Original" from the case number and the client's subject:
  * reply prefixes and an old tag are not repeated.  Caller frees. */
 char   *ack_subject(long long case_id, const char *subject);

@@ -80,12 +80,20 @@ size_t ctl_columns(void);
 int ctl_emit(struct buf *b);
 int ctl_parse_limit(const struct ctl_command *cmd, const char *arg, long *limit);
 
+/* ---- SLA bookkeeping shared by report and stats (ctl_sla.c) ---- */
+
+enum ctl_sla_result { CTL_SLA_OPEN, CTL_SLA_MET, CTL_SLA_MISSED };
+void ctl_sla_outcome(const struct case_rec *c, long long now, enum ctl_sla_result *first,
+    enum ctl_sla_result *resolve);
+void ctl_span(long long secs, char *out, size_t outlen);
+
 /* ---- command handlers ---- */
 
 int ctl_cmd_customer_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_customer_import(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_customer_list(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_customer_remove(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
+int ctl_cmd_customer_set(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_cases(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_outbox(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
@@ -99,6 +107,7 @@ int ctl_cmd_sla(struct ctl *ctl, const struct ctl_command *cmd, int argc, char *
 int ctl_cmd_sla_explain(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
+int ctl_cmd_stats(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_config_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 
 #endif

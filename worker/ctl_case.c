@@ -327,6 +327,98 @@ ctl_cmd_outbox(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 	return ret;
 }
 
+/* ---- the diagnoses of a case (issue 5) ---- */
+
+struct ctl_diagnoses {
+	struct buf	out;
+	int		json;
+	size_t		count;
+};
+
+/* One diagnosis: the check list the worker stored (text) or its fields
+ * with the report as the prober wrote it (JSON).  Never a password: the
+ * store has none. */
+static int
+ctl_diagnosis_row(const struct diagnosis_rec *d, void *arg)
+{
+	struct ctl_diagnoses *dg = arg;
+	char t[64];
+
+	dg->count++;
+	if (dg->json) {
+		json_object_begin(&dg->out);
+		json_kv_int(&dg->out, "id", d->id);
+		json_kv_string(&dg->out, "protocol", d->protocol);
+		ctl_json_time(&dg->out, "created", d->created);
+		json_kv_string(&dg->out, "customer", d->customer);
+		json_kv_string(&dg->out, "client", d->client);
+		if (d->skipped[0]) {
+			json_kv_string(&dg->out, "skipped", d->skipped);
+			json_object_end(&dg->out);
+			return 0;
+		}
+		json_kv_null(&dg->out, "skipped");
+		json_kv_string(&dg->out, "host", d->host);
+		json_kv_int(&dg->out, "port", d->port);
+		json_kv_string(&dg->out, "security", d->security);
+		json_kv_string(&dg->out, "source", d->source);
+		json_kv_string(&dg->out, "verdict", d->verdict);
+		json_kv_string(&dg->out, "hint", d->hint);
+		if (d->alt_host[0]) {
+			json_key(&dg->out, "alternative");
+			json_object_begin(&dg->out);
+			json_kv_string(&dg->out, "host", d->alt_host);
+			json_kv_int(&dg->out, "port", d->alt_port);
+			json_kv_string(&dg->out, "security", d->alt_security);
+			json_kv_bool(&dg->out, "verified", d->alt_verified);
+			json_object_end(&dg->out);
+		} else {
+			json_kv_null(&dg->out, "alternative");
+		}
+		json_kv_string(&dg->out, "provider", d->provider);
+		if (d->incident)
+			json_kv_int(&dg->out, "incident", d->incident);
+		else
+			json_kv_null(&dg->out, "incident");
+		json_kv_string(&dg->out, "client_note", d->client_note);
+		json_kv_int(&dg->out, "duration_ms", d->duration_ms);
+		json_key(&dg->out, "report");
+		/* the prober's own JSON, as stored by the worker */
+		if (d->report_json && d->report_json[0] == '{' &&
+		    d->report_json[strlen(d->report_json) - 1] == '}')
+			buf_append_str(&dg->out, d->report_json);
+		else
+			buf_append_str(&dg->out, "null");
+		json_kv_string(&dg->out, "report_text", d->report_text ? d->report_text : "");
+		json_object_end(&dg->out);
+		return 0;
+	}
+	printf("  %s  ", ctl_iso(d->created, t, sizeof(t)));
+	ctl_put_text(stdout, d->protocol, 8, NULL);
+	if (d->skipped[0]) {
+		printf("  skipped: ");
+		ctl_put_text(stdout, d->skipped, 64, NULL);
+		fputc('\n', stdout);
+		return 0;
+	}
+	printf("  ");
+	ctl_put_text(stdout, d->host, 256, NULL);
+	printf(":%d %s  (from the ", d->port, d->security);
+	ctl_put_text(stdout, d->source, 32, NULL);
+	printf(")  verdict ");
+	ctl_put_text(stdout, d->verdict, 32, NULL);
+	if (d->incident)
+		printf("  incident #%lld", d->incident);
+	if (d->client_note[0]) {
+		printf("  client: ");
+		ctl_put_text(stdout, d->client_note, 32, NULL);
+	}
+	printf("\n    ");
+	ctl_put_text(stdout, d->report_text ? d->report_text : "", 64 * 1024, "    ");
+	fputc('\n', stdout);
+	return 0;
+}
+
 int
 ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
@@ -401,11 +493,31 @@ ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 		buf_free(&ob.out);
 		return ctl_store_failed(ctl, "reading the case's outbox", rc);
 	}
+	struct ctl_diagnoses dg;
+	memset(&dg, 0, sizeof(dg));
+	dg.json = json;
+	buf_init(&dg.out, CTL_JSON_MAX);
+	if (json)
+		json_array_begin(&dg.out);
+	else
+		printf("\nDiagnosis:\n");
+	rc = store_diagnosis_list(s, id, ctl_diagnosis_row, &dg);
+	if (rc != STORE_OK) {
+		buf_free(&cs.out);
+		buf_free(&ob.out);
+		buf_free(&dg.out);
+		return ctl_store_failed(ctl, "reading the case's diagnoses", rc);
+	}
+	if (!json && dg.count == 0)
+		printf("none\n");
 	if (json) {
 		json_array_end(&cs.out);
 		json_array_end(&ob.out);
+		json_array_end(&dg.out);
 		json_key(&cs.out, "outbox");
 		buf_append(&cs.out, ob.out.data, ob.out.len);
+		json_key(&cs.out, "diagnoses");
+		buf_append(&cs.out, dg.out.data, dg.out.len);
 		json_object_end(&cs.out);
 		buf_append_char(&cs.out, '\n');
 		if (ctl_emit(&cs.out) != 0)
@@ -415,6 +527,7 @@ ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 	}
 	buf_free(&cs.out);
 	buf_free(&ob.out);
+	buf_free(&dg.out);
 	return ret;
 }
 

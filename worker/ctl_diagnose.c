@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,10 +81,210 @@ ctl_parse_hostport(const char *s, char **host, int *port)
 	return 0;
 }
 
+/* ---- diagnose --imap ---- */
+
+/* The IMAP half of "diagnose": its target comes from the command line
+ * (usage errors are found before anything is probed) and, beside --smtp,
+ * it runs in a thread of its own, so that both end within one
+ * DiagnoseTimeout rather than two. */
+struct ctl_imap_job {
+	struct diag_target	t;
+	struct diag_report	report;
+	pthread_t		thread;
+	int			started;	/* the thread runs; join it */
+};
+
+/* Fills job->t from --imap HOST[:PORT] (993: tls, else starttls; no port:
+ * 993 or 143), --imap-security, the user and the password file.  Returns
+ * 0, or the exit status of a usage error (printed, job freed). */
+static int
+ctl_imap_target(const struct ctl_command *cmd, const char *hostport, const char *security,
+    const char *user, const char *password_file, struct ctl_imap_job *job)
+{
+	struct diag_target *t = &job->t;
+	struct buf err;
+	int port;
+
+	memset(job, 0, sizeof(*job));
+	if (ctl_parse_hostport(hostport, &t->host, &port) != 0)
+		return ctl_usage_error(cmd, "--imap wants HOST or HOST:PORT (port 1-65535), "
+		    "not \"%s\"", hostport);
+	if (security != NULL) {
+		if (diag_security_parse(security, &t->security) != 0) {
+			diag_target_free(t);
+			return ctl_usage_error(cmd, "--imap-security wants tls, starttls or none, "
+			    "not \"%s\"", security);
+		}
+	} else {
+		t->security = port == 993 ? DIAG_SEC_TLS : DIAG_SEC_STARTTLS;
+	}
+	t->port = port ? port : t->security == DIAG_SEC_TLS ? 993 : 143;
+	if (user != NULL && password_file == NULL) {
+		diag_target_free(t);
+		return ctl_usage_error(cmd, "--user needs --password-file FILE");
+	}
+	if (password_file != NULL && user == NULL) {
+		diag_target_free(t);
+		return ctl_usage_error(cmd, "--password-file needs --user");
+	}
+	if (user != NULL) {
+		buf_init(&err, 4096);
+		if (diag_target_password_file(t, password_file, &err) != 0) {
+			ctl_err("diagnose: --password-file: %s",
+			    err.len ? buf_str(&err) : "cannot be read");
+			buf_free(&err);
+			diag_target_free(t);
+			return CTL_EXIT_USAGE;
+		}
+		buf_free(&err);
+		t->user = xstrdup(user);
+	}
+	return 0;
+}
+
+/* DiagnoseTimeout, DiagnoseCAFile, ProbeAllow and DiagnoseResolver. */
+static void
+ctl_imap_config(const struct config *cfg, struct diag_target *t)
+{
+	t->timeout_ms = cfg->diagnose_timeout_ms;
+	if (cfg->diagnose_ca_file != NULL)
+		t->ca_file = xstrdup(cfg->diagnose_ca_file);
+	if (cfg->probe_allow.count > 0) {
+		t->allow = xcalloc(cfg->probe_allow.count, sizeof(*t->allow));
+		for (size_t i = 0; i < cfg->probe_allow.count; i++)
+			t->allow[i] = xstrdup(cfg->probe_allow.items[i]);
+		t->allow_count = cfg->probe_allow.count;
+	}
+	if (cfg->diagnose_resolver != NULL)
+		t->resolver = xstrdup(cfg->diagnose_resolver);
+}
+
+static void *
+ctl_imap_run(void *arg)
+{
+	struct ctl_imap_job *job = arg;
+
+	diag_imap(&job->t, &job->report);
+	return NULL;
+}
+
+static void
+ctl_imap_start(struct ctl_imap_job *job)
+{
+	job->started = pthread_create(&job->thread, NULL, ctl_imap_run, job) == 0;
+}
+
+/* Waits for the probe (or runs it here if no thread could start). */
+static void
+ctl_imap_finish(struct ctl_imap_job *job)
+{
+	if (job->started)
+		pthread_join(job->thread, NULL);
+	else
+		ctl_imap_run(job);
+	job->started = 0;
+}
+
+/* "imap": REPORT, with "alternative": null (IMAP alternatives are not
+ * probed) so that both protocols have the same shape. */
+static void
+ctl_imap_json(const struct ctl_imap_job *job, struct buf *out)
+{
+	json_key(out, "imap");
+	diag_report_json(&job->report, out);
+	if (!out->truncated && out->len > 0 && out->data[out->len - 1] == '}') {
+		out->data[--out->len] = '\0';
+		json_kv_null(out, "alternative");
+		json_object_end(out);
+	}
+}
+
+static void
+ctl_imap_text(const struct ctl_imap_job *job, int after_smtp, struct buf *out)
+{
+	buf_printf(out, "%sIMAP %s port %d (%s)\n", after_smtp ? "\n" : "", job->t.host,
+	    job->t.port, diag_security_name(job->t.security));
+	diag_report_text(&job->report, out);
+}
+
+static void
+ctl_imap_free(struct ctl_imap_job *job)
+{
+	diag_target_free(&job->t);
+	diag_report_free(&job->report);
+}
+
+/* diagnose --imap without --smtp: the IMAP report alone. */
+static int
+ctl_diagnose_imap_only(struct ctl *ctl, struct ctl_imap_job *job, int json)
+{
+	struct config *cfg;
+	struct buf out;
+	int ret;
+
+	if ((cfg = ctl_config(ctl)) == NULL) {
+		ctl_imap_free(job);
+		return CTL_EXIT_FAIL;
+	}
+	ctl_imap_config(cfg, &job->t);
+	ctl_imap_run(job);
+	buf_init(&out, CTL_JSON_MAX);
+	if (json) {
+		json_object_begin(&out);
+		ctl_imap_json(job, &out);
+		json_object_end(&out);
+		buf_append_char(&out, '\n');
+	} else {
+		ctl_imap_text(job, 0, &out);
+	}
+	ret = job->report.verdict == DIAG_OK ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+	if (ctl_emit(&out) != 0)
+		ret = CTL_EXIT_FAIL;
+	buf_free(&out);
+	ctl_imap_free(job);
+	return ret;
+}
+
+/* DiagnosePorts back in its config syntax, "587/starttls 465/tls ...". */
+static void
+ctl_diagnose_ports(const struct config *cfg, struct buf *out)
+{
+	buf_init(out, 1024);
+	for (size_t i = 0; i < cfg->diagnose_port_count; i++)
+		buf_printf(out, "%s%d/%s", i ? " " : "", cfg->diagnose_ports[i],
+		    diag_security_name(cfg->diagnose_security[i]));
+}
+
+/* The setting that works instead, in the words a client's mail program
+ * uses: "Works instead: smtp.client.test port 465 with SSL/TLS (verified
+ * with your password)". */
+static void
+ctl_diagnose_alternative_text(const struct diag_report *r, const struct diag_alternative *alt,
+    struct buf *out)
+{
+	const char *sec;
+
+	if (r->verdict == DIAG_OK)
+		return;
+	if (!alt->found) {
+		buf_printf(out, "No working alternative found (%zu other combination%s tried).\n",
+		    alt->tried, alt->tried == 1 ? "" : "s");
+		return;
+	}
+	sec = alt->security == DIAG_SEC_TLS ? "SSL/TLS" :
+	    alt->security == DIAG_SEC_STARTTLS ? "STARTTLS" : "no encryption";
+	buf_printf(out, "Works instead: %s port %d with %s (%s; found by %s, %zu combination%s tried)\n",
+	    alt->host, alt->port, sec,
+	    alt->verified ? "verified with your password" : "not verified: no password was given",
+	    alt->source, alt->tried, alt->tried == 1 ? "" : "s");
+}
+
 /* Probes a client's SMTP settings the way the client would (diag.h) and
  * prints the check list, or with --json {"smtp": REPORT} where REPORT also
- * has "alternative" (null until alternatives are tried).  DiagnoseTimeout,
- * DiagnoseCAFile and ProbeAllow come from the config.  The password is only
+ * has "alternative": the best other combination that works (DiagnosePorts,
+ * smtp./mail. names, SRV; probed in parallel within DiagnoseTimeout), null
+ * when the given settings work or nothing else does.  DiagnoseTimeout,
+ * DiagnoseCAFile, DiagnoseResolver and ProbeAllow come from the config.  The password is only
  * ever read from --password-file and never printed.  Exit 0 when the
  * verdict is ok, 1 when a problem was found, 2 for usage errors. */
 int
@@ -91,10 +292,13 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 {
 	const char *smtp = NULL, *imap = NULL, *security = NULL, *user = NULL;
 	const char *password_file = NULL, *password = NULL, *from = NULL, *rcpt = NULL;
+	const char *imap_security = NULL, *imap_user = NULL;
 	int json = 0;
 	const struct ctl_opt opts[] = {
 		{ "--smtp", &smtp, NULL },
 		{ "--imap", &imap, NULL },
+		{ "--imap-security", &imap_security, NULL },
+		{ "--imap-user", &imap_user, NULL },	/* default: --user */
 		{ "--security", &security, NULL },
 		{ "--user", &user, NULL },
 		{ "--password-file", &password_file, NULL },
@@ -106,6 +310,9 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 	};
 	struct diag_target t;
 	struct diag_report report;
+	struct diag_alternative alt;
+	struct ctl_imap_job ij;
+	struct buf ports;
 	struct config *cfg;
 	struct buf out, err;
 	int r, port, ret;
@@ -115,12 +322,19 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 	if (password != NULL)
 		return ctl_usage_error(cmd, "the password is never taken on the command line; "
 		    "put it in a file only you can read (mode 0600) and give --password-file FILE");
-	if (imap != NULL) {
-		ctl_err("diagnose: IMAP diagnosis is not implemented yet");
-		return CTL_EXIT_USAGE;
+	if (imap == NULL && (imap_security != NULL || imap_user != NULL))
+		return ctl_usage_error(cmd, "--imap-security and --imap-user need --imap HOST[:PORT]");
+	if (smtp == NULL && imap == NULL)
+		return ctl_usage_error(cmd, "--smtp HOST[:PORT] or --imap HOST[:PORT] is required");
+	if (smtp == NULL) {
+		if (security != NULL || from != NULL || rcpt != NULL)
+			return ctl_usage_error(cmd, "--security, --from and --rcpt need --smtp "
+			    "(IMAP's security is --imap-security)");
+		if ((r = ctl_imap_target(cmd, imap, imap_security, imap_user ? imap_user : user,
+		    password_file, &ij)) != 0)
+			return r;
+		return ctl_diagnose_imap_only(ctl, &ij, json);
 	}
-	if (smtp == NULL)
-		return ctl_usage_error(cmd, "--smtp HOST[:PORT] is required");
 	memset(&t, 0, sizeof(t));
 	if (ctl_parse_hostport(smtp, &t.host, &port) != 0)
 		return ctl_usage_error(cmd, "--smtp wants HOST or HOST:PORT (port 1-65535), "
@@ -178,8 +392,24 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 			t.allow[i] = xstrdup(cfg->probe_allow.items[i]);
 		t.allow_count = cfg->probe_allow.count;
 	}
+	if (cfg->diagnose_resolver != NULL)
+		t.resolver = xstrdup(cfg->diagnose_resolver);
+	if (imap != NULL) {
+		/* beside the SMTP diagnosis, in a thread: one DiagnoseTimeout for both */
+		if ((r = ctl_imap_target(cmd, imap, imap_security, imap_user ? imap_user : user,
+		    password_file, &ij)) != 0) {
+			diag_target_free(&t);
+			return r;
+		}
+		ctl_imap_config(cfg, &ij.t);
+		ctl_imap_start(&ij);
+	}
+	ctl_diagnose_ports(cfg, &ports);
 
-	diag_smtp(&t, &report);
+	diag_smtp_with_alternatives(&t, buf_str(&ports), NULL, &report, &alt);
+	if (imap != NULL)
+		ctl_imap_finish(&ij);
+	buf_free(&ports);
 	diag_target_free(&t);
 	buf_init(&out, CTL_JSON_MAX);
 	if (json) {
@@ -189,18 +419,29 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 		/* Reopen the report's object for the field diag.c does not know. */
 		if (!out.truncated && out.len > 0 && out.data[out.len - 1] == '}') {
 			out.data[--out.len] = '\0';
-			json_kv_null(&out, "alternative");
+			json_key(&out, "alternative");
+			diag_alternative_json(&alt, &out);
 			json_object_end(&out);
 		}
+		if (imap != NULL)
+			ctl_imap_json(&ij, &out);
 		json_object_end(&out);
 		buf_append_char(&out, '\n');
 	} else {
 		diag_report_text(&report, &out);
+		ctl_diagnose_alternative_text(&report, &alt, &out);
+		if (imap != NULL)
+			ctl_imap_text(&ij, 1, &out);
 	}
 	ret = report.verdict == DIAG_OK ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+	if (imap != NULL && ij.report.verdict != DIAG_OK)
+		ret = CTL_EXIT_FAIL;
 	if (ctl_emit(&out) != 0)
 		ret = CTL_EXIT_FAIL;
 	buf_free(&out);
 	diag_report_free(&report);
+	diag_alternative_free(&alt);
+	if (imap != NULL)
+		ctl_imap_free(&ij);
 	return ret;
 }

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,9 +33,16 @@ struct ctl_sla {
 	struct ctl	*ctl;
 	struct buf	 out;
 	int		 json;
-	size_t		 count;
+	size_t		 count;		/* open cases seen */
+	size_t		 limit;		/* rows printed at most */
 	long long	 now;
+	long		 breached;	/* the running clock is past its deadline */
+	long		 due_soon;	/* ... reaches it within the hour */
 };
+
+/* sla --watch: the signal handlers only set these. */
+static volatile sig_atomic_t ctl_watch_stop;
+static volatile sig_atomic_t ctl_watch_resized;
 
 /* ---- SLA ---- */
 
@@ -93,7 +102,8 @@ ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, char *
 	return CTL_EXIT_OK;
 }
 
-static void
+/* "1d02h", "-0h05m": a length of time for a table cell. */
+void
 ctl_span(long long secs, char *out, size_t outlen)
 {
 	long long a = secs < 0 ? -secs : secs;
@@ -117,6 +127,12 @@ ctl_sla_row(const struct case_rec *c, void *arg)
 	char left[32], t[64];
 
 	x->count++;
+	if (!paused && due < x->now)
+		x->breached++;
+	else if (!paused && due < x->now + 3600)
+		x->due_soon++;
+	if (x->count > x->limit)
+		return 0;
 	if (x->json) {
 		json_object_begin(&x->out);
 		json_kv_int(&x->out, "id", c->id);
@@ -150,35 +166,200 @@ ctl_sla_row(const struct case_rec *c, void *arg)
 	return 0;
 }
 
+static void
+ctl_sla_header(void)
+{
+	printf("%-10s %-3s %-8s %-10s %-16s %-10s %-24s %s\n", "CASE", "URG", "CLOCK",
+	    "LEFT", "DUE", "TIER", "ASSIGNEE", "SUBJECT");
+}
+
+/* A whole number from 1 to max for option name; prints the usage error. */
+static int
+ctl_sla_count_arg(const struct ctl_command *cmd, const char *name, const char *arg, long max,
+    long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > max) {
+		ctl_usage_error(cmd, "%s wants a whole number from 1 to %ld, not \"%s\"", name, max,
+		    arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+ctl_watch_signal(int sig)
+{
+	if (sig == SIGWINCH)
+		ctl_watch_resized = 1;
+	else
+		ctl_watch_stop = 1;
+}
+
+/* Table rows that fit the terminal under the two header lines (and the
+ * cursor's line); 0 when stdout is not a terminal. */
+static size_t
+ctl_watch_rows(void)
+{
+	struct winsize ws;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 4)
+		return (size_t)ws.ws_row - 3;
+	return 0;
+}
+
+/* One frame of sla --watch: a header line with the time and the counts
+ * over every open case, then the table.  On a terminal the screen is
+ * cleared first; otherwise frames after the first are preceded by a form
+ * feed line, so that a pipe or a file can tell them apart.  A store that
+ * fails is closed, reported in the frame, and opened again next time. */
+static void
+ctl_watch_frame(struct ctl *ctl, int tty, long limit, long interval, long frame)
+{
+	struct ctl_sla x;
+	enum store_rc rc = STORE_OK;
+	struct store *s;
+	size_t rows;
+	char now[64];
+
+	memset(&x, 0, sizeof(x));
+	x.ctl = ctl;
+	x.now = clock_now();
+	x.limit = (size_t)limit;
+	if (tty && (rows = ctl_watch_rows()) > 0 && rows < x.limit)
+		x.limit = rows;
+	if (tty)
+		fputs("\033[H\033[2J", stdout);
+	else if (frame > 1)
+		fputs("\f\n", stdout);
+	/* Counted before printing: the header line comes first. */
+	if ((s = ctl_store(ctl)) != NULL) {
+		size_t keep = x.limit;
+
+		x.limit = 0;
+		rc = store_case_by_due(s, INT_MAX, ctl_sla_row, &x);
+		x.limit = keep;
+	}
+	printf("helpgate sla  %s  breached %ld  due within 1 h %ld  open %zu  (every %ld s)\n",
+	    ctl_iso(x.now, now, sizeof(now)), x.breached, x.due_soon, x.count, interval);
+	if (s == NULL || rc != STORE_OK) {
+		if (s != NULL) {
+			ctl_store_failed(ctl, "reading open cases", rc);
+			store_close(ctl->store);
+			ctl->store = NULL;
+		}
+		printf("(the case store cannot be read; see the error above; retrying)\n");
+	} else {
+		ctl_sla_header();
+		x.count = 0;
+		x.breached = x.due_soon = 0;
+		if ((rc = store_case_by_due(s, (int)x.limit, ctl_sla_row, &x)) != STORE_OK) {
+			ctl_store_failed(ctl, "reading open cases", rc);
+			store_close(ctl->store);
+			ctl->store = NULL;
+		} else if (x.count == 0) {
+			printf("no open cases\n");
+		}
+	}
+	fflush(stdout);
+}
+
+/* sla --watch: a frame every interval seconds until SIGINT or SIGTERM (or
+ * count frames).  The signals are blocked except inside pselect(), so one
+ * that arrives while a frame is drawn ends the wait at once instead of
+ * being lost.  The terminal gets its cursor back on the way out. */
+static int
+ctl_sla_watch(struct ctl *ctl, long limit, long interval, long count)
+{
+	struct sigaction sa, old_int, old_term, old_winch;
+	sigset_t block, old_mask;
+	int tty = isatty(STDOUT_FILENO);
+
+	if (ctl_config(ctl) == NULL)
+		return CTL_EXIT_FAIL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = ctl_watch_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGWINCH, &sa, &old_winch);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &block, &old_mask);
+	if (tty)
+		fputs("\033[?25l", stdout);	/* no cursor blinking over the table */
+
+	for (long frame = 1; !ctl_watch_stop; frame++) {
+		struct timespec wait = { (time_t)interval, 0 };
+
+		ctl_watch_frame(ctl, tty, limit, interval, frame);
+		if (count > 0 && frame >= count)
+			break;
+		ctl_watch_resized = 0;
+		while (!ctl_watch_stop && !ctl_watch_resized &&
+		    pselect(0, NULL, NULL, NULL, &wait, &old_mask) == -1 && errno == EINTR)
+			wait.tv_sec = 0;	/* another signal: redraw now rather than wait on */
+	}
+
+	if (tty)
+		fputs("\033[?25h\n", stdout);
+	fflush(stdout);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGWINCH, &old_winch, NULL);
+	return CTL_EXIT_OK;
+}
+
 int
 ctl_cmd_sla(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	int json = 0, r, ret = CTL_EXIT_OK;
-	const char *limit_arg = NULL;
+	int json = 0, watch = 0, r, ret = CTL_EXIT_OK;
+	const char *limit_arg = NULL, *interval_arg = NULL, *count_arg = NULL;
 	const struct ctl_opt opts[] = {
-		{ "--json", NULL, &json }, { "--limit", &limit_arg, NULL }, { NULL, NULL, NULL },
+		{ "--json", NULL, &json }, { "--limit", &limit_arg, NULL },
+		{ "--watch", NULL, &watch }, { "--interval", &interval_arg, NULL },
+		{ "--count", &count_arg, NULL }, { NULL, NULL, NULL },
 	};
 	struct ctl_sla x;
 	struct store *s;
 	enum store_rc rc;
-	long limit = 100;
+	long limit = 100, interval = 5, count = 0;
 
 	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
 	if (limit_arg != NULL && ctl_parse_limit(cmd, limit_arg, &limit) != 0)
 		return CTL_EXIT_USAGE;
+	if (!watch && (interval_arg != NULL || count_arg != NULL))
+		return ctl_usage_error(cmd, "--interval and --count go with --watch");
+	if (watch && json)
+		return ctl_usage_error(cmd, "--watch is a terminal view; it does not take --json");
+	if (interval_arg != NULL &&
+	    ctl_sla_count_arg(cmd, "--interval", interval_arg, 3600, &interval) != 0)
+		return CTL_EXIT_USAGE;
+	if (count_arg != NULL && ctl_sla_count_arg(cmd, "--count", count_arg, 1000000, &count) != 0)
+		return CTL_EXIT_USAGE;
+	if (watch)
+		return ctl_sla_watch(ctl, limit, interval, count);
 	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
 		return CTL_EXIT_FAIL;
 	memset(&x, 0, sizeof(x));
 	x.ctl = ctl;
 	x.json = json;
 	x.now = clock_now();
+	x.limit = (size_t)limit;
 	buf_init(&x.out, CTL_JSON_MAX * 16);
 	if (json)
 		json_array_begin(&x.out);
 	else
-		printf("%-10s %-3s %-8s %-10s %-16s %-10s %-24s %s\n", "CASE", "URG", "CLOCK",
-		    "LEFT", "DUE", "TIER", "ASSIGNEE", "SUBJECT");
+		ctl_sla_header();
 	if ((rc = store_case_by_due(s, (int)limit, ctl_sla_row, &x)) != STORE_OK) {
 		buf_free(&x.out);
 		return ctl_store_failed(ctl, "reading open cases", rc);
@@ -319,11 +500,30 @@ struct ctl_report {
 	long long		 since, now;
 };
 
+/* Met when answered (resolved) by the deadline, missed when answered
+ * late or still open past it; an open case within its deadline, or a
+ * resolution clock paused while waiting for the client, is undecided.
+ * report and stats both count with this. */
+void
+ctl_sla_outcome(const struct case_rec *c, long long now, enum ctl_sla_result *first,
+    enum ctl_sla_result *resolve)
+{
+	if (c->first_response_at)
+		*first = c->first_response_at <= c->first_due ? CTL_SLA_MET : CTL_SLA_MISSED;
+	else
+		*first = c->first_due < now ? CTL_SLA_MISSED : CTL_SLA_OPEN;
+	if (c->resolved_at)
+		*resolve = c->resolved_at <= c->resolve_due ? CTL_SLA_MET : CTL_SLA_MISSED;
+	else
+		*resolve = c->resolve_due < now && !c->paused_at ? CTL_SLA_MISSED : CTL_SLA_OPEN;
+}
+
 static int
 ctl_report_row(const struct case_rec *c, void *arg)
 {
 	struct ctl_report *r = arg;
 	struct ctl_report_group *g = NULL;
+	enum ctl_sla_result first, resolve;
 
 	if (c->created < r->since)
 		return 0;
@@ -338,23 +538,14 @@ ctl_report_row(const struct case_rec *c, void *arg)
 		g->urgency = c->urgency;
 	}
 	g->cases++;
+	ctl_sla_outcome(c, r->now, &first, &resolve);
+	g->first_met += first == CTL_SLA_MET;
+	g->first_missed += first == CTL_SLA_MISSED;
+	g->resolve_met += resolve == CTL_SLA_MET;
+	g->resolve_missed += resolve == CTL_SLA_MISSED;
 	if (c->first_response_at) {
-		if (c->first_response_at <= c->first_due)
-			g->first_met++;
-		else
-			g->first_missed++;
 		g->response = xrealloc(g->response, (g->nresponse + 1) * sizeof(long));
 		g->response[g->nresponse++] = (long)(c->first_response_at - c->created);
-	} else if (c->first_due < r->now) {
-		g->first_missed++;
-	}
-	if (c->resolved_at) {
-		if (c->resolved_at <= c->resolve_due)
-			g->resolve_met++;
-		else
-			g->resolve_missed++;
-	} else if (c->resolve_due < r->now && !c->paused_at) {
-		g->resolve_missed++;
 	}
 	return 0;
 }

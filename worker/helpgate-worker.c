@@ -11,9 +11,11 @@
  * SIGUSR1 reloads the config and templates.  Signal handlers only set flags
  * (as Redis and OpenDKIM do); the loop does the work.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +23,15 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "classify.h"
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
+#include "intake.h"
 #include "log.h"
+#include "msg.h"
 #include "store.h"
+#include "xalloc.h"
 
 #include <curl/curl.h>
 #include <time.h>
@@ -34,10 +40,14 @@
 #include "outbox.h"
 #include "relay.h"
 #include "timers.h"
+#include "diagnose.h"
 
 #define DEFAULT_CONFIG	"/etc/helpgate/helpgate.conf"
 #define BATCH		50
 #define RETRY_SECONDS	5
+#define STORE_LOG_SECONDS	60	/* store trouble is reported at most this often */
+#define SPOOL_HEADER_MAX	(256 * 1024)	/* the milter's HEADER_BLOCK_MAX */
+#define SPOOL_FIELDS_MAX	4096	/* the spool file's own header lines */
 
 static volatile sig_atomic_t	stop_requested;
 static volatile sig_atomic_t	reload_requested;
@@ -82,8 +92,9 @@ usage(FILE *fp)
 
 /* What a config brings with it; rebuilt as a whole on reload. */
 struct worker_setup {
-	struct config	*cfg;
-	struct ack_ctx	*ack;
+	struct config		*cfg;
+	struct ack_ctx		*ack;
+	struct classify_rules	*rules;	/* for mail replayed from the spool */
 };
 
 static int
@@ -91,14 +102,28 @@ setup_load(const char *path, struct worker_setup *w)
 {
 	char err[512];
 
+	struct buf errors;
+
 	if ((w->cfg = load(path)) == NULL)
 		return -1;
+	buf_init(&errors, 64 * 1024);
+	w->rules = classify_rules_load(w->cfg->keywords_dir, &errors);
+	if (w->rules == NULL) {
+		log_err("keyword lists in %s: %s", w->cfg->keywords_dir, buf_str(&errors));
+		buf_free(&errors);
+		config_unref(w->cfg);
+		w->cfg = NULL;
+		return -1;
+	}
+	buf_free(&errors);
 	if ((w->ack = ack_ctx_new(w->cfg, err, sizeof(err))) == NULL ||
 	    ack_check_templates(w->ack, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		ack_ctx_free(w->ack);
+		classify_rules_free(w->rules);
 		config_unref(w->cfg);
 		w->ack = NULL;
+		w->rules = NULL;
 		w->cfg = NULL;
 		return -1;
 	}
@@ -109,9 +134,199 @@ static void
 setup_free(struct worker_setup *w)
 {
 	ack_ctx_free(w->ack);
+	classify_rules_free(w->rules);
 	config_unref(w->cfg);
 	w->ack = NULL;
+	w->rules = NULL;
 	w->cfg = NULL;
+}
+
+/* ---- the spool: support mail the milter could not record ---- */
+
+/* One spool file as milter/milter_spool.c writes it (the format is
+ * described there); the strings point into the file's data. */
+struct spool_msg {
+	long long	 received;
+	const char	*queue_id;
+	const char	*envelope_from;
+	const char	*support_address;
+	int		 truncated;
+	const char	*raw;
+	size_t		 raw_len;
+};
+
+/* Splits data (NUL-terminated, len bytes) into m; 0, or -1 when it is not
+ * a version 1 spool file. */
+static int
+spool_parse(char *data, size_t len, struct spool_msg *m)
+{
+	char *line = data, *nl, *value, *end;
+	int version = 0, have_received = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->queue_id = m->envelope_from = m->support_address = "";
+	for (;;) {
+		if ((nl = memchr(line, '\n', len - (size_t)(line - data))) == NULL)
+			return -1;
+		*nl = '\0';
+		if (line == nl)
+			break;		/* the blank line: the message follows */
+		if ((value = strchr(line, ' ')) == NULL)
+			return -1;
+		*value++ = '\0';
+		if (strcmp(line, "helpgate-spool") == 0) {
+			version = strcmp(value, "1") == 0;
+		} else if (strcmp(line, "received") == 0) {
+			errno = 0;
+			m->received = strtoll(value, &end, 10);
+			if (errno || end == value || *end || m->received <= 0)
+				return -1;
+			have_received = 1;
+		} else if (strcmp(line, "queue-id") == 0) {
+			m->queue_id = value;
+		} else if (strcmp(line, "envelope-from") == 0) {
+			m->envelope_from = value;
+		} else if (strcmp(line, "support-address") == 0) {
+			m->support_address = value;
+		} else if (strcmp(line, "truncated") == 0) {
+			m->truncated = strcmp(value, "1") == 0;
+		}			/* unknown lines: a later minor addition */
+		line = nl + 1;
+	}
+	if (!version || !have_received || *m->support_address == '\0')
+		return -1;
+	m->raw = nl + 1;
+	m->raw_len = len - (size_t)(m->raw - data);
+	return 0;
+}
+
+static int
+spool_select(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 4 && strcmp(d->d_name + n - 4, ".msg") == 0;
+}
+
+/* Reads the whole file (at most max bytes) into a NUL-terminated heap
+ * buffer; NULL with errno on failure. */
+static char *
+spool_read(const char *path, size_t max, size_t *len)
+{
+	struct stat st;
+	char *data;
+	size_t got = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	if (fstat(fd, &st) != 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	if (st.st_size < 0 || (size_t)st.st_size > max) {
+		close(fd);
+		errno = EFBIG;
+		return NULL;
+	}
+	data = xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	data[got] = '\0';
+	*len = got;
+	return data;
+}
+
+/*
+ * Opens the cases of spooled messages, oldest first, at most limit; each
+ * file is removed once its message is recorded (a crash in between replays
+ * it again, and its Message-ID makes that a duplicate, not a second case).
+ * Returns how many were handled, or -1 when the store failed (the files
+ * stay for the next pass).
+ */
+static int
+spool_replay(const struct worker_setup *w, struct store *store, int limit)
+{
+	const char *dir = w->cfg->spool_directory;
+	struct dirent **names = NULL;
+	struct intake_result *res = NULL;
+	int n, done = 0, failed = 0;
+
+	if ((n = scandir(dir, &names, spool_select, alphasort)) < 0)
+		return 0;	/* no spool directory: nothing was ever spooled */
+	for (int i = 0; i < n; i++) {
+		char path[4096], bad[4200];
+		struct spool_msg sm;
+		struct intake_input in;
+		struct msg *m;
+		size_t len = 0;
+		char *data;
+
+		if (done >= limit || failed || stop_requested ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name) >= sizeof(path)) {
+			free(names[i]);
+			continue;
+		}
+		data = spool_read(path, SPOOL_FIELDS_MAX + SPOOL_HEADER_MAX + w->cfg->max_body_scan, &len);
+		if (data == NULL || spool_parse(data, len, &sm) != 0) {
+			snprintf(bad, sizeof(bad), "%s.bad", path);
+			log_warnx("spool %s: %s; set aside as %s.bad", path,
+			    data == NULL ? strerror(errno) : "not a helpgate spool file",
+			    names[i]->d_name);
+			(void)rename(path, bad);
+			free(data);
+			free(names[i]);
+			done++;
+			continue;
+		}
+		m = msg_parse(sm.raw, sm.raw_len, w->cfg->max_body_scan);
+		if (sm.truncated)
+			m->flags |= MSG_TRUNCATED;
+		memset(&in, 0, sizeof(in));
+		in.cfg = w->cfg;
+		in.rules = w->rules;
+		in.store = store;
+		in.msg = m;
+		in.envelope_from = sm.envelope_from;
+		in.support_address = sm.support_address;
+		in.queue_id = sm.queue_id;
+		in.received = (time_t)sm.received;
+		if (res == NULL)
+			res = xcalloc(1, sizeof(*res));
+		intake_process(&in, res);
+		if (res->disposition == INTAKE_DEGRADED) {
+			failed = 1;	/* store trouble: the main loop reports it */
+		} else {
+			char case_name[32] = "-";
+
+			if (res->case_id > 0)
+				snprintf(case_name, sizeof(case_name), "HG-%lld", res->case_id);
+			log_info("%s: case=%s urgency=%s category=%s %s from=<%s> (spooled while the "
+			    "store was unusable: %s)", *sm.queue_id ? sm.queue_id : "NOQUEUE",
+			    case_name, classify_urgency_name(res->cls.urgency), res->cls.category,
+			    intake_disposition_name(res->disposition), res->client,
+			    names[i]->d_name);
+			if (unlink(path) != 0)
+				log_warn("spool %s: cannot remove it (its message is recorded)", path);
+			done++;
+		}
+		msg_free(m);
+		free(data);
+		free(names[i]);
+	}
+	free(names);
+	free(res);
+	return failed && done == 0 ? -1 : done;
 }
 
 static void
@@ -127,11 +342,14 @@ main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
 	int foreground = 0, check_only = 0, ch;
-	struct worker_setup w = { NULL, NULL };
+	struct worker_setup w = { NULL, NULL, NULL };
 	struct store *store = NULL;
 	struct relay *relay = NULL;
+	struct diagnose_ctx *diag = NULL;	/* the probe threads, once running */
 	struct sigaction sa;
 	time_t store_retry = 0, relay_retry = 0;
+	/* store trouble: since when, last report (at most once a minute) */
+	time_t trouble_since = 0, trouble_logged = 0;
 	char err[512];
 
 	/* First of all, so that a signal during start-up is a request, not
@@ -168,7 +386,8 @@ main(int argc, char **argv)
 	}
 	if (clock_set_timezone(w.cfg->timezone) != 0)
 		fatalx("Timezone %s is unknown", w.cfg->timezone);
-	log_init("helpgate-worker", foreground || !w.cfg->syslog, w.cfg->syslog_facility);
+	if (log_init("helpgate-worker", foreground || !w.cfg->syslog, w.cfg->log_facility) != 0)
+		fatalx("LogFacility %s is unknown", w.cfg->log_facility);
 	log_set_level(w.cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
@@ -191,6 +410,7 @@ main(int argc, char **argv)
 		    w.cfg->database, lock_path);
 	log_info("started; case store %s, relay %s", w.cfg->database,
 	    relay_describe(w.cfg->relay, err, sizeof(err)));
+	diag = diagnose_new();
 
 	while (!stop_requested) {
 		time_t now = time(NULL);
@@ -217,7 +437,13 @@ main(int argc, char **argv)
 		}
 		if (store == NULL && now >= store_retry) {
 			if (store_open(w.cfg->database, 5000, &store, err, sizeof(err)) != STORE_OK) {
-				log_warnx("case store unavailable: %s (retrying every %ds)", err, RETRY_SECONDS);
+				if (trouble_since == 0)
+					trouble_since = now;
+				if (now - trouble_logged >= STORE_LOG_SECONDS) {
+					trouble_logged = now;
+					log_warnx("case store unavailable: %s (retrying every %ds; "
+					    "logged once a minute)", err, RETRY_SECONDS);
+				}
 				store_retry = now + RETRY_SECONDS;
 			}
 		}
@@ -228,17 +454,60 @@ main(int argc, char **argv)
 			}
 		}
 		if (store != NULL) {
+			int failed = 0;
+
+			if ((n = spool_replay(&w, store, BATCH)) > 0)
+				work += n;
+			else if (n < 0)
+				failed = 1;
 			if ((n = ack_run(w.ack, store, clock_now(), BATCH)) > 0)
 				work += n;
+			else if (n < 0)
+				failed = 1;
 			if ((n = timers_run(w.ack, store, clock_now(), BATCH)) > 0)
 				work += n;
+			else if (n < 0)
+				failed = 1;
 			if ((n = outbox_run(store, relay, clock_now(), BATCH)) > 0)
 				work += n;
+			else if (n < 0)
+				failed = 1;
+			/* outgoing-mail cases: probes run on diagnose.c's threads */
+			if ((n = diagnose_run(diag, w.ack, store, clock_now())) > 0)
+				work += n;
+			else if (n < 0)
+				failed = 1;
+			now = time(NULL);
+			if (failed) {
+				/* Locked past the busy timeout (a long helpgatectl
+				 * command), or broken: deleted or replaced under
+				 * us, corrupt, disk full.  Nothing is lost (all
+				 * state is in the store and the spool); the handle
+				 * is reopened, which also picks up a recreated or
+				 * restored file, and the work is done on a later
+				 * pass. */
+				if (trouble_since == 0)
+					trouble_since = now;
+				if (now - trouble_logged >= STORE_LOG_SECONDS) {
+					trouble_logged = now;
+					log_warnx("case store %s: %s; reopening it and retrying "
+					    "(logged once a minute)", w.cfg->database,
+					    *store_errmsg(store) ? store_errmsg(store) : "busy");
+				}
+				store_close(store);
+				store = NULL;
+				store_retry = now + 1;
+			} else if (trouble_since != 0) {
+				log_info("case store %s works again after %llds", w.cfg->database,
+				    (long long)(now - trouble_since));
+				trouble_since = 0;
+			}
 		}
 		if (work == 0 && !stop_requested)
 			nap(w.cfg->poll_interval_ms);
 	}
 	log_info("stopping");
+	diagnose_free(diag);
 	relay_close(relay);
 	store_close(store);
 	if (w.cfg->pidfile != NULL)

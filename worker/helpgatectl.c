@@ -68,6 +68,12 @@ static const struct ctl_command ctl_commands[] = {
 	    "all or nothing" },
 	{ "customer list", ctl_cmd_customer_list, "[--json]", "list customers" },
 	{ "customer remove", ctl_cmd_customer_remove, "ADDRESS|@DOMAIN", "remove a customer" },
+	{ "customer set", ctl_cmd_customer_set,
+	    "ADDRESS|@DOMAIN [--smtp HOST[:PORT] [--security tls|starttls|none] [--user U "
+	    "--password-file F]] [--imap HOST[:PORT] [--imap-security S] [--imap-user U "
+	    "--imap-password-file F]] [--clear]",
+	    "the customer's mail settings for the automatic diagnosis (the password only as a "
+	    "0600 file, never stored); no option: show them" },
 	{ "cases", ctl_cmd_cases, "[--open] [--json]",
 	    "list cases, newest first (--open: not resolved)" },
 	{ "case show", ctl_cmd_case_show, "HG-N [--json]", "show a case and its messages" },
@@ -90,16 +96,22 @@ static const struct ctl_command ctl_commands[] = {
 	    "--tier TIER --urgency P1..P4 [--at ISO-8601-TIME] [--kind first|resolve]",
 	    "the deadline of an SLA clock started at --at (default now), in Timezone, "
 	    "on the urgency's clock (business hours, holidays)" },
-	{ "sla", ctl_cmd_sla, "[--json] [--limit N]",
-	    "open cases, the nearest deadline first, with time left or overdue" },
+	{ "sla", ctl_cmd_sla, "[--json] [--limit N] [--watch [--interval SECONDS] [--count N]]",
+	    "open cases, the nearest deadline first, with time left or overdue; --watch redraws "
+	    "it every --interval seconds (default 5) until interrupted or --count frames" },
 	{ "report", ctl_cmd_report, "[--since DATE] [--json]",
 	    "per tier and urgency: cases, first response met %, median and p90 time to first "
 	    "response, resolution met % (undecided cases are not counted as met or missed)" },
+	{ "stats", ctl_cmd_stats, "[--since DATE|7d|24h] [--json]",
+	    "messages tagged by urgency and category, degraded mail, acknowledgements sent and "
+	    "skipped by reason, SLA met %, diagnoses by verdict, outbox backlog" },
 	{ "diagnose", ctl_cmd_diagnose,
-	    "--smtp HOST[:PORT] [--security tls|starttls|none] [--user USER --password-file FILE] "
+	    "[--smtp HOST[:PORT] [--security tls|starttls|none]] [--imap HOST[:PORT] "
+	    "[--imap-security tls|starttls|none] [--imap-user USER]] [--user USER --password-file FILE] "
 	    "[--from ADDRESS [--rcpt ADDRESS]] [--json]",
 	    "probe a client's SMTP settings step by step (connect, TLS, certificate, AUTH, "
-	    "MAIL FROM, RCPT TO; never DATA); exit 0 ok, 1 problem found" },
+	    "MAIL FROM, RCPT TO; never DATA) and/or IMAP (login, Sent folder); "
+	    "exit 0 when every protocol asked is ok, 1 problem found" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -80,8 +80,8 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 	if (o->relay_seen) {
 		snprintf(o->state, sizeof(o->state), "sent");
 		o->sent_at = now;
-		log_info("HG-%lld: %s to <%s> was already taken by the relay; not sent again",
-		    o->case_id, o->kind, o->recipient);
+		log_info("HG-%lld: %s to <%s> was already taken by the relay; not sent again "
+		    "outbox=%lld result=sent", o->case_id, o->kind, o->recipient, o->id);
 		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	}
 	snprintf(o->state, sizeof(o->state), "sending");
@@ -103,8 +103,8 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 		snprintf(o->state, sizeof(o->state), "sent");
 		o->sent_at = now;
 		o->last_error[0] = '\0';
-		log_info("HG-%lld: %s sent to <%s> (attempt %d)", o->case_id, o->kind,
-		    o->recipient, o->attempts);
+		log_info("HG-%lld: %s sent to <%s> (attempt %d) outbox=%lld result=sent", o->case_id,
+		    o->kind, o->recipient, o->attempts, o->id);
 		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	case RELAY_TEMPFAIL:
 		snprintf(o->last_error, sizeof(o->last_error), "%s", err);
@@ -114,14 +114,15 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 			o->relay_seen = 0;
 		if (now - o->created > OUTBOX_LIFETIME) {
 			snprintf(o->state, sizeof(o->state), "failed");
-			log_warnx("HG-%lld: %s to <%s> given up after %d attempts: %s", o->case_id,
-			    o->kind, o->recipient, o->attempts, err);
+			log_warnx("HG-%lld: %s to <%s> given up after %d attempts: %s "
+			    "outbox=%lld result=failed", o->case_id, o->kind, o->recipient,
+			    o->attempts, err, o->id);
 		} else {
 			snprintf(o->state, sizeof(o->state), "pending");
 			o->next_attempt = now + outbox_backoff(o->attempts);
-			log_warnx("HG-%lld: %s to <%s> deferred (attempt %d, next in %lds): %s",
-			    o->case_id, o->kind, o->recipient, o->attempts,
-			    (long)(o->next_attempt - now), err);
+			log_warnx("HG-%lld: %s to <%s> deferred (attempt %d, next in %lds): %s "
+			    "outbox=%lld result=deferred", o->case_id, o->kind, o->recipient,
+			    o->attempts, (long)(o->next_attempt - now), err, o->id);
 		}
 		if (outbox_save_hard(s, o) != STORE_OK)
 			return -1;
@@ -130,8 +131,8 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 		snprintf(o->state, sizeof(o->state), "failed");
 		snprintf(o->last_error, sizeof(o->last_error), "%s", err);
 		o->relay_seen = 0;
-		log_warnx("HG-%lld: %s to <%s> refused by the relay: %s", o->case_id, o->kind,
-		    o->recipient, err);
+		log_warnx("HG-%lld: %s to <%s> refused by the relay: %s outbox=%lld result=failed",
+		    o->case_id, o->kind, o->recipient, err, o->id);
 		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	}
 	return -1;

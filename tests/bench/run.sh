@@ -15,6 +15,8 @@
 #    around their rounds).
 # 3. Classifier throughput on a 100 KB message: BUILD/tests/bench-classify.
 # 4. Acknowledgement latency and sustained acknowledgements/s (bench_ack_latency).
+# 5. The diagnosis: time to a verdict (healthy, refused, silent) and
+#    diagnoses per minute (tests/bench/bench-diag.sh, its own test bed).
 #
 # Env: BENCH_ROUNDS (5), BENCH_MESSAGES (2000), BENCH_SIZE (10240),
 # BENCH_SESSIONS (8), BENCH_WARMUP (200 messages per setup, not counted),
@@ -382,6 +384,15 @@ if [ -x "$builddir/tests/bench-timers" ]; then
 	fi
 else
 	say "$builddir/tests/bench-timers not built: skipped"
+	missed=$((missed + 1))
+fi
+
+# ---------------------------------------------------------------- diagnosis
+say ""
+if [ -x "$bindir/helpgatectl" ]; then
+	bash "$root/tests/bench/bench-diag.sh" "$bindir" || { say "bench-diag failed"; missed=$((missed + 1)); }
+else
+	say "== Diagnosis: no $bindir/helpgatectl: skipped"
 	missed=$((missed + 1))
 fi
 

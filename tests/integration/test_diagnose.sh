@@ -5,6 +5,11 @@
 # 2 usage), the allow list (ProbeAllow), the password-file checks, and that
 # the password never appears in any output.  The wrong-password check runs
 # last: after a failed login Dovecot delays later logins from 127.0.0.1.
+# Alternatives (smtp.alternative, "Works instead:"): DiagnosePorts names the
+# bed's submission and smtps ports; names resolve through the bed's own
+# dnsmasq (tb_start_dns, DiagnoseResolver), which forwards nothing, so no
+# query leaves the machine.  connect_timeout: a listener whose accept queue
+# is full (backlog 0, never accepting) drops further SYNs on loopback.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -26,6 +31,35 @@ if ! tb_start_bed; then
 	exit 1
 fi
 t_ok "test bed up"
+if ! tb_start_dns; then
+	t_fail "dnsmasq for the bed starts"
+	t_done
+	exit 1
+fi
+t_ok "dnsmasq up on $TB_DNS"
+
+# a TCP port whose connects never complete: the accept queue (backlog 0)
+# is filled by the script itself and nothing is ever accepted
+ms_free_port FULL_PORT || exit 1
+cat >"$MS_T/tb-fullbacklog.py" <<'PY'
+import socket, sys, time
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen(0)
+held = []
+for i in range(3):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", int(sys.argv[1])))
+    except BlockingIOError:
+        pass
+    held.append(c)
+print("ready", flush=True)
+time.sleep(3600)
+PY
+ms_spawn FULL_PID python3 "$MS_T/tb-fullbacklog.py" "$FULL_PORT"
 
 conf="$MS_T/diag.conf"
 conf_noallow="$MS_T/diag-noallow.conf"
@@ -35,9 +69,16 @@ Syslog no
 KeywordsDir $repo/conf/keywords
 TemplatesDir $repo/conf/templates
 DiagnoseCAFile $TB_CA
-DiagnoseTimeout 5s"
-printf '%s\nProbeAllow 127.0.0.0/8\n' "$base" >"$conf"
+DiagnoseTimeout 5s
+DiagnoseResolver $TB_DNS"
+printf '%s\nProbeAllow 127.0.0.0/8\nDiagnosePorts %s/starttls %s/tls\n' "$base" \
+    "$TB_SUBMISSION_PORT" "$TB_SMTPS_PORT" >"$conf"
 printf '%s\n' "$base" >"$conf_noallow"
+conf_tlsfirst="$MS_T/diag-tlsfirst.conf"
+printf '%s\nProbeAllow 127.0.0.0/8\nDiagnosePorts %s/tls, %s/starttls\n' "$base" \
+    "$TB_SMTPS_PORT" "$TB_SUBMISSION_PORT" >"$conf_tlsfirst"
+conf_badres="$MS_T/diag-badresolver.conf"
+printf '%s\nDiagnoseResolver dns.example:53\n' "$base" >"$conf_badres"
 
 pwfile="$MS_T/pw"
 (umask 077 && printf '%s\n' "$TB_PASS" >"$pwfile")
@@ -68,7 +109,7 @@ diag() {
 	verdict=$(jq_get verdict)
 }
 
-# jq_get FIELD: smtp.FIELD of $out as text ("-" if not JSON).
+# jq_get FIELD[.SUBFIELD]: smtp.FIELD of $out as text ("-" if not JSON).
 jq_get() {
 	python3 -c '
 import json, sys
@@ -76,7 +117,9 @@ try:
     d = json.loads(sys.stdin.read())
 except Exception:
     print("-"); sys.exit(0)
-v = d["smtp"].get(sys.argv[1], "<missing>")
+v = d["smtp"]
+for k in sys.argv[1].split("."):
+    v = v.get(k, "<missing>") if isinstance(v, dict) else "<missing>"
 print(json.dumps(v) if not isinstance(v, str) else v)
 ' "$1" <<<"$out"
 }
@@ -176,9 +219,73 @@ diag "$conf" --smtp "$H:99999" --json
 t_is "$rc" 2 "bad port: exit 2"
 diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --password "$TB_PASS" --json
 t_is "$rc" 2 "--password on the command line is refused: exit 2"
-diag "$conf" --imap "$H:$TB_IMAP_PORT" --json
-t_is "$rc" 2 "--imap: exit 2"
-t_like "$err" 'IMAP diagnosis is not implemented yet' "--imap: says it is not implemented yet"
+diag "$conf" --imap "$H:$TB_IMAP_PORT" --imap-security smoke --json
+t_is "$rc" 2 "bad --imap-security: exit 2 (IMAP itself: test_diagnose_imap.sh)"
+
+# ---- alternatives (DiagnosePorts, smtp./mail. names, SRV) and DNS
+
+# alt_is HOST PORT SECURITY VERIFIED SOURCE DESC: smtp.alternative of $out
+alt_is() {
+	t_is "$(jq_get alternative.host) $(jq_get alternative.port) $(jq_get alternative.security) $(jq_get alternative.verified) $(jq_get alternative.source)" \
+	    "$1 $2 $3 $4 $5" "$6: alternative $1:$2 $3 verified=$4 from $5"
+}
+
+diag "$conf" --smtp "$H:$TB_CLOSED_PORT" --security starttls "${CRED[@]}" --json
+check connect_refused 1 "closed port with alice's credentials"
+alt_is 127.0.0.1 "$TB_SUBMISSION_PORT" starttls true "port list" "closed port"
+diag "$conf" --smtp "$H:$TB_CLOSED_PORT" --security starttls "${CRED[@]}"
+t_is "$rc" 1 "closed port, text: exit 1"
+t_like "$out" "Works instead: 127\\.0\\.0\\.1 port $TB_SUBMISSION_PORT with STARTTLS \\(verified with your password" \
+    "closed port, text: says what works instead"
+
+diag "$conf_tlsfirst" --smtp "$H:$TB_SMTPS_PORT" --security starttls "${CRED[@]}"
+t_is "$rc" 1 "starttls against smtps, text: exit 1"
+t_like "$out" "Works instead: 127\\.0\\.0\\.1 port $TB_SMTPS_PORT with SSL/TLS \\(verified with your password" \
+    "starttls against smtps: the same port with SSL/TLS, first in DiagnosePorts"
+
+diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --security starttls --json
+check ok 0 "working settings"
+t_is "$(jq_get alternative)" null "working settings: smtp.alternative is null"
+
+# names through the bed's dnsmasq
+diag "$conf" --smtp "smtp.client.test:$TB_CLOSED_PORT" --security starttls "${CRED[@]}" --json
+check connect_refused 1 "smtp.client.test (dnsmasq: 127.0.0.1) on the closed port"
+step0=$(python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read())["smtp"]["steps"][0]
+print(s["name"], s["ok"], s["detail"])' <<<"$out" 2>/dev/null)
+t_like "$step0" '^resolve smtp\.client\.test True 127\.0\.0\.1:' "smtp.client.test resolves to 127.0.0.1 through DiagnoseResolver"
+alt_is localhost "$TB_SUBMISSION_PORT" starttls true SRV "SRV _submission._tcp.client.test"
+
+diag "$conf" --smtp "nosuch.client.test:$TB_SUBMISSION_PORT" "${CRED[@]}" --json
+check dns_not_found 1 "nosuch.client.test (NXDOMAIN from dnsmasq)"
+t_like "$out" "NXDOMAIN" "dns_not_found: the resolver's words"
+t_like "$out" "127\\.0\\.0\\.1:$TB_DNS_PORT" "dns_not_found: names the resolver asked"
+
+diag "$conf_badres" --smtp "$H:$TB_SUBMISSION_PORT" --json
+t_is "$rc" 1 "DiagnoseResolver that is not ADDRESS[:PORT]: the config is refused (exit 1)"
+t_like "$err" 'DiagnoseResolver' "bad DiagnoseResolver: the error names the key"
+
+if grep -q '_submission\._tcp\.client\.test' "$MS_T/dnsmasq.log" &&
+	grep -q 'smtp\.client\.test' "$MS_T/dnsmasq.log"; then
+	t_ok "the names and the SRV record were asked of the bed's dnsmasq"
+else
+	t_fail "the names and the SRV record were asked of the bed's dnsmasq" "$(tail -n 20 "$MS_T/dnsmasq.log")"
+fi
+if grep -qE 'forwarded|query\[[A-Z]+\] [^ ]+ from [^1]' "$MS_T/dnsmasq.log"; then
+	t_fail "dnsmasq forwarded nothing and was asked only from loopback" "$(grep -E 'forwarded' "$MS_T/dnsmasq.log" | head)"
+else
+	t_ok "dnsmasq forwarded nothing and was asked only from loopback"
+fi
+
+# connect_timeout: SYNs to the full accept queue are dropped
+diag "$conf" --smtp "$H:$FULL_PORT" --security none --json
+check connect_timeout 1 "connect never completes (full accept queue)"
+if [ "$ms" -le 7000 ]; then
+	t_ok "connect timeout: returned in $ms ms (DiagnoseTimeout 5 s + 2 s)"
+else
+	t_fail "connect timeout: returned in $ms ms (DiagnoseTimeout 5 s + 2 s)"
+fi
 
 # Last: a failed login makes Dovecot slow down the next ones.
 diag "$conf" --smtp "$H:$TB_SUBMISSION_PORT" --user "$TB_USER" --password-file "$badpwfile" --json

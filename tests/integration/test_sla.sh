@@ -38,6 +38,9 @@ NoticeAddress notices@staff.example.com
 OnCallAddress oncall@staff.example.com
 Escalate 1 after=breach to=l2@staff.example.com
 Escalate 2 after=breach+2h to=manager@staff.example.com
+# no automatic diagnosis (test_autodiagnose.sh): it would resolve the
+# clients' domains through the system resolver and note staff
+DiagnosePerCustomerPerHour 0
 CONF
 MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
 ms_start_milter "$bindir/helpgate-milter" -f -c "$conf" -p "$MS_MILTER_SOCKET" || exit 1

@@ -37,6 +37,9 @@ KeywordsDir $repo/conf/keywords
 TemplatesDir $repo/conf/templates
 AckRateLimit 3 20
 PollInterval 100ms
+# no automatic diagnosis here (test_autodiagnose.sh): it would resolve the
+# clients' domains through the system resolver
+DiagnosePerCustomerPerHour 0
 CONF
 ms_start_milter "$bindir/helpgate-milter" -f -c "$conf" -p "$MS_MILTER_SOCKET" || exit 1
 ms_start_postfix "$MS_MILTER_SOCKET" || exit 1

@@ -37,6 +37,17 @@
 # Ports (all on 127.0.0.1):
 #   TB_IMAP_PORT              Dovecot IMAP, STARTTLS offered (not required)
 #   TB_IMAPS_PORT             Dovecot IMAP, implicit TLS
+#   TB_IMAPS_EXPIRED_PORT     Dovecot imaps on TB_IMAPS_EXPIRED_HOST (127.0.0.2),
+#                             expired certificate
+#   TB_IMAPS_WRONGNAME_PORT   ... on TB_IMAPS_WRONGNAME_HOST (127.0.0.3), other.test
+#   TB_IMAPS_SELFSIGNED_PORT  ... on TB_IMAPS_SELFSIGNED_HOST (127.0.0.4), self-signed
+#                             (Dovecot 2.3 picks a certificate by local address,
+#                             not by port; no certificate names 127.0.0.2-4, so
+#                             only the verdict that outranks the name is seen)
+#   TB_IMAP_REMOTE_PORT       Dovecot IMAP on TB_IMAP_REMOTE_HOST (127.0.0.2):
+#                             the client's address (127.0.0.1) differs, so
+#                             Dovecot does not count it as local: LOGINDISABLED
+#                             until STARTTLS (expired certificate)
 #   TB_SUBMISSION_PORT        Postfix, STARTTLS required, SASL after TLS only
 #   TB_SMTPS_PORT             Postfix, implicit TLS (wrapper mode), SASL
 #   TB_SUBMISSION_EXPIRED_PORT    as submission, expired certificate
@@ -235,9 +246,11 @@ _tb_wait_line() {
 
 # tb_start_dovecot: a stand-alone Dovecot (config, runtime, state, logs and
 # Maildirs under $MS_T/dovecot), IMAP and imaps with the good certificate,
+# imaps with the expired, wrong-name and self-signed ones on 127.0.0.2-4,
 # the SASL socket at $MS_T/queue/private/auth for Postfix.  Call after
 # ms_init and tb_certs, before or after ms_start_postfix.  Sets
-# TB_IMAP_PORT, TB_IMAPS_PORT, TB_DOVECOT_PID, TB_DOVECOT_CONF.  With
+# TB_IMAP_PORT, TB_IMAPS_PORT, TB_IMAPS_{EXPIRED,WRONGNAME,SELFSIGNED}_{HOST,PORT},
+# TB_DOVECOT_PID, TB_DOVECOT_CONF.  With
 # --no-wait it returns at once; _tb_wait_dovecot waits then.
 # Env: TB_DOVECOT_CONF_EXTRA (more dovecot.conf lines, appended).
 # A failed login makes Dovecot delay later authentications from 127.0.0.1
@@ -247,7 +260,15 @@ tb_start_dovecot() {
 	[ -n "${TB_CERT_GOOD:-}" ] || { ms_log "tb_start_dovecot: run tb_certs first"; return 1; }
 	ms_free_port TB_IMAP_PORT || return 1
 	ms_free_port TB_IMAPS_PORT || return 1
-	export TB_IMAP_PORT TB_IMAPS_PORT
+	ms_free_port TB_IMAPS_EXPIRED_PORT || return 1
+	ms_free_port TB_IMAPS_WRONGNAME_PORT || return 1
+	ms_free_port TB_IMAPS_SELFSIGNED_PORT || return 1
+	ms_free_port TB_IMAP_REMOTE_PORT || return 1
+	TB_IMAPS_EXPIRED_HOST=127.0.0.2 TB_IMAPS_WRONGNAME_HOST=127.0.0.3 TB_IMAPS_SELFSIGNED_HOST=127.0.0.4
+	TB_IMAP_REMOTE_HOST=$TB_IMAPS_EXPIRED_HOST
+	export TB_IMAP_PORT TB_IMAPS_PORT TB_IMAPS_EXPIRED_PORT TB_IMAPS_WRONGNAME_PORT \
+		TB_IMAPS_SELFSIGNED_PORT TB_IMAPS_EXPIRED_HOST TB_IMAPS_WRONGNAME_HOST TB_IMAPS_SELFSIGNED_HOST \
+		TB_IMAP_REMOTE_PORT TB_IMAP_REMOTE_HOST
 	nobody_uid=$(id -u nobody) nogroup_gid=$(id -g nobody)
 	mkdir -p "$D/run" "$D/state" "$D/mail"
 	chown nobody: "$D/mail"
@@ -306,6 +327,37 @@ service imap-login {
     port = $TB_IMAPS_PORT
     ssl = yes
   }
+  inet_listener imap_remote {
+    address = $TB_IMAP_REMOTE_HOST
+    port = $TB_IMAP_REMOTE_PORT
+  }
+  inet_listener imaps_expired {
+    address = $TB_IMAPS_EXPIRED_HOST
+    port = $TB_IMAPS_EXPIRED_PORT
+    ssl = yes
+  }
+  inet_listener imaps_wrongname {
+    address = $TB_IMAPS_WRONGNAME_HOST
+    port = $TB_IMAPS_WRONGNAME_PORT
+    ssl = yes
+  }
+  inet_listener imaps_selfsigned {
+    address = $TB_IMAPS_SELFSIGNED_HOST
+    port = $TB_IMAPS_SELFSIGNED_PORT
+    ssl = yes
+  }
+}
+local $TB_IMAPS_EXPIRED_HOST {
+  ssl_cert = <$TB_CERT_EXPIRED
+  ssl_key = <$TB_KEY_EXPIRED
+}
+local $TB_IMAPS_WRONGNAME_HOST {
+  ssl_cert = <$TB_CERT_WRONGNAME
+  ssl_key = <$TB_KEY_WRONGNAME
+}
+local $TB_IMAPS_SELFSIGNED_HOST {
+  ssl_cert = <$TB_CERT_SELFSIGNED
+  ssl_key = <$TB_KEY_SELFSIGNED
 }
 service auth {
   unix_listener $MS_T/queue/private/auth {
@@ -343,7 +395,11 @@ _tb_wait_dovecot() {
 		fi
 		[ -S "$MS_T/queue/private/auth" ] &&
 			_tb_wait_line "$TB_IMAP_PORT" "* OK" 1 &&
-			_ms_wait_port "$TB_IMAPS_PORT" 1 && return 0
+			_ms_wait_port "$TB_IMAPS_PORT" 1 &&
+			_tb_wait_addr "$TB_IMAPS_EXPIRED_HOST" "$TB_IMAPS_EXPIRED_PORT" &&
+			_tb_wait_addr "$TB_IMAPS_WRONGNAME_HOST" "$TB_IMAPS_WRONGNAME_PORT" &&
+			_tb_wait_addr "$TB_IMAPS_SELFSIGNED_HOST" "$TB_IMAPS_SELFSIGNED_PORT" &&
+			_tb_wait_addr "$TB_IMAP_REMOTE_HOST" "$TB_IMAP_REMOTE_PORT" && return 0
 		if [ "$SECONDS" -ge "$end" ]; then
 			ms_log "tb_start_dovecot: not up after 15 s"
 			tail -n 20 "$MS_T/dovecot-server.log" 2>/dev/null | sed 's/^/#   /' >&2
@@ -351,6 +407,11 @@ _tb_wait_dovecot() {
 		fi
 		sleep 0.05
 	done
+}
+
+# _tb_wait_addr HOST PORT: true if HOST:PORT accepts a connection now.
+_tb_wait_addr() {
+	(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
 # _tb_wait_gone PID SECONDS: wait for PID to end (it need not be a child).
@@ -674,10 +735,63 @@ tb_describe() {
 	local v
 	for v in TB_USER TB_PASS TB_USER2 TB_PASS2 TB_CA TB_CERT_GOOD TB_CERT_WRONGNAME \
 		TB_CERT_EXPIRED TB_CERT_SELFSIGNED TB_EXPIRED_METHOD TB_IMAP_PORT TB_IMAPS_PORT \
+		TB_IMAPS_EXPIRED_HOST TB_IMAPS_EXPIRED_PORT TB_IMAPS_WRONGNAME_HOST \
+		TB_IMAPS_WRONGNAME_PORT TB_IMAPS_SELFSIGNED_HOST TB_IMAPS_SELFSIGNED_PORT \
+		TB_IMAP_REMOTE_HOST TB_IMAP_REMOTE_PORT \
 		TB_SUBMISSION_PORT TB_SMTPS_PORT TB_SUBMISSION_EXPIRED_PORT \
 		TB_SUBMISSION_WRONGNAME_PORT TB_SUBMISSION_SELFSIGNED_PORT TB_CLOSED_PORT \
 		TB_SILENT_PORT TB_GARBAGE_PORT TB_NOSTARTTLS_PORT TB_NOAUTH_PORT \
 		TB_APPPASS_PORT TB_RELAYDENY_PORT; do
 		printf '%s=%s\n' "$v" "${!v:-}"
 	done
+}
+
+# ---------------------------------------------------------------- dns
+
+# tb_start_dns: dnsmasq on 127.0.0.1:$TB_DNS_PORT (UDP and TCP), the bed's
+# own DNS for DiagnoseResolver "$TB_DNS".  It knows only these names and
+# forwards nothing (--no-resolv, no --server): no query leaves the machine,
+# and every other name under .test is NXDOMAIN (--local=/test/):
+#   smtp.client.test, mail.client.test, localhost   A 127.0.0.1
+#     (the diagnosis itself answers localhost without DNS, RFC 6761)
+#   client.test                          MX 10 mail.client.test
+#   _submission._tcp.client.test         SRV 0 1 $TB_SUBMISSION_PORT localhost
+#   _submissions._tcp.client.test        SRV 10 1 $TB_SMTPS_PORT localhost
+#   nosuch.client.test (any other)       NXDOMAIN
+# The SRV targets are "localhost" because the bed's good certificate names
+# localhost (and 127.0.0.1), not the client.test names.  Call after
+# tb_start_submission (the SRV ports).  Sets TB_DNS_PORT, TB_DNS_PID and
+# TB_DNS; the PID is stopped at exit with the others.  Log:
+# $MS_T/dnsmasq.log (every query).
+tb_start_dns() {
+	local try
+	[ -n "${TB_SUBMISSION_PORT:-}" ] || { ms_log "tb_start_dns: run tb_start_submission first"; return 1; }
+	command -v dnsmasq >/dev/null || { ms_log "tb_start_dns: no dnsmasq (package dnsmasq-base)"; return 1; }
+	# ms_free_port checks TCP only; a UDP clash shows as dnsmasq exiting
+	for try in 1 2 3; do
+		ms_free_port TB_DNS_PORT || return 1
+		dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+			--port="$TB_DNS_PORT" --listen-address=127.0.0.1 \
+			--bind-interfaces --pid-file= --user=root --local=/test/ \
+			--log-queries --log-facility="$MS_T/dnsmasq.log" \
+			--host-record=smtp.client.test,127.0.0.1 \
+			--host-record=mail.client.test,127.0.0.1 \
+			--host-record=localhost,127.0.0.1 \
+			--mx-host=client.test,mail.client.test,10 \
+			--srv-host=_submission._tcp.client.test,localhost,"$TB_SUBMISSION_PORT",0,1 \
+			--srv-host=_submissions._tcp.client.test,localhost,"$TB_SMTPS_PORT",10,1 \
+			>>"$MS_T/dnsmasq.out" 2>&1 </dev/null &
+		TB_DNS_PID=$!
+		MS_PIDS+=("$TB_DNS_PID")
+		if _ms_wait_port "$TB_DNS_PORT" 5 && kill -0 "$TB_DNS_PID" 2>/dev/null; then
+			TB_DNS="127.0.0.1:$TB_DNS_PORT"
+			export TB_DNS_PORT TB_DNS
+			return 0
+		fi
+		ms_log "tb_start_dns: dnsmasq did not come up on $TB_DNS_PORT (try $try):"
+		sed 's/^/#   /' "$MS_T/dnsmasq.out" >&2
+		kill "$TB_DNS_PID" 2>/dev/null
+		wait "$TB_DNS_PID" 2>/dev/null
+	done
+	return 1
 }

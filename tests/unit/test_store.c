@@ -232,7 +232,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 3);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 4);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name IN ('customers', 'cases', 'messages')"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -247,7 +247,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 3);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 4);
 
 	/* A newer schema than the code knows is refused, and left alone. */
 	path_in_tmp(path, sizeof(path), "newer.db");
@@ -1010,7 +1010,11 @@ test_upgrade_from_v1(void)
 	if (s == NULL)
 		return;
 	store_close(s);
-	/* Simulate a v1 store holding one message: drop v3 and v2 objects. */
+	/* Simulate a v1 store holding one message: drop v4, v3 and v2 objects. */
+	raw_sql(path, "DROP TRIGGER customer_mail_follows");
+	raw_sql(path, "DROP TABLE customer_mail");
+	raw_sql(path, "DROP TABLE diagnoses");
+	raw_sql(path, "DROP INDEX cases_outgoing");
 	raw_sql(path, "DROP TABLE events");
 	raw_sql(path, "DROP INDEX cases_next_due");
 	raw_sql(path, "DROP TABLE pauses");
@@ -1030,9 +1034,158 @@ test_upgrade_from_v1(void)
 	s = open_ok(path, 1000);
 	if (s == NULL)
 		return;
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 3);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 4);
 	n = 0;
 	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	store_close(s);
+}
+
+/* ---- v4: mail settings and diagnoses ---- */
+
+static int
+count_cases_cb(const struct case_rec *c, void *arg)
+{
+	(void)c;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+count_diag_cb(const struct diagnosis_rec *d, void *arg)
+{
+	(void)d;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+first_diag_cb(const struct diagnosis_rec *d, void *arg)
+{
+	struct diagnosis_rec *out = arg;
+
+	*out = *d;
+	out->report_json = d->report_json ? strdup(d->report_json) : NULL;
+	out->report_text = d->report_text ? strdup(d->report_text) : NULL;
+	return 1;
+}
+
+static void
+test_diagnoses(void)
+{
+	char path[256];
+	struct store *s;
+	struct customer c;
+	struct customer_mail m, got;
+	struct case_rec k;
+	struct diagnosis_rec d, back;
+	int n;
+
+	path_in_tmp(path, sizeof(path), "diag.db");
+	if ((s = open_ok(path, 1000)) == NULL)
+		return;
+	/* settings: exact address, then @domain; removed with the customer */
+	memset(&c, 0, sizeof(c));
+	snprintf(c.address, sizeof(c.address), "@client.test");
+	snprintf(c.tier, sizeof(c.tier), "trial");
+	T_EQ_INT(store_customer_put(s, &c), STORE_OK);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.address, sizeof(m.address), "@Client.test");
+	snprintf(m.smtp_host, sizeof(m.smtp_host), "smtp.client.test");
+	m.smtp_port = 465;
+	snprintf(m.smtp_security, sizeof(m.smtp_security), "tls");
+	snprintf(m.smtp_password_file, sizeof(m.smtp_password_file), "/etc/pw");
+	T_EQ_INT(store_customer_mail_put(s, &m), STORE_OK);
+	T_EQ_INT(store_customer_mail_lookup(s, "Ann@client.test", &got), STORE_OK);
+	T_EQ_STR(got.address, "@client.test");
+	T_EQ_STR(got.smtp_host, "smtp.client.test");
+	T_EQ_INT(got.smtp_port, 465);
+	T_EQ_STR(got.smtp_password_file, "/etc/pw");
+	T_EQ_INT(store_customer_mail_lookup(s, "ann@other.test", &got), STORE_NOTFOUND);
+	/* customer add (INSERT OR REPLACE) keeps them, customer remove drops them */
+	snprintf(c.tier, sizeof(c.tier), "premium");
+	T_EQ_INT(store_customer_put(s, &c), STORE_OK);
+	T_EQ_INT(store_customer_mail_lookup(s, "ann@client.test", &got), STORE_OK);
+	T_EQ_INT(store_customer_remove(s, "@client.test"), STORE_OK);
+	T_EQ_INT(store_customer_mail_lookup(s, "ann@client.test", &got), STORE_NOTFOUND);
+
+	/* pending: outgoing-mail cases without a diagnosis, after a watermark */
+	memset(&k, 0, sizeof(k));
+	k.created = k.updated = 1000;
+	k.urgency = 2;
+	snprintf(k.client, sizeof(k.client), "ann@client.test");
+	snprintf(k.category, sizeof(k.category), "outgoing-mail");
+	T_EQ_INT(store_case_create(s, &k), STORE_OK);
+	snprintf(k.category, sizeof(k.category), "billing");
+	T_EQ_INT(store_case_create(s, &k), STORE_OK);
+	snprintf(k.category, sizeof(k.category), "outgoing-mail");
+	T_EQ_INT(store_case_create(s, &k), STORE_OK);
+	n = 0;
+	T_EQ_INT(store_diagnosis_pending(s, 0, 10, count_cases_cb, &n), STORE_OK);
+	T_EQ_INT(n, 2);
+	n = 0;
+	T_EQ_INT(store_diagnosis_pending(s, 1, 10, count_cases_cb, &n), STORE_OK);
+	T_EQ_INT(n, 1);
+	memset(&d, 0, sizeof(d));
+	d.case_id = 1;
+	d.created = 5000;
+	snprintf(d.customer, sizeof(d.customer), "ann@client.test");
+	snprintf(d.client, sizeof(d.client), "ann@client.test");
+	snprintf(d.protocol, sizeof(d.protocol), "smtp");
+	snprintf(d.verdict, sizeof(d.verdict), "auth_failed");
+	snprintf(d.provider, sizeof(d.provider), "client.test");
+	snprintf(d.alt_host, sizeof(d.alt_host), "smtp.client.test");
+	d.alt_port = 587;
+	d.report_json = "{\"verdict\":\"auth_failed\"}";
+	d.report_text = "x AUTH PLAIN";
+	T_EQ_INT(store_diagnosis_add(s, &d), STORE_OK);
+	T_CHECK(d.id > 0);
+	T_EQ_INT(store_diagnosis_add(s, &d), STORE_EXISTS);
+	n = 0;
+	T_EQ_INT(store_diagnosis_pending(s, 0, 10, count_cases_cb, &n), STORE_OK);
+	T_EQ_INT(n, 1);
+	/* a skip counts as decided but not against the rate limit */
+	d.case_id = 3;
+	snprintf(d.skipped, sizeof(d.skipped), "rate-limit");
+	T_EQ_INT(store_diagnosis_add(s, &d), STORE_OK);
+	n = 0;
+	T_EQ_INT(store_diagnosis_pending(s, 0, 10, count_cases_cb, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	T_EQ_INT(store_diagnosis_count_since(s, "ann@client.test", 4000, &n), STORE_OK);
+	T_EQ_INT(n, 1);
+	T_EQ_INT(store_diagnosis_count_since(s, "ann@client.test", 6000, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	n = 0;
+	T_EQ_INT(store_diagnosis_similar(s, "client.test", "auth_failed", 4000, count_diag_cb, &n),
+	    STORE_OK);
+	T_EQ_INT(n, 1);
+	n = 0;
+	T_EQ_INT(store_diagnosis_similar(s, "client.test", "ok", 4000, count_diag_cb, &n), STORE_OK);
+	T_EQ_INT(n, 0);
+	T_EQ_INT(store_diagnosis_set_incident(s, 1, 1), STORE_OK);
+	T_EQ_INT(store_diagnosis_set_client_note(s, 1, "follow-up"), STORE_OK);
+	memset(&back, 0, sizeof(back));
+	T_EQ_INT(store_diagnosis_list(s, 1, first_diag_cb, &back), STORE_OK);
+	T_EQ_INT(back.incident, 1);
+	T_EQ_STR(back.client_note, "follow-up");
+	T_EQ_INT(back.alt_port, 587);
+	T_EQ_STR(back.report_text ? back.report_text : "", "x AUTH PLAIN");
+	T_EQ_STR(back.report_json ? back.report_json : "", "{\"verdict\":\"auth_failed\"}");
+	diagnosis_rec_clear(&back);
+	store_close(s);
+
+	/* An upgrade marks the outgoing-mail cases it finds as predating. */
+	T_EQ_INT(raw_sql(path, "DELETE FROM diagnoses"), 0);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version = 3"), 0);
+	raw_sql(path, "DROP TRIGGER customer_mail_follows");
+	raw_sql(path, "DROP TABLE customer_mail");
+	raw_sql(path, "DROP TABLE diagnoses");
+	raw_sql(path, "DROP INDEX cases_outgoing");
+	if ((s = open_ok(path, 1000)) == NULL)
+		return;
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM diagnoses WHERE skipped = 'predates-diagnosis'"), 2);
+	n = 0;
+	T_EQ_INT(store_diagnosis_pending(s, 0, 10, count_cases_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
 	store_close(s);
 }
@@ -1065,6 +1218,7 @@ main(void)
 	}
 	test_outbox();
 	test_upgrade_from_v1();
+	test_diagnoses();
 	test_busy();
 	test_errors_after_open();
 	cleanup_tmpdir();
