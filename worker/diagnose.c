@@ -723,6 +723,8 @@ row_fill(struct diagnosis_rec *r, const struct diag_job *j, const char *protocol
 	r->duration_ms = rep->duration_ms;
 	buf_init(&b, DIAGNOSE_REPORT_MAX);
 	diag_report_json(rep, &b);
+	if (b.truncated)	/* cut JSON is no JSON; the text still has it all */
+		buf_reset(&b);
 	r->report_json = buf_steal(&b);
 	buf_init(&b, DIAGNOSE_REPORT_MAX);
 	diag_report_text(rep, &b);
