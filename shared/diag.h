@@ -173,7 +173,8 @@ struct diag_alternative {
 	char			*host;
 	int			 port;
 	enum diag_security	 security;
-	int			 verified;	/* authenticated with the same credentials */
+	int			 verified;	/* logged in with the same credentials
+						 * (and passed MAIL/RCPT if asked) */
 	const char		*source;	/* static */
 	size_t			 tried;		/* combinations probed */
 	struct diag_report	 report;	/* the probe that worked */
@@ -187,6 +188,12 @@ struct diag_alternative {
  * t->timeout_ms.  r gets t's own report; alt is filled (found = 1) only when
  * r's verdict is not ok and another combination works, preferring one that
  * authenticated with the same credentials.  Returns r->verdict.
+ * Logins: only t itself logs in while the candidates run; with credentials
+ * a candidate stops at the AUTH mechanisms (it works when it offers PLAIN
+ * or LOGIN over TLS), and only when r failed before its login are at most
+ * two of them then verified with the credentials, one after another: at
+ * most three logins per call.  After auth_failed (r's or a verification's)
+ * alt stays empty: the password, not the port, is wrong.
  * Implemented in diag_alt.c.
  */
 enum diag_verdict diag_smtp_with_alternatives(const struct diag_target *t, const char *ports,

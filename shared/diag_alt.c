@@ -10,15 +10,43 @@
  * with the time left until the common deadline as its timeout_ms.  The SRV
  * lookup runs in the calling thread meanwhile and appends its targets.
  *
- * Stopping early: once the primary is ok, or the best finished alternative
- * can no longer be beaten by one still running, the rest are cancelled
- * through an eventfd that every wait of theirs polls (dg_cancel_fd), so
- * the call returns without waiting for silent ports.  A last guard cancels
- * the primary too if it overruns the deadline by ALT_GRACE_MS.
+ * Why the candidates never log in while they run in parallel: with a wrong
+ * password that would be a burst of failed logins for one account, and
+ * providers lock the account or the address after a few (Dovecot's auth
+ * penalty alone then delays the primary's own AUTH past its timeout).  So
+ * only the primary carries the credentials; a candidate goes as far as a
+ * client would before logging in (connect, TLS, certificate, EHLO, the AUTH
+ * mechanisms), and it "works" when it offers PLAIN or LOGIN over TLS, or in
+ * clear text when the combination itself is security none.  No MAIL/RCPT
+ * either: without a login a submission server refuses to relay, so an
+ * unauthenticated envelope would prove nothing.  Afterwards, and only when
+ * the primary failed before its login could tell anything about the
+ * password (dns, connect, greeting, TLS, certificate, STARTTLS,
+ * auth_unavailable, protocol_error, ...), the best-ranked working
+ * candidates are verified one after another with the credentials and the
+ * envelope, at most ALT_VERIFY_MAX of them and only within what is left of
+ * the deadline: one diagnosis makes at most 1 + ALT_VERIFY_MAX logins.
+ * When the primary says auth_failed no candidate is verified (the password
+ * is the problem, not the port); when a verification says auth_failed the
+ * search ends there with no alternative, for the same reason.
+ * Without credentials nothing changes: the candidates run the same probe
+ * as the primary (envelope included) and the best one that passes is
+ * reported, unverified.
  *
- * Ranking (smaller is better): verified with the same credentials first,
- * then the source (SRV, the given host, guessed names), then the position
- * in DiagnosePorts (or in the sorted SRV answer).
+ * Stopping early: once the primary is ok or auth_failed, or the best
+ * finished candidate can no longer be beaten by one still running, the
+ * rest are cancelled through an eventfd that every wait of theirs polls
+ * (dg_cancel_fd), so the call returns without waiting for silent ports.  A
+ * last guard cancels the primary too if it overruns the deadline by
+ * ALT_GRACE_MS.
+ *
+ * Ranking (smaller is better): the source (SRV, the given host, guessed
+ * names), then the position in DiagnosePorts (or in the sorted SRV
+ * answer).  The logins follow it: the best working candidate is verified
+ * as soon as nothing still running can beat it, while the others go on;
+ * if its login fails for a reason of its own (say the sender), the next
+ * best is verified.  A candidate whose login was never tried (no time
+ * left) is still reported, unverified.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,6 +71,7 @@
 #define ALT_SRV_MAX		8	/* SRV targets taken from the answer */
 #define ALT_MIN_MS		200	/* a probe with less time left is not started */
 #define ALT_GRACE_MS		250	/* the primary's own clock starts a little late */
+#define ALT_VERIFY_MAX		2	/* logins on candidates, one after another */
 #define ALT_DEFAULT_PORTS	"587/starttls 465/tls 25/starttls 2525/starttls"
 
 enum alt_rank { RANK_SRV, RANK_GIVEN_HOST, RANK_GUESSED_NAME };
@@ -51,12 +80,17 @@ static const char *const rank_source[] = { "SRV", "port list", "host name" };
 
 enum probe_state { P_QUEUED, P_RUNNING, P_DONE, P_SKIPPED };
 
+/* The login with the credentials, after the parallel phase. */
+enum verify_state { V_NONE, V_OK, V_AUTH_FAILED, V_FAILED };
+
 struct probe {
-	struct diag_target	 t;	/* a copy: own strings */
+	struct diag_target	 t;	/* a copy: own strings, no credentials */
 	enum alt_rank		 rank;
 	int			 order;
 	enum probe_state	 state;
 	struct diag_report	 report;
+	enum verify_state	 vstate;
+	struct diag_report	 vreport;	/* the login, when vstate != V_NONE */
 };
 
 struct run {
@@ -70,6 +104,9 @@ struct run {
 	int			 cancel_fd;	/* eventfd: the candidates' waits end */
 	int			 primary_cancel_fd;
 	long long		 deadline;
+	int			 logins;	/* on candidates, by verify_next() */
+	struct probe		*verified;	/* logged in and passed */
+	int			 refused;	/* a candidate refused the password */
 	const struct diag_target *t;
 	struct diag_report	*r;
 };
@@ -86,6 +123,39 @@ same_host(const char *a, const char *b)
 	while (lb > 0 && b[lb - 1] == '.')
 		lb--;
 	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/*
+ * dst = src aimed at host:port/sec (own copies of every string).  full 0
+ * leaves out user, password, mail_from and rcpt: a probe that does not
+ * log in; timeout_ms is left for the caller.
+ */
+static void
+target_copy(struct diag_target *dst, const struct diag_target *src, const char *host,
+    int port, enum diag_security sec, int full)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->host = xstrdup(host);
+	dst->port = port;
+	dst->security = sec;
+	if (full) {
+		dst->user = src->user ? xstrdup(src->user) : NULL;
+		dst->password = src->password ? xstrdup(src->password) : NULL;
+		dst->mail_from = src->mail_from ? xstrdup(src->mail_from) : NULL;
+		dst->rcpt = src->rcpt ? xstrdup(src->rcpt) : NULL;
+	}
+	dst->helo = src->helo ? xstrdup(src->helo) : NULL;
+	dst->step_timeout_ms = src->step_timeout_ms;
+	dst->ca_file = src->ca_file ? xstrdup(src->ca_file) : NULL;
+	dst->resolver = src->resolver ? xstrdup(src->resolver) : NULL;
+	if (src->allow_count > 0) {
+		dst->allow = xcalloc(src->allow_count, sizeof(*dst->allow));
+		for (i = 0; i < src->allow_count; i++)
+			dst->allow[i] = xstrdup(src->allow[i]);
+		dst->allow_count = src->allow_count;
+	}
 }
 
 /*
@@ -114,23 +184,9 @@ probe_add(struct run *run, const char *host, int port, enum diag_security sec,
 		}
 	}
 	p = xcalloc(1, sizeof(*p));
-	p->t.host = xstrdup(host);
-	p->t.port = port;
-	p->t.security = sec;
-	p->t.user = t->user ? xstrdup(t->user) : NULL;
-	p->t.password = t->password ? xstrdup(t->password) : NULL;
-	p->t.mail_from = t->mail_from ? xstrdup(t->mail_from) : NULL;
-	p->t.rcpt = t->rcpt ? xstrdup(t->rcpt) : NULL;
-	p->t.helo = t->helo ? xstrdup(t->helo) : NULL;
-	p->t.step_timeout_ms = t->step_timeout_ms;
-	p->t.ca_file = t->ca_file ? xstrdup(t->ca_file) : NULL;
-	p->t.resolver = t->resolver ? xstrdup(t->resolver) : NULL;
-	if (t->allow_count > 0) {
-		p->t.allow = xcalloc(t->allow_count, sizeof(*p->t.allow));
-		for (i = 0; i < t->allow_count; i++)
-			p->t.allow[i] = xstrdup(t->allow[i]);
-		p->t.allow_count = t->allow_count;
-	}
+	/* with credentials the candidate stops before the login (and so
+	 * before the envelope); without them it runs the primary's probe */
+	target_copy(&p->t, t, host, port, sec, t->user == NULL);
 	p->rank = rank;
 	p->order = order;
 	p->state = P_QUEUED;
@@ -143,6 +199,7 @@ probe_free(struct probe *p)
 {
 	diag_target_free(&p->t);
 	diag_report_free(&p->report);
+	diag_report_free(&p->vreport);
 	free(p);
 }
 
@@ -205,6 +262,15 @@ mail_domain(const char *domain, const char *host)
 static void cancel(int fd);
 static void stop_all(struct run *run);
 
+/* 1 when the primary's verdict leaves nothing for a candidate to do: it
+ * worked, or the server refused the password (no port fixes that). */
+static int
+primary_final(const struct run *run)
+{
+	return run->r->verdict == DIAG_OK ||
+	    (run->r->verdict == DIAG_AUTH_FAILED && run->t->user != NULL);
+}
+
 static void *
 primary_main(void *arg)
 {
@@ -214,7 +280,7 @@ primary_main(void *arg)
 	diag_smtp(run->t, run->r);
 	pthread_mutex_lock(&run->mu);
 	run->primary_done = 1;
-	if (run->r->verdict == DIAG_OK)
+	if (primary_final(run))
 		stop_all(run);	/* no alternative is wanted: end the SRV lookup too */
 	pthread_cond_broadcast(&run->cv);
 	pthread_mutex_unlock(&run->mu);
@@ -256,23 +322,48 @@ worker_main(void *arg)
 
 /* ---------------------------------------------------------------- choice */
 
-/* Ranking key, smaller is better: verified, source, order. */
+/* Ranking key, smaller is better: source, then order. */
 static long long
-probe_key(const struct probe *p, int verified)
+probe_key(const struct probe *p)
 {
-	return (verified ? 0 : 1LL << 40) + ((long long)p->rank << 20) + p->order;
+	return ((long long)p->rank << 20) + p->order;
 }
 
+/* 1 if the report offers AUTH PLAIN or LOGIN.  diag_smtp() records the
+ * mechanisms as the detail of its step "AUTH mechanisms". */
 static int
-probe_ok(const struct probe *p)
+offers_login(const struct diag_report *r)
 {
-	return p->state == P_DONE && p->report.verdict == DIAG_OK;
+	size_t i;
+
+	for (i = 0; i < r->step_count; i++) {
+		const char *d = r->steps[i].detail, *w;
+		size_t len;
+
+		if (strcmp(r->steps[i].name, "AUTH mechanisms") != 0 || !r->steps[i].ok || !d)
+			continue;
+		for (w = d; *w; w += len) {
+			w += strspn(w, " ");
+			len = strcspn(w, " ");
+			if (len == 5 && (!strncasecmp(w, "PLAIN", 5) || !strncasecmp(w, "LOGIN", 5)))
+				return 1;
+		}
+	}
+	return 0;
 }
 
+/* A finished candidate a client could use: with credentials, one that
+ * offers a login this probe speaks, over TLS unless the combination is
+ * security none, and whose verification (if any) did not fail; without,
+ * one whose whole probe passed. */
 static int
-probe_verified(const struct probe *p)
+probe_works(const struct run *run, const struct probe *p)
 {
-	return probe_ok(p) && p->t.user != NULL;
+	if (p->state != P_DONE || p->report.verdict != DIAG_OK || p->vstate == V_FAILED)
+		return 0;
+	if (!run->t->user)
+		return 1;
+	return offers_login(&p->report) && (p->report.tls.used || p->t.security == DIAG_SEC_NONE);
 }
 
 /* The best finished working probe, or NULL.  Caller holds run->mu. */
@@ -284,16 +375,17 @@ best_done(const struct run *run)
 
 	for (i = 0; i < run->count; i++) {
 		struct probe *p = run->probes[i];
-		if (probe_ok(p) && (!best || probe_key(p, probe_verified(p)) < probe_key(best, probe_verified(best))))
+		if (probe_works(run, p) && (!best || probe_key(p) < probe_key(best)))
 			best = p;
 	}
 	return best;
 }
 
 /*
- * 1 when waiting longer cannot change the answer: the primary worked, or
- * failed and no probe still to finish could beat the best one (a probe not
- * yet done is judged as if it will verify).  Caller holds run->mu.
+ * 1 when waiting longer cannot change the answer: the primary's verdict
+ * needs no alternative, or no probe still to finish could beat the best
+ * working one (a probe not yet done is judged as if it will work).  Caller
+ * holds run->mu.
  */
 static int
 decided(const struct run *run)
@@ -304,19 +396,64 @@ decided(const struct run *run)
 
 	if (!run->primary_done)
 		return 0;
-	if (run->r->verdict == DIAG_OK)
+	if (primary_final(run))
 		return 1;
 	best = best_done(run);
 	if (run->producing && (!best || best->rank != RANK_SRV || best->order != 0))
 		return 0;	/* an SRV target may still come and win */
-	best_key = best ? probe_key(best, probe_verified(best)) : -1;
+	best_key = best ? probe_key(best) : -1;
 	for (i = 0; i < run->count; i++) {
 		const struct probe *p = run->probes[i];
 		if (p->state == P_DONE || p->state == P_SKIPPED)
 			continue;
-		if (!best || probe_key(p, p->t.user != NULL) < best_key)
+		if (!best || probe_key(p) < best_key)
 			return 0;
 	}
+	return 1;
+}
+
+/*
+ * Called whenever decided(): logs in with the credentials on the best
+ * working candidate not tried yet, unlocking run->mu meanwhile (the other
+ * candidates keep running; none of them logs in).  1 when that login
+ * failed for a reason of the candidate's own (e.g. its MAIL FROM), so the
+ * next best is worth waiting for; 0 when there is nothing more to do:
+ * verified (run->verified), the password refused (run->refused), no
+ * credentials, ALT_VERIFY_MAX logins made, or less than ALT_MIN_MS left.
+ */
+static int
+verify_next(struct run *run)
+{
+	const struct diag_target *t = run->t;
+	struct probe *p;
+	struct diag_target v;
+	struct diag_report vr;
+	long long left = run->deadline - dg_now_ms();
+
+	if (primary_final(run) || !t->user || !t->password || run->verified || run->refused ||
+	    run->logins >= ALT_VERIFY_MAX || left < ALT_MIN_MS || !(p = best_done(run)))
+		return 0;
+	run->logins++;
+	target_copy(&v, t, p->t.host, p->t.port, p->t.security, 1);
+	v.timeout_ms = (long)left;
+	pthread_mutex_unlock(&run->mu);
+	diag_smtp(&v, &vr);
+	diag_target_free(&v);
+	pthread_mutex_lock(&run->mu);
+	p->vreport = vr;
+	if (vr.verdict == DIAG_OK) {
+		p->vstate = V_OK;
+		run->verified = p;
+		return 0;
+	}
+	if (vr.verdict == DIAG_AUTH_FAILED) {
+		/* the password is wrong here, so it is wrong everywhere */
+		p->vstate = V_AUTH_FAILED;
+		run->refused = 1;
+		return 0;
+	}
+	p->vstate = V_FAILED;	/* e.g. the sender refused: not this one */
+	pthread_cond_broadcast(&run->cv);
 	return 1;
 }
 
@@ -359,7 +496,7 @@ diag_smtp_with_alternatives(const struct diag_target *t, const char *ports,
 	size_t nports, k;
 	char *dom;
 	struct probe *best;
-	int primary_cancelled = 0;
+	int primary_cancelled = 0, verified = 0;
 
 	memset(alt, 0, sizeof(*alt));
 	memset(r, 0, sizeof(*r));
@@ -450,8 +587,10 @@ diag_smtp_with_alternatives(const struct diag_target *t, const char *ports,
 		pthread_mutex_unlock(&run.mu);
 	}
 
-	/* wait until the answer is known, then stop whatever still runs */
+	/* wait until the answer is known (and verified, with credentials),
+	 * then stop whatever still runs */
 	pthread_mutex_lock(&run.mu);
+again:
 	while (!decided(&run)) {
 		long long guard = run.deadline + ALT_GRACE_MS, now = dg_now_ms();
 		struct timespec ts;
@@ -475,6 +614,8 @@ diag_smtp_with_alternatives(const struct diag_target *t, const char *ports,
 		}
 		pthread_cond_timedwait(&run.cv, &run.mu, &ts);
 	}
+	if (verify_next(&run))
+		goto again;
 	stop_all(&run);
 	pthread_mutex_unlock(&run.mu);
 	for (i = 0; i < nworkers; i++)
@@ -485,16 +626,29 @@ out:
 	for (k = 0; k < run.count; k++)
 		if (run.probes[k]->state == P_DONE || run.probes[k]->state == P_RUNNING)
 			alt->tried++;
-	best = r->verdict == DIAG_OK ? NULL : best_done(&run);
+	/* auth_failed (the primary's or a verification's): no candidate is
+	 * offered, not even unverified; the port is not what the client must
+	 * change, and "works instead" would send them to fail the same login
+	 * elsewhere.  Otherwise the verified one, else the best working one
+	 * whose login was not tried (no credentials, no time left, or both
+	 * logins spent on candidates that failed for reasons of their own). */
+	best = NULL;
+	if (run.verified) {
+		best = run.verified;
+		verified = 1;
+	} else if (!primary_final(&run) && !run.refused)
+		best = best_done(&run);
 	if (best) {
+		struct diag_report *rep = verified ? &best->vreport : &best->report;
+
 		alt->found = 1;
 		alt->host = xstrdup(best->t.host);
 		alt->port = best->t.port;
 		alt->security = best->t.security;
-		alt->verified = probe_verified(best);
+		alt->verified = verified;
 		alt->source = rank_source[best->rank];
-		alt->report = best->report;
-		memset(&best->report, 0, sizeof(best->report));
+		alt->report = *rep;
+		memset(rep, 0, sizeof(*rep));
 	}
 	for (k = 0; k < run.count; k++)
 		probe_free(run.probes[k]);

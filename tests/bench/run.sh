@@ -111,6 +111,7 @@ write_helpgate_conf() {
 	cat >>"$1" <<EOF
 Socket			unix:$MS_T/hg.sock
 Database		$MS_T/hg.db
+DiagnoseResolver	127.0.0.1:9
 SupportAddress		$rcpt
 KeywordsDir		$root/conf/keywords
 TemplatesDir		$root/conf/templates

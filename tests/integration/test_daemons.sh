@@ -52,6 +52,7 @@ write_conf() {
 		"StaffDomain staff.example.com"
 		"Timezone Europe/Kyiv"
 		"Syslog no"
+		"DiagnoseResolver 127.0.0.1:9"
 		"KeywordsDir $repo/conf/keywords"
 		"TemplatesDir $repo/conf/templates"
 		"StoreTimeout 500ms"

@@ -21,6 +21,7 @@ write_conf() {	# write_conf FILE DATABASE
 	cat >"$1" <<CONF
 Socket unix:$MS_T/hg.sock
 Database $2
+DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 SupportAddress help@example.com
 StaffDomain staff.example.com

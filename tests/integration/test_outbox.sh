@@ -20,6 +20,7 @@ conf="$MS_T/helpgate.conf"
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
 Database $MS_T/hg.db
+DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 Syslog no
 KeywordsDir $repo/conf/keywords

@@ -47,6 +47,7 @@ conf="$MS_T/helpgate.conf"
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
 Database $db
+DiagnoseResolver 127.0.0.1:9
 SpoolDirectory $spool
 SupportAddress support@example.com
 Timezone UTC

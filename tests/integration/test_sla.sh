@@ -27,6 +27,7 @@ set_now 2026-11-30T10:00:00+02:00	# a Monday
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
 Database $MS_T/hg.db
+DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 StaffDomain staff.example.com
 Timezone Europe/Kyiv

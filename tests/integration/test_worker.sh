@@ -28,6 +28,7 @@ ms_start_milter_later=1
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
 Database $MS_T/hg.db
+DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 StaffDomain staff.example.com
 EscalationAddress oncall@staff.example.com

@@ -5,7 +5,12 @@
  * connection at a time, every child killed by PID at the end).
  *
  * Covered: the primary refused and another DiagnosePorts entry works (the
- * alternative, its source, verified with the same credentials); a silent
+ * alternative, its source, verified with the same credentials); logins
+ * (every server counts the AUTH commands it gets, in shared memory): the
+ * candidates never log in while they run, a wrong password costs at most
+ * two logins on candidates and none when the primary itself says
+ * auth_failed, a candidate that offers no AUTH PLAIN/LOGIN does not count
+ * as working when there are credentials; a silent
  * primary still ends within DiagnoseTimeout and leaves the alternatives
  * their time; nothing else works (found = 0); duplicates and the given
  * combination itself are not probed twice; the DiagnosePorts order and
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -46,10 +52,29 @@
 struct script {
 	const char *greeting;	/* NULL: silent */
 	const char *auth;	/* reply to AUTH; NULL: 235 */
+	const char *ehlo;	/* reply to EHLO; NULL: with AUTH PLAIN LOGIN */
+	const char *mail;	/* reply to MAIL FROM; NULL: 250 */
 };
 
-static pid_t children[32];
+#define MAX_CHILDREN	48
+
+static pid_t children[MAX_CHILDREN];
+static int child_port[MAX_CHILDREN];
 static int nchildren;
+/* AUTH commands received, per child; MAP_SHARED so the parent sees them */
+static int *auth_seen;
+
+/* The AUTH commands the server on port has received so far. */
+static int
+logins(int port)
+{
+	int i;
+
+	for (i = 0; i < nchildren; i++)
+		if (child_port[i] == port)
+			return __atomic_load_n(&auth_seen[i], __ATOMIC_SEQ_CST);
+	return -1;
+}
 
 static void
 s_write(int fd, const char *s)
@@ -59,7 +84,7 @@ s_write(int fd, const char *s)
 }
 
 static void
-serve_one(int fd, const struct script *sc)
+serve_one(int fd, const struct script *sc, int slot)
 {
 	char buf[4096], line[2048];
 	size_t len = 0;
@@ -87,16 +112,19 @@ serve_one(int fd, const struct script *sc)
 		l = (size_t)(nl - buf);
 		memcpy(line, buf, l < sizeof(line) - 1 ? l : sizeof(line) - 1);
 		line[l < sizeof(line) - 1 ? l : sizeof(line) - 1] = '\0';
-		if (l && line[strlen(line) - 1] == '\r')
-			line[strlen(line) - 1] = '\0';
+		l = strlen(line);	/* a NUL byte ends the line early */
+		if (l && line[l - 1] == '\r')
+			line[l - 1] = '\0';
+		l = (size_t)(nl - buf);
 		len -= l + 1;
 		memmove(buf, nl + 1, len);
 		if (!strncasecmp(line, "EHLO", 4))
-			s_write(fd, "250-alt.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
-		else if (!strncasecmp(line, "AUTH ", 5))
+			s_write(fd, sc->ehlo ? sc->ehlo : "250-alt.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
+		else if (!strncasecmp(line, "AUTH ", 5)) {
+			__atomic_fetch_add(&auth_seen[slot], 1, __ATOMIC_SEQ_CST);
 			s_write(fd, sc->auth ? sc->auth : "235 2.7.0 ok\r\n");
-		else if (!strncasecmp(line, "MAIL FROM:", 10))
-			s_write(fd, "250 2.1.0 ok\r\n");
+		} else if (!strncasecmp(line, "MAIL FROM:", 10))
+			s_write(fd, sc->mail ? sc->mail : "250 2.1.0 ok\r\n");
 		else if (!strncasecmp(line, "RCPT TO:", 8))
 			s_write(fd, "250 2.1.5 ok\r\n");
 		else if (!strcasecmp(line, "QUIT")) {
@@ -130,9 +158,13 @@ bound_socket(int type, int *port)
 static int
 server_start(const struct script *sc)
 {
-	int port, lfd = bound_socket(SOCK_STREAM, &port);
+	int port, lfd = bound_socket(SOCK_STREAM, &port), slot = nchildren;
 	pid_t pid, parent = getpid();
 
+	if (slot >= MAX_CHILDREN) {
+		fprintf(stderr, "too many servers\n");
+		exit(2);
+	}
 	if (listen(lfd, 16) < 0) {
 		perror("listen");
 		exit(2);
@@ -148,11 +180,12 @@ server_start(const struct script *sc)
 			int fd = accept(lfd, NULL, NULL);
 			if (fd < 0)
 				continue;
-			serve_one(fd, sc);
+			serve_one(fd, sc, slot);
 			close(fd);
 		}
 	}
 	close(lfd);
+	child_port[slot] = port;
 	children[nchildren++] = pid;
 	return port;
 }
@@ -219,9 +252,15 @@ run(struct diag_target *t, const char *plist, struct diag_report *r, struct diag
 	return st;
 }
 
-static const struct script good = { "220 alt.test ESMTP\r\n", NULL };
-static const struct script silent = { NULL, NULL };
-static const struct script wrong_pw = { "220 alt.test ESMTP\r\n", "535 5.7.8 Authentication credentials invalid\r\n" };
+static const struct script good = { "220 alt.test ESMTP\r\n", NULL, NULL, NULL };
+static const struct script silent = { NULL, NULL, NULL, NULL };
+static const struct script wrong_pw = { "220 alt.test ESMTP\r\n", "535 5.7.8 Authentication credentials invalid\r\n",
+	NULL, NULL };
+/* a relay-only port: no AUTH at all */
+static const struct script no_auth = { "220 alt.test ESMTP\r\n", NULL, "250-alt.test\r\n250 8BITMIME\r\n", NULL };
+/* the login passes, the sender does not */
+static const struct script bad_sender = { "220 alt.test ESMTP\r\n", NULL, NULL,
+	"553 5.7.1 Sender address rejected: not owned by user\r\n" };
 
 static void
 test_refused_primary(void)
@@ -244,6 +283,9 @@ test_refused_primary(void)
 	T_EQ_STR(a.source, "port list");
 	T_EQ_INT(a.tried, 2);
 	T_EQ_STR(diag_verdict_name(a.report.verdict), "ok");
+	/* the alternative's report is the verifying login, MAIL FROM included */
+	T_CONTAINS(a.report.step_count ? a.report.steps[a.report.step_count - 2].name : "", "MAIL FROM");
+	T_EQ_INT(logins(ok), 1);
 	buf_init(&j, 1 << 16);
 	diag_alternative_json(&a, &j);
 	T_CONTAINS(buf_str(&j), "\"source\":\"port list\"");
@@ -337,8 +379,9 @@ test_duplicates(void)
 	free(pl);
 }
 
-/* Between two that work, DiagnosePorts order decides; one that fails the
- * login never wins over one that passes it. */
+/* Between two that work, DiagnosePorts order decides; one whose login
+ * passes but whose MAIL FROM is refused gives way to the next; one that
+ * refuses the password ends the search (it would be refused everywhere). */
 static void
 test_preference(void)
 {
@@ -346,14 +389,30 @@ test_preference(void)
 	struct diag_report r;
 	struct diag_alternative a;
 	int bad = server_start(&wrong_pw), ok1 = server_start(&good), ok2 = server_start(&good);
-	int c1 = closed_port();
-	char *pl = ports("%d/none %d/none %d/none", bad, ok2, ok1);
+	int snd = server_start(&bad_sender), c1 = closed_port();
+	char *pl = ports("%d/none %d/none %d/none", snd, ok2, ok1);
 
 	target_init(&t, c1, DIAG_SEC_NONE, 5000);
 	run(&t, pl, &r, &a);
 	T_EQ_INT(a.found, 1);
 	T_EQ_INT(a.port, ok2);
 	T_EQ_INT(a.verified, 1);
+	T_EQ_INT(logins(snd), 1);
+	T_EQ_INT(logins(ok2), 1);
+	T_EQ_INT(logins(ok1), 0);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+	free(pl);
+
+	pl = ports("%d/none %d/none %d/none", bad, ok2, ok1);
+	target_init(&t, c1, DIAG_SEC_NONE, 5000);
+	run(&t, pl, &r, &a);
+	T_EQ_STR(diag_verdict_name(r.verdict), "connect_refused");
+	T_EQ_INT(a.found, 0);
+	T_EQ_INT(logins(bad), 1);
+	T_EQ_INT(logins(ok2), 1);	/* unchanged since the first run */
+	T_EQ_INT(logins(ok1), 0);
 	diag_alternative_free(&a);
 	diag_report_free(&r);
 	diag_target_free(&t);
@@ -368,6 +427,129 @@ test_preference(void)
 	run(&t, pl, &r, &a);
 	T_EQ_INT(a.found, 1);
 	T_EQ_INT(a.verified, 0);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+	free(pl);
+}
+
+/* With credentials a candidate works only when a client could log in
+ * there: a port without AUTH is passed over, although its probe is ok.
+ * Without credentials the same port is a fine alternative (unverified). */
+static void
+test_candidate_needs_auth(void)
+{
+	struct diag_target t;
+	struct diag_report r;
+	struct diag_alternative a;
+	int na = server_start(&no_auth), ok = server_start(&good), c1 = closed_port();
+	char *pl = ports("%d/none %d/none", na, ok);
+
+	target_init(&t, c1, DIAG_SEC_NONE, 5000);
+	run(&t, pl, &r, &a);
+	T_EQ_INT(a.found, 1);
+	T_EQ_INT(a.port, ok);
+	T_EQ_INT(a.verified, 1);
+	T_EQ_INT(logins(na), 0);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+
+	target_init(&t, c1, DIAG_SEC_NONE, 5000);
+	dg_wipe_free(t.password);
+	free(t.user);
+	t.user = t.password = NULL;
+	run(&t, pl, &r, &a);
+	T_EQ_INT(a.found, 1);
+	T_EQ_INT(a.port, na);
+	T_EQ_INT(a.verified, 0);
+	/* without credentials the candidate runs the envelope, as the primary */
+	T_CONTAINS(a.report.step_count ? a.report.steps[a.report.step_count - 2].name : "", "MAIL FROM");
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+	free(pl);
+}
+
+/* A wrong password and the primary refused: four candidates work without
+ * a login, but at most two logins reach them (here one: the first refusal
+ * ends the search), and no alternative is reported. */
+static void
+test_wrong_password_refused_primary(void)
+{
+	struct diag_target t;
+	struct diag_report r;
+	struct diag_alternative a;
+	int w[4], i, total = 0, c1 = closed_port();
+	char *pl;
+
+	for (i = 0; i < 4; i++)
+		w[i] = server_start(&wrong_pw);
+	pl = ports("%d/none %d/none %d/none %d/none", w[0], w[1], w[2], w[3]);
+	target_init(&t, c1, DIAG_SEC_NONE, 5000);
+	run(&t, pl, &r, &a);
+	T_EQ_STR(diag_verdict_name(r.verdict), "connect_refused");
+	T_EQ_INT(a.tried, 4);
+	T_EQ_INT(a.found, 0);
+	for (i = 0; i < 4; i++)
+		total += logins(w[i]);
+	T_CHECK(total >= 1 && total <= 2);
+	if (total > 2)
+		fprintf(stderr, "wrong password: %d logins on candidates\n", total);
+	T_EQ_INT(logins(w[0]), 1);	/* the best-ranked one was the one tried */
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+	free(pl);
+}
+
+/* A wrong password on a port that works: auth_failed, and not a single
+ * login on any candidate (a working one included): found = 0. */
+static void
+test_wrong_password_primary(void)
+{
+	struct diag_target t;
+	struct diag_report r;
+	struct diag_alternative a;
+	int prim = server_start(&wrong_pw), w1 = server_start(&wrong_pw), w2 = server_start(&wrong_pw);
+	int ok = server_start(&good);
+	char *pl = ports("%d/none %d/none %d/none", w1, ok, w2);
+
+	target_init(&t, prim, DIAG_SEC_NONE, 5000);
+	run(&t, pl, &r, &a);
+	T_EQ_STR(diag_verdict_name(r.verdict), "auth_failed");
+	T_EQ_INT(a.found, 0);
+	T_EQ_INT(logins(prim), 1);
+	T_EQ_INT(logins(w1) + logins(w2) + logins(ok), 0);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+	free(pl);
+}
+
+/* The right password, the primary refused, four working candidates: the
+ * best-ranked one is verified with the one and only login on candidates. */
+static void
+test_right_password_one_login(void)
+{
+	struct diag_target t;
+	struct diag_report r;
+	struct diag_alternative a;
+	int g[4], i, total = 0, c1 = closed_port();
+	char *pl;
+
+	for (i = 0; i < 4; i++)
+		g[i] = server_start(&good);
+	pl = ports("%d/none %d/none %d/none %d/none", g[2], g[0], g[1], g[3]);
+	target_init(&t, c1, DIAG_SEC_NONE, 5000);
+	run(&t, pl, &r, &a);
+	T_EQ_INT(a.found, 1);
+	T_EQ_INT(a.port, g[2]);
+	T_EQ_INT(a.verified, 1);
+	for (i = 0; i < 4; i++)
+		total += logins(g[i]);
+	T_EQ_INT(total, 1);
+	T_EQ_INT(logins(g[2]), 1);
 	diag_alternative_free(&a);
 	diag_report_free(&r);
 	diag_target_free(&t);
@@ -521,11 +703,21 @@ main(void)
 	int i;
 
 	signal(SIGPIPE, SIG_IGN);
+	auth_seen = mmap(NULL, MAX_CHILDREN * sizeof(*auth_seen), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (auth_seen == MAP_FAILED) {
+		perror("mmap");
+		return 2;
+	}
 	test_refused_primary();
 	test_silent_primary();
 	test_nothing_works();
 	test_duplicates();
 	test_preference();
+	test_candidate_needs_auth();
+	test_wrong_password_refused_primary();
+	test_wrong_password_primary();
+	test_right_password_one_login();
 	test_primary_ok();
 	test_connect_timeout();
 	test_resolver_bounded();
