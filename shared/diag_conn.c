@@ -429,6 +429,121 @@ dg_tls_advice(enum diag_verdict v)
 	}
 }
 
+/*
+ * The TLS step of a probe: handshake (STARTTLS done, or implicit TLS),
+ * the CA-file note, and the certificate check.  On failure sets the
+ * verdict; a plain-text server on an implicit-TLS port, as recognised by
+ * p->looks_plain, gets p->mismatch_advice.
+ */
+enum diag_verdict
+dg_tls_step(struct conn *c, const struct diag_target *t, struct diag_report *r, int implicit,
+    const struct dg_tls_proto *p)
+{
+	long long st = dg_now_ms();
+	int ret;
+	enum diag_verdict v;
+
+	dg_trust_init();
+	dg_ca_load(c, t);
+	ret = dg_tls_start(c, dg_host_is_ip(t->host) ? NULL : t->host);
+	if (c->ca_error) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s: %s (only the system store is used)",
+		    t->ca_file, gnutls_strerror(c->ca_error));
+		dg_step_add(r, 0, 0, msg, "CA file");
+		c->ca_error = 0;
+	}
+	if (ret != 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", ret == GNUTLS_E_TIMEDOUT ? "no TLS answer (timed out)" : gnutls_strerror(ret));
+		dg_step_add(r, st, 0, msg, "TLS handshake");
+		if (implicit && ret == GNUTLS_E_TIMEDOUT)
+			return dg_finish(r, DIAG_GREETING_TIMEOUT,
+			    "The server accepted the connection but never answered the TLS handshake: it is overloaded or filtered.");
+		if (implicit && p->looks_plain(c->first, c->first_len)) {
+			ssize_t n;
+			/* the rest of its first line is most likely already here */
+			n = recv(c->fd, c->first + c->first_len,
+			    sizeof(c->first) - 1 - c->first_len, MSG_DONTWAIT);
+			if (n > 0)
+				c->first_len += (size_t)n;
+			c->first[c->first_len] = '\0';
+			c->first[strcspn(c->first, "\r\n")] = '\0';
+			dg_step_add(r, 0, 0, c->first, "server sent plain text");
+			return dg_finish(r, DIAG_TLS_MODE_MISMATCH, p->mismatch_advice);
+		}
+		return dg_finish(r, DIAG_TLS_HANDSHAKE_FAILED, dg_tls_advice(DIAG_TLS_HANDSHAKE_FAILED));
+	}
+	dg_step_add(r, st, 1, NULL, "TLS handshake");
+	v = dg_tls_check(c, t, r);
+	if (v != DIAG_OK)
+		return dg_finish(r, v, dg_tls_advice(v));
+	return DIAG_OK;
+}
+
+int
+dg_speaks_tls(struct conn *c, const struct diag_target *t)
+{
+	int ret;
+	long saved = c->step_ms;
+
+	c->step_ms = 2000;
+	ret = dg_tls_start(c, dg_host_is_ip(t->host) ? NULL : t->host);
+	c->step_ms = saved;
+	/* a ServerHello, or a TLS alert, came back: TLS is spoken there */
+	return ret == 0 || ret == GNUTLS_E_FATAL_ALERT_RECEIVED || ret == GNUTLS_E_WARNING_ALERT_RECEIVED ||
+	    ret == GNUTLS_E_CERTIFICATE_ERROR || ret == GNUTLS_E_NO_CIPHER_SUITES ||
+	    ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+}
+
+/* ----------------------------------------------------------------- probe */
+
+int
+dg_probe_begin(const struct diag_target *t, struct diag_report *r, const char *protocol,
+    struct conn *c, long long *start)
+{
+	*start = dg_now_ms();
+	/* before the clock starts: the first call in a process pays for it */
+	if (t->security != DIAG_SEC_NONE) {
+		dg_trust_init();
+		*start = dg_now_ms();
+	}
+	memset(r, 0, sizeof(*r));
+	r->protocol = protocol;
+	dg_conn_init(c, t, *start);
+	dg_redact[0] = t->password;
+	dg_redact[1] = dg_redact[2] = dg_redact[3] = NULL;
+	if (!t->host || !*t->host || t->port <= 0 || t->port > 65535) {
+		dg_step_add(r, 0, 0, "no host or port", "resolve");
+		dg_finish(r, DIAG_PROTOCOL_ERROR, "Give the server's host name and port.");
+		return -1;
+	}
+	return 0;
+}
+
+void
+dg_probe_end(struct conn *c, struct diag_report *r, long long start)
+{
+	dg_conn_close(c);
+	dg_redact[0] = dg_redact[1] = dg_redact[2] = dg_redact[3] = NULL;
+	r->duration_ms = (long)(dg_now_ms() - start);
+}
+
+/* ------------------------------------------------------------ auth hints */
+
+const char *
+dg_auth_hint(const struct dg_hint *table, const char *text)
+{
+	const struct dg_hint *h;
+	size_t i;
+
+	for (h = table; h->hint; h++)
+		for (i = 0; i < sizeof(h->needles) / sizeof(h->needles[0]) && h->needles[i]; i++)
+			if (strcasestr(text, h->needles[i]))
+				return h->hint;
+	return NULL;
+}
+
 /* --------------------------------------------------------------- base64 */
 
 char *

@@ -370,6 +370,17 @@ read_response(struct session *s, struct resp *rp, untagged_fn fn, int want_cont,
 	}
 }
 
+/* Starts command number ++s->tag: a fresh response, and the wire buffer
+ * (of cap bytes) holding the tag "aN ". */
+static void
+begin_command(struct session *s, struct resp *rp, struct buf *wire, size_t cap)
+{
+	resp_init(rp);
+	s->tag++;
+	buf_init(wire, cap);
+	buf_printf(wire, "a%u ", s->tag);
+}
+
 /* Sends "aN line" (a new tag) and reads the answer. */
 static void
 command(struct session *s, const char *line, untagged_fn fn, struct resp *rp)
@@ -378,11 +389,9 @@ command(struct session *s, const char *line, untagged_fn fn, struct resp *rp)
 	struct buf wire;
 	int w;
 
-	resp_init(rp);
-	s->tag++;
-	buf_init(&wire, 16384);
 	/* one write: a command split over two segments waits for Nagle */
-	buf_printf(&wire, "a%u %s\r\n", s->tag, line);
+	begin_command(s, rp, &wire, 16384);
+	buf_printf(&wire, "%s\r\n", line);
 	w = wire.truncated ? -1 : dg_conn_write(&s->c, wire.data, wire.len, d);
 	explicit_bzero(wire.data, wire.len);	/* may hold credentials */
 	buf_free(&wire);
@@ -407,68 +416,17 @@ resp_detail(const struct resp *rp)
 
 /* ------------------------------------------------------------------ TLS */
 
-static enum diag_verdict
-do_tls(struct session *s, int implicit)
-{
-	long long st = dg_now_ms();
-	int ret;
-	enum diag_verdict v;
-
-	dg_trust_init();
-	dg_ca_load(&s->c, s->t);
-	ret = dg_tls_start(&s->c, dg_host_is_ip(s->t->host) ? NULL : s->t->host);
-	if (s->c.ca_error) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s: %s (only the system store is used)",
-		    s->t->ca_file, gnutls_strerror(s->c.ca_error));
-		dg_step_add(s->r, 0, 0, msg, "CA file");
-		s->c.ca_error = 0;
-	}
-	if (ret != 0) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "%s", ret == GNUTLS_E_TIMEDOUT ? "no TLS answer (timed out)" : gnutls_strerror(ret));
-		dg_step_add(s->r, st, 0, msg, "TLS handshake");
-		if (implicit && ret == GNUTLS_E_TIMEDOUT)
-			return dg_finish(s->r, DIAG_GREETING_TIMEOUT,
-			    "The server accepted the connection but never answered the TLS handshake: it is overloaded or filtered.");
-		/* a plain IMAP server talks first: "* OK ..." is never a TLS record */
-		if (implicit && s->c.first_len >= 2 && s->c.first[0] == '*' && s->c.first[1] == ' ') {
-			ssize_t n;
-			/* the rest of its first line is most likely already here */
-			n = recv(s->c.fd, s->c.first + s->c.first_len,
-			    sizeof(s->c.first) - 1 - s->c.first_len, MSG_DONTWAIT);
-			if (n > 0)
-				s->c.first_len += (size_t)n;
-			s->c.first[s->c.first_len] = '\0';
-			s->c.first[strcspn(s->c.first, "\r\n")] = '\0';
-			dg_step_add(s->r, 0, 0, s->c.first, "server sent plain text");
-			return dg_finish(s->r, DIAG_TLS_MODE_MISMATCH,
-			    "This port speaks plain IMAP (with STARTTLS), not implicit TLS: set security to STARTTLS, or use port 993 for SSL/TLS.");
-		}
-		return dg_finish(s->r, DIAG_TLS_HANDSHAKE_FAILED, dg_tls_advice(DIAG_TLS_HANDSHAKE_FAILED));
-	}
-	dg_step_add(s->r, st, 1, NULL, "TLS handshake");
-	v = dg_tls_check(&s->c, s->t, s->r);
-	if (v != DIAG_OK)
-		return dg_finish(s->r, v, dg_tls_advice(v));
-	return DIAG_OK;
-}
-
-/* After a greeting timeout without TLS: does the port speak implicit TLS? */
+/* a plain IMAP server talks first: "* OK ..." is never a TLS record */
 static int
-speaks_tls(struct session *s)
+imap_looks_plain(const char *first, size_t len)
 {
-	int ret;
-	long saved = s->c.step_ms;
-
-	s->c.step_ms = 2000;
-	ret = dg_tls_start(&s->c, dg_host_is_ip(s->t->host) ? NULL : s->t->host);
-	s->c.step_ms = saved;
-	/* a ServerHello, or a TLS alert, came back: TLS is spoken there */
-	return ret == 0 || ret == GNUTLS_E_FATAL_ALERT_RECEIVED || ret == GNUTLS_E_WARNING_ALERT_RECEIVED ||
-	    ret == GNUTLS_E_CERTIFICATE_ERROR || ret == GNUTLS_E_NO_CIPHER_SUITES ||
-	    ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+	return len >= 2 && first[0] == '*' && first[1] == ' ';
 }
+
+static const struct dg_tls_proto imap_tls = {
+	imap_looks_plain,
+	"This port speaks plain IMAP (with STARTTLS), not implicit TLS: set security to STARTTLS, or use port 993 for SSL/TLS.",
+};
 
 /* ----------------------------------------------------------------- steps */
 
@@ -501,35 +459,18 @@ do_capability(struct session *s, const char *label, int known)
 	    "The server did not answer CAPABILITY: it does not behave as an IMAP server on this port.");
 }
 
-static int
-ci_contains(const char *hay, const char *needle)
-{
-	return strcasestr(hay, needle) != NULL;
-}
-
 /* Known provider cases of a failed IMAP login, from the server's words. */
-static const char *
-imap_auth_hint(const char *text)
-{
-	if (ci_contains(text, "application-specific password") || ci_contains(text, "app password") ||
-	    ci_contains(text, "application password") || ci_contains(text, "app-specific password") ||
-	    ci_contains(text, "InvalidSecondFactor"))
-		return "application password required (the account uses two-step verification)";
-	if (ci_contains(text, "IMAP access is disabled") || ci_contains(text, "not enabled for IMAP") ||
-	    ci_contains(text, "IMAP is disabled") || ci_contains(text, "IMAP disabled") ||
-	    ci_contains(text, "IMAP access disabled") || ci_contains(text, "IMAP use"))
-		return "IMAP is disabled for the account";
-	if (ci_contains(text, "WebLoginRequired") || ci_contains(text, "web browser"))
-		return "the provider requires a login through the web browser first";
-	if (ci_contains(text, "[UNAVAILABLE]"))
-		return "the server's login service is temporarily unavailable";
-	if (ci_contains(text, "[EXPIRED]"))
-		return "the account's password has expired";
-	if (ci_contains(text, "[AUTHENTICATIONFAILED]") || ci_contains(text, "Invalid credentials") ||
-	    ci_contains(text, "Authentication failed"))
-		return "user name or password wrong";
-	return NULL;
-}
+static const struct dg_hint imap_hints[] = {
+	DG_HINT_APP_PASSWORD,
+	{ { "IMAP access is disabled", "not enabled for IMAP", "IMAP is disabled", "IMAP disabled",
+	    "IMAP access disabled", "IMAP use" }, "IMAP is disabled for the account" },
+	DG_HINT_WEB_LOGIN,
+	{ { "[UNAVAILABLE]" }, "the server's login service is temporarily unavailable" },
+	{ { "[EXPIRED]" }, "the account's password has expired" },
+	{ { "[AUTHENTICATIONFAILED]", "Invalid credentials", "Authentication failed" },
+	    "user name or password wrong" },
+	{ { NULL }, NULL }
+};
 
 static const char *
 auth_failed_advice(const char *h)
@@ -577,10 +518,8 @@ login_command(struct session *s, struct resp *rp)
 	struct buf wire;
 	int i;
 
-	resp_init(rp);
-	s->tag++;
-	buf_init(&wire, 8192);
-	buf_printf(&wire, "a%u LOGIN ", s->tag);
+	begin_command(s, rp, &wire, 8192);
+	buf_append_str(&wire, "LOGIN ");
 	for (i = 0; i < 2; i++) {
 		if (i)
 			buf_append_char(&wire, ' ');
@@ -722,13 +661,13 @@ do_login(struct session *s)
 		v = do_capability(s, "CAPABILITY (after login)", known);
 	} else {
 		const char *txt = buf_str(&rp.text);
-		const char *h = imap_auth_hint(txt);
+		const char *h = dg_auth_hint(imap_hints, txt);
 
 		if (!h)
-			h = imap_auth_hint(buf_str(&rp.notes));
+			h = dg_auth_hint(imap_hints, buf_str(&rp.notes));
 
 		dg_step_add(s->r, st, 0, resp_detail(&rp), "%s", what);
-		if (rp.status == 1 && rp.kind == RESP_NO && ci_contains(txt, "[PRIVACYREQUIRED]"))
+		if (rp.status == 1 && rp.kind == RESP_NO && strcasestr(txt, "[PRIVACYREQUIRED]"))
 			v = dg_finish(s->r, DIAG_AUTH_UNAVAILABLE,
 			    "The server refuses to log in without encryption: set security to STARTTLS (port 143) or SSL/TLS (port 993).");
 		else if (rp.status == 1 && rp.kind == RESP_NO) {
@@ -1083,7 +1022,7 @@ imap_dialogue(struct session *s)
 	const char *l;
 
 	if (t->security == DIAG_SEC_TLS) {
-		if ((v = do_tls(s, 1)) != DIAG_OK)
+		if ((v = dg_tls_step(&s->c, s->t, s->r, 1, &imap_tls)) != DIAG_OK)
 			return v;
 	}
 
@@ -1103,7 +1042,7 @@ imap_dialogue(struct session *s)
 		dg_step_add(s->r, st, 0, "no greeting (timed out)", "greeting");
 		buf_free(&greet);
 		st = dg_now_ms();
-		if (t->security != DIAG_SEC_TLS && st < s->c.deadline && speaks_tls(s)) {
+		if (t->security != DIAG_SEC_TLS && st < s->c.deadline && dg_speaks_tls(&s->c, s->t)) {
 			dg_step_add(s->r, st, 0, "the port answered a TLS ClientHello: it speaks implicit TLS",
 			    "TLS probe");
 			return dg_finish(s->r, DIAG_TLS_MODE_MISMATCH,
@@ -1145,7 +1084,7 @@ imap_dialogue(struct session *s)
 		dg_step_add(s->r, st, 1, buf_str(&rp.text), "STARTTLS");
 		resp_free(&rp);
 		s->c.rlen = 0;	/* nothing read before TLS may be trusted after */
-		if ((v = do_tls(s, 0)) != DIAG_OK)
+		if ((v = dg_tls_step(&s->c, s->t, s->r, 0, &imap_tls)) != DIAG_OK)
 			return v;
 		/* capabilities from before TLS are discarded (RFC 3501 6.2.1) */
 		if ((v = do_capability(s, "CAPABILITY (after STARTTLS)", 0)) != DIAG_OK)
@@ -1175,29 +1114,17 @@ enum diag_verdict
 diag_imap(const struct diag_target *t, struct diag_report *r)
 {
 	struct session s;
-	long long start = dg_now_ms();
+	long long start;
+	int bad_target;
 
-	/* before the clock starts: the first call in a process pays for it */
-	if (t->security != DIAG_SEC_NONE) {
-		dg_trust_init();
-		start = dg_now_ms();
-	}
-	memset(r, 0, sizeof(*r));
-	r->protocol = "imap";
-	r->sent_folder_found = -1;
 	memset(&s, 0, sizeof(s));
 	s.t = t;
 	s.r = r;
-	dg_conn_init(&s.c, t, start);
 	buf_init(&s.caps_text, DIAG_DETAIL_MAX);
-	dg_redact[0] = t->password;
-	dg_redact[1] = dg_redact[2] = dg_redact[3] = NULL;
-
-	if (!t->host || !*t->host || t->port <= 0 || t->port > 65535) {
-		dg_step_add(r, 0, 0, "no host or port", "resolve");
-		dg_finish(r, DIAG_PROTOCOL_ERROR, "Give the server's host name and port.");
+	bad_target = dg_probe_begin(t, r, "imap", &s.c, &start) < 0;
+	r->sent_folder_found = -1;
+	if (bad_target)
 		goto out;
-	}
 	if (t->user && (!*t->user || strpbrk(t->user, "\r\n"))) {
 		dg_step_add(r, 0, 0, "user name is empty or contains a line break", "input");
 		dg_finish(r, DIAG_PROTOCOL_ERROR, NULL);
@@ -1207,10 +1134,8 @@ diag_imap(const struct diag_target *t, struct diag_report *r)
 		goto out;
 	imap_dialogue(&s);
 out:
-	dg_conn_close(&s.c);
+	dg_probe_end(&s.c, r, start);
 	buf_free(&s.caps_text);
 	dg_wipe_free(s.enc);
-	dg_redact[0] = dg_redact[1] = dg_redact[2] = dg_redact[3] = NULL;
-	r->duration_ms = (long)(dg_now_ms() - start);
 	return r->verdict;
 }

@@ -88,6 +88,53 @@ enum diag_verdict dg_tls_check(struct conn *c, const struct diag_target *t, stru
 const char *dg_tls_advice(enum diag_verdict v);
 int	dg_host_is_ip(const char *h);
 
+/* What differs between the protocols in the TLS step. */
+struct dg_tls_proto {
+	/* Do the peer's first bytes on an implicit-TLS port come from a
+	 * plain-text server of this protocol rather than TLS? */
+	int		(*looks_plain)(const char *first, size_t len);
+	const char	*mismatch_advice;	/* for tls_mode_mismatch */
+};
+/* Handshake, CA-file note, certificate check; records the steps.  DIAG_OK,
+ * or the verdict set: greeting_timeout, tls_mode_mismatch,
+ * tls_handshake_failed or a certificate verdict. */
+enum diag_verdict dg_tls_step(struct conn *c, const struct diag_target *t, struct diag_report *r,
+    int implicit, const struct dg_tls_proto *p);
+/* After a greeting timeout without TLS: does the port speak implicit TLS?
+ * Tries a short handshake on c. */
+int	dg_speaks_tls(struct conn *c, const struct diag_target *t);
+
+/* ----------------------------------------------------------------- probe */
+
+/*
+ * The start of a probe (c and *r are reset): *start after loading the
+ * trust store when TLS may be needed, r->protocol, the connection, the
+ * password to redact.  -1, with the verdict set, when t has no host or
+ * port.  Either way dg_probe_end() finishes.
+ */
+int	dg_probe_begin(const struct diag_target *t, struct diag_report *r, const char *protocol,
+    struct conn *c, long long *start);
+/* Closes c, forgets the secrets, records the duration. */
+void	dg_probe_end(struct conn *c, struct diag_report *r, long long start);
+
+/* ------------------------------------------------------------ auth hints */
+
+/* A known provider case of a failed login: any needle (case-insensitive)
+ * in the server's text gives the hint. */
+struct dg_hint {
+	const char	*needles[8];	/* up to the first NULL */
+	const char	*hint;
+};
+#define DG_HINT_APP_PASSWORD_TEXT "application password required (the account uses two-step verification)"
+/* The rows SMTP and IMAP share. */
+#define DG_HINT_APP_PASSWORD { { "application-specific password", "app password", "application password", \
+	"app-specific password", "InvalidSecondFactor" }, DG_HINT_APP_PASSWORD_TEXT }
+#define DG_HINT_WEB_LOGIN { { "WebLoginRequired", "web browser" }, \
+	"the provider requires a login through the web browser first" }
+/* The hint of the first row that matches text, in a table ended by a row
+ * without hint; NULL for none. */
+const char *dg_auth_hint(const struct dg_hint *table, const char *text);
+
 /* Wipes and frees a secret; NULL is fine. */
 void	dg_wipe_free(char *s);
 

@@ -194,31 +194,18 @@ parse_caps(const char *text, struct caps *cp)
 	}
 }
 
-static int
-ci_contains(const char *hay, const char *needle)
-{
-	return strcasestr(hay, needle) != NULL;
-}
-
 /* Known provider cases of a failed login, from the server's reply text. */
-static const char *
-auth_hint(const char *text)
-{
-	if (ci_contains(text, "application-specific password") || ci_contains(text, "app password") ||
-	    ci_contains(text, "application password") || ci_contains(text, "app-specific password") ||
-	    ci_contains(text, "InvalidSecondFactor") || ci_contains(text, "5.7.9"))
-		return "application password required (the account uses two-step verification)";
-	if (ci_contains(text, "SmtpClientAuthentication is disabled") || ci_contains(text, "5.7.139"))
-		return "SMTP AUTH is disabled for the account (Microsoft 365: enable Authenticated SMTP)";
-	if (ci_contains(text, "5.7.3 Authentication unsuccessful"))
-		return "Microsoft 365 rejected the login (wrong password, or SMTP AUTH / legacy authentication disabled)";
-	if (ci_contains(text, "WebLoginRequired") || ci_contains(text, "web browser"))
-		return "the provider requires a login through the web browser first";
-	if (ci_contains(text, "5.7.8") || ci_contains(text, "credentials invalid") ||
-	    ci_contains(text, "Username and Password not accepted"))
-		return "user name or password wrong";
-	return NULL;
-}
+static const struct dg_hint smtp_hints[] = {
+	DG_HINT_APP_PASSWORD,
+	{ { "5.7.9" }, DG_HINT_APP_PASSWORD_TEXT },
+	{ { "SmtpClientAuthentication is disabled", "5.7.139" },
+	    "SMTP AUTH is disabled for the account (Microsoft 365: enable Authenticated SMTP)" },
+	{ { "5.7.3 Authentication unsuccessful" },
+	    "Microsoft 365 rejected the login (wrong password, or SMTP AUTH / legacy authentication disabled)" },
+	DG_HINT_WEB_LOGIN,
+	{ { "5.7.8", "credentials invalid", "Username and Password not accepted" }, "user name or password wrong" },
+	{ { NULL }, NULL }
+};
 
 struct session {
 	const struct diag_target *t;
@@ -250,70 +237,19 @@ do_ehlo(struct session *s, const char *label)
 	    "The server did not accept EHLO: it does not behave as an SMTP submission server on this port.");
 }
 
-static enum diag_verdict
-do_tls(struct session *s, int implicit)
-{
-	long long st = dg_now_ms();
-	int ret;
-	enum diag_verdict v;
-
-	dg_trust_init();
-	dg_ca_load(&s->c, s->t);
-	ret = dg_tls_start(&s->c, dg_host_is_ip(s->t->host) ? NULL : s->t->host);
-	if (s->c.ca_error) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s: %s (only the system store is used)",
-		    s->t->ca_file, gnutls_strerror(s->c.ca_error));
-		dg_step_add(s->r, 0, 0, msg, "CA file");
-		s->c.ca_error = 0;
-	}
-	if (ret != 0) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "%s", ret == GNUTLS_E_TIMEDOUT ? "no TLS answer (timed out)" : gnutls_strerror(ret));
-		dg_step_add(s->r, st, 0, msg, "TLS handshake");
-		if (implicit && ret == GNUTLS_E_TIMEDOUT)
-			return dg_finish(s->r, DIAG_GREETING_TIMEOUT,
-			    "The server accepted the connection but never answered the TLS handshake: it is overloaded or filtered.");
-		/* a plain SMTP server talks first ("220 ...") or answers our
-		 * ClientHello with "500 ...": three digits, never a TLS record */
-		if (implicit && s->c.first_len >= 3 && isdigit((unsigned char)s->c.first[0]) &&
-		    isdigit((unsigned char)s->c.first[1]) && isdigit((unsigned char)s->c.first[2])) {
-			ssize_t n;
-			/* the rest of its first line is most likely already here */
-			n = recv(s->c.fd, s->c.first + s->c.first_len,
-			    sizeof(s->c.first) - 1 - s->c.first_len, MSG_DONTWAIT);
-			if (n > 0)
-				s->c.first_len += (size_t)n;
-			s->c.first[s->c.first_len] = '\0';
-			s->c.first[strcspn(s->c.first, "\r\n")] = '\0';
-			dg_step_add(s->r, 0, 0, s->c.first, "server sent plain text");
-			return dg_finish(s->r, DIAG_TLS_MODE_MISMATCH,
-			    "This port speaks plain SMTP (with STARTTLS), not implicit TLS: set security to STARTTLS, or use port 465 for SSL/TLS.");
-		}
-		return dg_finish(s->r, DIAG_TLS_HANDSHAKE_FAILED, dg_tls_advice(DIAG_TLS_HANDSHAKE_FAILED));
-	}
-	dg_step_add(s->r, st, 1, NULL, "TLS handshake");
-	v = dg_tls_check(&s->c, s->t, s->r);
-	if (v != DIAG_OK)
-		return dg_finish(s->r, v, dg_tls_advice(v));
-	return DIAG_OK;
-}
-
-/* After a greeting timeout without TLS: does the port speak implicit TLS? */
+/* a plain SMTP server talks first ("220 ...") or answers our ClientHello
+ * with "500 ...": three digits, never a TLS record */
 static int
-speaks_tls(struct session *s)
+smtp_looks_plain(const char *first, size_t len)
 {
-	int ret;
-	long saved = s->c.step_ms;
-
-	s->c.step_ms = 2000;
-	ret = dg_tls_start(&s->c, dg_host_is_ip(s->t->host) ? NULL : s->t->host);
-	s->c.step_ms = saved;
-	/* a ServerHello, or a TLS alert, came back: TLS is spoken there */
-	return ret == 0 || ret == GNUTLS_E_FATAL_ALERT_RECEIVED || ret == GNUTLS_E_WARNING_ALERT_RECEIVED ||
-	    ret == GNUTLS_E_CERTIFICATE_ERROR || ret == GNUTLS_E_NO_CIPHER_SUITES ||
-	    ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+	return len >= 3 && isdigit((unsigned char)first[0]) &&
+	    isdigit((unsigned char)first[1]) && isdigit((unsigned char)first[2]);
 }
+
+static const struct dg_tls_proto smtp_tls = {
+	smtp_looks_plain,
+	"This port speaks plain SMTP (with STARTTLS), not implicit TLS: set security to STARTTLS, or use port 465 for SSL/TLS.",
+};
 
 static enum diag_verdict
 do_auth(struct session *s)
@@ -361,7 +297,7 @@ do_auth(struct session *s)
 	if (rp.status == 1 && rp.code == 235) {
 		dg_step_add(s->r, st, 1, buf_str(&rp.text), "AUTH %s as %s", mech, t->user);
 	} else {
-		const char *h = rp.text.len ? auth_hint(buf_str(&rp.text)) : NULL;
+		const char *h = rp.text.len ? dg_auth_hint(smtp_hints, buf_str(&rp.text)) : NULL;
 		dg_step_add(s->r, st, 0, reply_detail(&rp), "AUTH %s", mech);
 		if (rp.status == 1 && rp.code >= 400) {
 			if (h)
@@ -421,7 +357,7 @@ do_envelope(struct session *s)
 		const char *txt = buf_str(&rp.text);
 		dg_step_add(s->r, st, 0, reply_detail(&rp), "RCPT TO:<%s>", t->rcpt);
 		if (rp.status == 1 && rp.code >= 500 &&
-		    (ci_contains(txt, "relay") || strstr(txt, "5.7.1")))
+		    (strcasestr(txt, "relay") || strstr(txt, "5.7.1")))
 			v = dg_finish(s->r, DIAG_RELAY_DENIED,
 			    "The server refuses to relay to outside addresses: authenticate (SMTP AUTH) with the account, or use the provider's submission server.");
 		else if (rp.status == 1)
@@ -457,7 +393,7 @@ smtp_dialogue(struct session *s)
 	enum diag_verdict v;
 
 	if (t->security == DIAG_SEC_TLS) {
-		if ((v = do_tls(s, 1)) != DIAG_OK)
+		if ((v = dg_tls_step(&s->c, s->t, s->r, 1, &smtp_tls)) != DIAG_OK)
 			return v;
 	}
 
@@ -475,7 +411,7 @@ smtp_dialogue(struct session *s)
 		dg_step_add(s->r, st, 0, "no greeting (timed out)", "greeting");
 		reply_free(&rp);
 		st = dg_now_ms();
-		if (t->security != DIAG_SEC_TLS && st < s->c.deadline && speaks_tls(s)) {
+		if (t->security != DIAG_SEC_TLS && st < s->c.deadline && dg_speaks_tls(&s->c, s->t)) {
 			dg_step_add(s->r, st, 0, "the port answered a TLS ClientHello: it speaks implicit TLS",
 			    "TLS probe");
 			return dg_finish(s->r, DIAG_TLS_MODE_MISMATCH,
@@ -513,7 +449,7 @@ smtp_dialogue(struct session *s)
 		dg_step_add(s->r, st, 1, buf_str(&rp.text), "STARTTLS");
 		reply_free(&rp);
 		s->c.rlen = 0;	/* nothing read before TLS may be trusted after */
-		if ((v = do_tls(s, 0)) != DIAG_OK)
+		if ((v = dg_tls_step(&s->c, s->t, s->r, 0, &smtp_tls)) != DIAG_OK)
 			return v;
 		if ((v = do_ehlo(s, "EHLO (after STARTTLS)")) != DIAG_OK)
 			return v;
@@ -548,28 +484,14 @@ enum diag_verdict
 diag_smtp(const struct diag_target *t, struct diag_report *r)
 {
 	struct session s;
-	long long start = dg_now_ms();
+	long long start;
 
-	/* before the clock starts: the first call in a process pays for it */
-	if (t->security != DIAG_SEC_NONE) {
-		dg_trust_init();
-		start = dg_now_ms();
-	}
-	memset(r, 0, sizeof(*r));
-	r->protocol = "smtp";
 	memset(&s, 0, sizeof(s));
 	s.t = t;
 	s.r = r;
-	dg_conn_init(&s.c, t, start);
 	s.helo = t->helo ? t->helo : "helpgate.invalid";
-	dg_redact[0] = t->password;
-	dg_redact[1] = dg_redact[2] = dg_redact[3] = NULL;
-
-	if (!t->host || !*t->host || t->port <= 0 || t->port > 65535) {
-		dg_step_add(r, 0, 0, "no host or port", "resolve");
-		dg_finish(r, DIAG_PROTOCOL_ERROR, "Give the server's host name and port.");
+	if (dg_probe_begin(t, r, "smtp", &s.c, &start) < 0)
 		goto out;
-	}
 	if (t->user && strpbrk(t->user, "\r\n")) {
 		dg_step_add(r, 0, 0, "user name contains a line break", "input");
 		dg_finish(r, DIAG_PROTOCOL_ERROR, NULL);
@@ -584,10 +506,7 @@ diag_smtp(const struct diag_target *t, struct diag_report *r)
 	if (dg_connect(t, r, &s.c) != DIAG_OK)
 		goto out;
 	smtp_dialogue(&s);
-	dg_conn_close(&s.c);
 out:
-	dg_conn_close(&s.c);
-	dg_redact[0] = dg_redact[1] = dg_redact[2] = NULL;
-	r->duration_ms = (long)(dg_now_ms() - start);
+	dg_probe_end(&s.c, r, start);
 	return r->verdict;
 }

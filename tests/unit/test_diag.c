@@ -36,6 +36,7 @@
 #include "diag.h"
 #include "xalloc.h"
 #include "t.h"
+#include "diag_testserver.h"
 
 #define PASSWORD	"s3cr3t-Pa55"
 
@@ -55,7 +56,6 @@ struct script {
 
 static pid_t children[64];
 static int nchildren;
-static char tmpdir[64];
 
 /* ---------------------------------------------------------- fake server */
 
@@ -188,29 +188,15 @@ serve_one(int fd, const struct script *sc)
 static int
 server_start(const struct script *sc)
 {
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	pid_t pid, parent;
+	int port, lfd = bound_socket(SOCK_STREAM, &port);
+	pid_t pid;
 
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 16) < 0) {
-		perror("bind");
+	if (listen(lfd, 16) < 0) {
+		perror("listen");
 		exit(2);
 	}
-	getsockname(lfd, (struct sockaddr *)&sin, &sl);
-	fflush(NULL);
-	parent = getpid();
-	pid = fork();
+	pid = server_fork();
 	if (pid == 0) {
-		/* never outlive the test, even when it crashes */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(0);
-		signal(SIGPIPE, SIG_IGN);
 		for (;;) {
 			int fd = accept(lfd, NULL, NULL);
 			if (fd < 0)
@@ -221,82 +207,7 @@ server_start(const struct script *sc)
 	}
 	close(lfd);
 	children[nchildren++] = pid;
-	return ntohs(sin.sin_port);
-}
-
-/* A port with nothing listening on it. */
-static int
-closed_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	port = ntohs(sin.sin_port);
-	close(fd);
 	return port;
-}
-
-/* ----------------------------------------------------------- certificates */
-
-/* Self-signed EC certificate for cn with SAN dns (and IP 127.0.0.1 when
- * with_ip), valid from not_before to not_after (seconds from now). */
-static void
-make_cert(const char *name, const char *dns, int with_ip, long not_before, long not_after)
-{
-	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt;
-	unsigned char serial[4] = { 1, 2, 3, 4 }, ip[4] = { 127, 0, 0, 1 };
-	char path[128];
-	unsigned char out[8192];
-	size_t outlen;
-	FILE *f;
-	time_t now = time(NULL);
-
-	gnutls_x509_privkey_init(&key);
-	gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
-	gnutls_x509_crt_init(&crt);
-	gnutls_x509_crt_set_version(crt, 3);
-	gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
-	gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, dns, (unsigned)strlen(dns));
-	gnutls_x509_crt_set_activation_time(crt, now + not_before);
-	gnutls_x509_crt_set_expiration_time(crt, now + not_after);
-	gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, dns, (unsigned)strlen(dns), GNUTLS_FSAN_SET);
-	if (with_ip)
-		gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4, GNUTLS_FSAN_APPEND);
-	gnutls_x509_crt_set_basic_constraints(crt, 1, -1);
-	gnutls_x509_crt_set_key(crt, key);
-	if (gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0) {
-		fprintf(stderr, "cannot sign\n");
-		exit(2);
-	}
-	snprintf(path, sizeof(path), "%s/%s.crt", tmpdir, name);
-	outlen = sizeof(out);
-	gnutls_x509_crt_export(crt, GNUTLS_X509_FMT_PEM, out, &outlen);
-	f = fopen(path, "w");
-	fwrite(out, 1, outlen, f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s.key", tmpdir, name);
-	outlen = sizeof(out);
-	gnutls_x509_privkey_export(key, GNUTLS_X509_FMT_PEM, out, &outlen);
-	f = fopen(path, "w");
-	fwrite(out, 1, outlen, f);
-	fclose(f);
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(key);
-}
-
-static char *
-tpath(const char *name, const char *ext)
-{
-	char p[128];
-	snprintf(p, sizeof(p), "%s/%s.%s", tmpdir, name, ext);
-	return xstrdup(p);
 }
 
 /* ---------------------------------------------------------------- probes */

@@ -44,6 +44,7 @@
 #include "diag_int.h"
 #include "xalloc.h"
 #include "t.h"
+#include "diag_testserver.h"
 
 #define PASSWORD	"s3cr3t-Pa55"
 /* a correctness bound, not a speed target: thread start-up and ASan */
@@ -136,30 +137,10 @@ serve_one(int fd, const struct script *sc, int slot)
 }
 
 static int
-bound_socket(int type, int *port)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, type, 0), one = 1;
-
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		perror("bind");
-		exit(2);
-	}
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
-static int
 server_start(const struct script *sc)
 {
 	int port, lfd = bound_socket(SOCK_STREAM, &port), slot = nchildren;
-	pid_t pid, parent = getpid();
+	pid_t pid;
 
 	if (slot >= MAX_CHILDREN) {
 		fprintf(stderr, "too many servers\n");
@@ -169,13 +150,8 @@ server_start(const struct script *sc)
 		perror("listen");
 		exit(2);
 	}
-	fflush(NULL);
-	pid = fork();
+	pid = server_fork();
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* never outlive the test */
-		if (getppid() != parent)
-			_exit(0);
-		signal(SIGPIPE, SIG_IGN);
 		for (;;) {
 			int fd = accept(lfd, NULL, NULL);
 			if (fd < 0)
@@ -187,16 +163,6 @@ server_start(const struct script *sc)
 	close(lfd);
 	child_port[slot] = port;
 	children[nchildren++] = pid;
-	return port;
-}
-
-/* A port with nothing listening on it. */
-static int
-closed_port(void)
-{
-	int port, fd = bound_socket(SOCK_STREAM, &port);
-
-	close(fd);
 	return port;
 }
 
