@@ -759,6 +759,39 @@ name(struct store *s, sqlite3_stmt *st, int rc,					\
 	return ret;								\
 }
 /*
+ * STORE_EACH_OWNED: STORE_EACH for records that own heap memory (outbox
+ * content, diagnosis reports).  row() loads the large columns only when
+ * the caller's "full" says so, and clear() frees them after each callback,
+ * so the callback must copy what it keeps.
+ */
+#define STORE_EACH_OWNED(name, type, cbtype, row, clear)			\
+static enum store_rc								\
+name(struct store *s, sqlite3_stmt *st, int rc, int full,			\
+    int (*cb)(cbtype *rec, void *arg), void *arg)				\
+{										\
+	type *rec = xcalloc(1, sizeof(*rec));					\
+	enum store_rc ret = STORE_OK;						\
+										\
+	if (rc == SQLITE_OK) {							\
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {			\
+			int stop;						\
+										\
+			row(st, rec, full);					\
+			stop = cb(rec, arg);					\
+			clear(rec);						\
+			if (stop) {						\
+				rc = SQLITE_DONE;				\
+				break;						\
+			}							\
+		}								\
+	}									\
+	if (rc != SQLITE_DONE)							\
+		ret = store_fail(s, rc);					\
+	store_done(st);								\
+	free(rec);								\
+	return ret;								\
+}
+/*
  * store_one_case(), store_one_customer(), store_one_event(): step a bound
  * statement for at most one row into *out; STORE_NOTFOUND when there is
  * none.  The statement is reset either way.
@@ -1096,6 +1129,15 @@ store_address_key(const char *address, char *key, size_t keylen)
 	config_normalize_address(key);
 }
 
+/* The same for an address kept in a record's fixed-size field, which may
+ * fill it without a NUL. */
+static void
+store_field_key(const char *field, size_t fieldlen, char *key, size_t keylen)
+{
+	snprintf(key, keylen, "%.*s", (int)strnlen(field, fieldlen), field);
+	config_normalize_address(key);
+}
+
 enum store_rc
 store_customer_put(struct store *s, const struct customer *c)
 {
@@ -1105,9 +1147,7 @@ store_customer_put(struct store *s, const struct customer *c)
 
 	if (st == NULL)
 		return STORE_ERROR;
-	snprintf(key, sizeof(key), "%.*s", (int)strnlen(c->address, sizeof(c->address)),
-	    c->address);
-	config_normalize_address(key);
+	store_field_key(c->address, sizeof(c->address), key, sizeof(key));
 	BIND_FIELD(st, 1, key, &rc);
 	BIND_FIELD(st, 2, c->tier, &rc);
 	bind_int(st, 3, c->watch_until, &rc);
@@ -1464,32 +1504,8 @@ store_outbox_add(struct store *s, struct outbox_rec *o)
 	return ret;
 }
 
-static enum store_rc
-store_each_outbox(struct store *s, sqlite3_stmt *st, int rc, int with_content,
-    int (*cb)(struct outbox_rec *o, void *arg), void *arg)
-{
-	struct outbox_rec *o = xcalloc(1, sizeof(*o));
-	enum store_rc ret = STORE_OK;
-
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			int stop;
-
-			store_row_outbox(st, o, with_content);
-			stop = cb(o, arg);
-			outbox_rec_clear(o);
-			if (stop) {
-				rc = SQLITE_DONE;
-				break;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc);
-	store_done(st);
-	free(o);
-	return ret;
-}
+STORE_EACH_OWNED(store_each_outbox, struct outbox_rec, struct outbox_rec,
+    store_row_outbox, outbox_rec_clear)
 
 enum store_rc
 store_outbox_due(struct store *s, long long now, int limit,
@@ -1848,9 +1864,7 @@ store_customer_mail_put(struct store *s, const struct customer_mail *c)
 
 	if (st == NULL)
 		return STORE_ERROR;
-	snprintf(key, sizeof(key), "%.*s", (int)strnlen(c->address, sizeof(c->address)),
-	    c->address);
-	config_normalize_address(key);
+	store_field_key(c->address, sizeof(c->address), key, sizeof(key));
 	BIND_FIELD(st, 1, key, &rc);
 	BIND_FIELD(st, 2, c->smtp_host, &rc);
 	bind_int(st, 3, c->smtp_port, &rc);
@@ -1944,32 +1958,8 @@ store_row_diagnosis(sqlite3_stmt *st, struct diagnosis_rec *d, int with_report)
 	}
 }
 
-static enum store_rc
-store_each_diagnosis(struct store *s, sqlite3_stmt *st, int rc, int with_report,
-    int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg)
-{
-	struct diagnosis_rec *d = xcalloc(1, sizeof(*d));
-	enum store_rc ret = STORE_OK;
-
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			int stop;
-
-			store_row_diagnosis(st, d, with_report);
-			stop = cb(d, arg);
-			diagnosis_rec_clear(d);
-			if (stop) {
-				rc = SQLITE_DONE;
-				break;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc);
-	store_done(st);
-	free(d);
-	return ret;
-}
+STORE_EACH_OWNED(store_each_diagnosis, struct diagnosis_rec, const struct diagnosis_rec,
+    store_row_diagnosis, diagnosis_rec_clear)
 
 enum store_rc
 store_diagnosis_add(struct store *s, struct diagnosis_rec *d)

@@ -462,6 +462,39 @@ out:
 	return rc;
 }
 
+/* The common end of a note to staff (ack_notice, ack_diagnosis_note):
+ * composes *o of kind from the rendered body and subject, sent from the
+ * support address (the recipient's own when the case has none), and frees
+ * v->subject, body and subject. */
+static void
+ack_staff_outbox(const struct case_rec *c, const char *kind, const char *recipient,
+    const char *tag, const struct compose_header *extra, size_t extra_count,
+    struct ack_vars *v, struct buf *body, struct buf *subject, time_t now,
+    struct outbox_rec *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->case_id = c->id;
+	snprintf(o->kind, sizeof(o->kind), "%s", kind);
+	snprintf(o->recipient, sizeof(o->recipient), "%s", recipient);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, tag, c->support_address);
+	struct compose msg = {
+		.from_address = c->support_address[0] ? c->support_address : recipient,
+		.from_name = "helpgate",
+		.to_address = o->recipient,
+		.subject = buf_str(subject),
+		.message_id = o->message_id,
+		.date = now,
+		.extra = extra,
+		.extra_count = extra_count,
+		.body = buf_str(body),
+	};
+	o->content = compose_message(&msg);
+	o->created = o->next_attempt = now;
+	free(v->subject);
+	buf_free(body);
+	buf_free(subject);
+}
+
 int
 ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_spec *n,
     time_t now, struct outbox_rec *o, char *err, size_t errlen)
@@ -483,11 +516,6 @@ ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_
 	buf_init(&subject, 4096);
 	buf_printf(&subject, "[HG-%lld] %s: P%d %s (%s) %s", c->id, n->headline, c->urgency,
 	    c->category, c->tier, v.subject);
-	memset(o, 0, sizeof(*o));
-	o->case_id = c->id;
-	snprintf(o->kind, sizeof(o->kind), "notice");
-	snprintf(o->recipient, sizeof(o->recipient), "%s", n->recipient);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, n->tag, c->support_address);
 	snprintf(urgency, sizeof(urgency), "P%d", c->urgency);
 	struct compose_header extra[] = {
 		{ "Auto-Submitted", "auto-generated" },
@@ -496,22 +524,8 @@ ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_
 		{ "X-Helpgate-Notice", n->tag },
 		{ "Importance", c->urgency <= 2 ? "high" : "normal" },
 	};
-	struct compose msg = {
-		.from_address = c->support_address[0] ? c->support_address : n->recipient,
-		.from_name = "helpgate",
-		.to_address = o->recipient,
-		.subject = buf_str(&subject),
-		.message_id = o->message_id,
-		.date = now,
-		.extra = extra,
-		.extra_count = sizeof(extra) / sizeof(extra[0]),
-		.body = buf_str(&body),
-	};
-	o->content = compose_message(&msg);
-	o->created = o->next_attempt = now;
-	free(v.subject);
-	buf_free(&body);
-	buf_free(&subject);
+	ack_staff_outbox(c, "notice", n->recipient, n->tag, extra,
+	    sizeof(extra) / sizeof(extra[0]), &v, &body, &subject, now, o);
 	return 0;
 }
 
@@ -594,6 +608,26 @@ ack_pending_alternative(struct store *s, long long case_id, struct ack_alternati
 	return store_diagnosis_list(s, case_id, ack_alt_row, &f);
 }
 
+enum store_rc
+ack_record_sent(struct store *s, const struct case_rec *c, const char *message_id,
+    const char *subject, time_t now)
+{
+	struct message_rec *out = xcalloc(1, sizeof(*out));
+	enum store_rc rc;
+
+	out->case_id = c->id;
+	snprintf(out->message_id, sizeof(out->message_id), "%s", message_id);
+	snprintf(out->direction, sizeof(out->direction), "out");
+	snprintf(out->sender, sizeof(out->sender), "%s", c->support_address);
+	out->received = now;
+	snprintf(out->subject, sizeof(out->subject), "%s", subject);
+	out->urgency = c->urgency;
+	snprintf(out->ack, sizeof(out->ack), "n/a");
+	rc = store_message_add(s, out);
+	free(out);
+	return rc;
+}
+
 /* One message, one transaction: the decision and its outbox rows commit
  * together or not at all. */
 static enum store_rc
@@ -640,19 +674,7 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 				goto fail;
 			} else {
 				snprintf(decision, sizeof(decision), "queued");
-				struct message_rec *out = xcalloc(1, sizeof(*out));
-				out->case_id = c->id;
-				snprintf(out->message_id, sizeof(out->message_id), "%s", o.message_id);
-				snprintf(out->direction, sizeof(out->direction), "out");
-				snprintf(out->sender, sizeof(out->sender), "%s", c->support_address);
-				out->received = now;
-				snprintf(out->subject, sizeof(out->subject), "acknowledgement");
-				out->urgency = c->urgency;
-				snprintf(out->ack, sizeof(out->ack), "n/a");
-				/* Recorded so that the client's reply to the ack
-				 * threads into the case. */
-				rc = store_message_add(s, out);
-				free(out);
+				rc = ack_record_sent(s, c, o.message_id, "acknowledgement", now);
 				if (rc != STORE_OK && rc != STORE_EXISTS)
 					goto fail;
 			}
@@ -833,12 +855,6 @@ ack_diagnosis_note(struct ack_ctx *a, const struct case_rec *c, const struct ack
 	    d->target_short);
 	if (d->incident_id)
 		buf_printf(&subject, " (incident #%lld)", d->incident_id);
-	memset(o, 0, sizeof(*o));
-	o->case_id = c->id;
-	snprintf(o->kind, sizeof(o->kind), "diagnosis");
-	snprintf(o->recipient, sizeof(o->recipient), "%s", d->recipient);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "diagnosis",
-	    c->support_address);
 	snprintf(incident, sizeof(incident), "%lld", d->incident_id);
 	struct compose_header extra[] = {
 		{ "Auto-Submitted", "auto-generated" },
@@ -847,22 +863,9 @@ ack_diagnosis_note(struct ack_ctx *a, const struct case_rec *c, const struct ack
 		{ "X-Helpgate-Diagnosis", d->verdict },
 		{ "X-Helpgate-Incident", incident },
 	};
-	struct compose msg = {
-		.from_address = c->support_address[0] ? c->support_address : d->recipient,
-		.from_name = "helpgate",
-		.to_address = o->recipient,
-		.subject = buf_str(&subject),
-		.message_id = o->message_id,
-		.date = now,
-		.extra = extra,
-		.extra_count = sizeof(extra) / sizeof(extra[0]) - (d->incident_id ? 0 : 1),
-		.body = buf_str(&body),
-	};
-	o->content = compose_message(&msg);
-	o->created = o->next_attempt = now;
-	free(v.subject);
-	buf_free(&body);
-	buf_free(&subject);
+	ack_staff_outbox(c, "diagnosis", d->recipient, "diagnosis", extra,
+	    sizeof(extra) / sizeof(extra[0]) - (d->incident_id ? 0 : 1), &v, &body, &subject,
+	    now, o);
 	return 0;
 }
 

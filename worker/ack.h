@@ -56,6 +56,13 @@ const struct config *ack_config(const struct ack_ctx *a);
 int	ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now,
 	    char *err, size_t errlen);
 
+/* Records mail just queued for the client (message_id, a short subject
+ * such as "acknowledgement") as an outgoing message of case c, so that the
+ * client's reply to it threads into the case.  Call inside the caller's
+ * transaction; store_message_add's result (STORE_EXISTS: already there). */
+enum store_rc ack_record_sent(struct store *s, const struct case_rec *c,
+	    const char *message_id, const char *subject, time_t now);
+
 /* ---- the diagnosis (issue 5, diagnose.c) ---- */
 
 /* Why nobody should get automatic mail at address ("no-address", "staff",

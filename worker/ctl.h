@@ -68,6 +68,7 @@ int ctl_parse_case_ref(const char *s, long long *id);
 int ctl_parse_days(const char *s, long *days);
 int ctl_customer_address(const char *in, char *out, size_t outlen, const char **why);
 void ctl_tier_names(const struct config *cfg, struct buf *out);
+const struct tier_policy *ctl_tier(const struct config *cfg, const char *name);
 const char *ctl_iso(long long t, char *out, size_t outlen);
 const char *ctl_short_time(long long t, char *out, size_t outlen);
 void ctl_json_time(struct buf *b, const char *name, long long t);

@@ -61,15 +61,8 @@ ctl_cmd_customer_add(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 	}
 	if ((cfg = ctl_config(ctl)) == NULL)
 		return CTL_EXIT_FAIL;
-	if ((tier = config_tier(cfg, tier_name)) == NULL) {
-		struct buf names;
-
-		buf_init(&names, 4096);
-		ctl_tier_names(cfg, &names);
-		ctl_err("unknown tier \"%s\"; valid tiers: %s", tier_name, buf_str(&names));
-		buf_free(&names);
+	if ((tier = ctl_tier(cfg, tier_name)) == NULL)
 		return CTL_EXIT_FAIL;
-	}
 	if (strlen(tier->name) >= sizeof(c.tier)) {
 		ctl_err("tier name \"%s\" is longer than %zu bytes", tier->name, sizeof(c.tier) - 1);
 		return CTL_EXIT_FAIL;

@@ -27,6 +27,7 @@
 #include "timers.h"
 #include "xalloc.h"
 #include "ctl.h"
+#include "diagnose.h"
 
 /* ---- diagnose ---- */
 
@@ -142,23 +143,6 @@ ctl_imap_target(const struct ctl_command *cmd, const char *hostport, const char 
 	return 0;
 }
 
-/* DiagnoseTimeout, DiagnoseCAFile, ProbeAllow and DiagnoseResolver. */
-static void
-ctl_imap_config(const struct config *cfg, struct diag_target *t)
-{
-	t->timeout_ms = cfg->diagnose_timeout_ms;
-	if (cfg->diagnose_ca_file != NULL)
-		t->ca_file = xstrdup(cfg->diagnose_ca_file);
-	if (cfg->probe_allow.count > 0) {
-		t->allow = xcalloc(cfg->probe_allow.count, sizeof(*t->allow));
-		for (size_t i = 0; i < cfg->probe_allow.count; i++)
-			t->allow[i] = xstrdup(cfg->probe_allow.items[i]);
-		t->allow_count = cfg->probe_allow.count;
-	}
-	if (cfg->diagnose_resolver != NULL)
-		t->resolver = xstrdup(cfg->diagnose_resolver);
-}
-
 static void *
 ctl_imap_run(void *arg)
 {
@@ -226,7 +210,7 @@ ctl_diagnose_imap_only(struct ctl *ctl, struct ctl_imap_job *job, int json)
 		ctl_imap_free(job);
 		return CTL_EXIT_FAIL;
 	}
-	ctl_imap_config(cfg, &job->t);
+	diagnose_target_config(&job->t, cfg);
 	ctl_imap_run(job);
 	buf_init(&out, CTL_JSON_MAX);
 	if (json) {
@@ -243,16 +227,6 @@ ctl_diagnose_imap_only(struct ctl *ctl, struct ctl_imap_job *job, int json)
 	buf_free(&out);
 	ctl_imap_free(job);
 	return ret;
-}
-
-/* DiagnosePorts back in its config syntax, "587/starttls 465/tls ...". */
-static void
-ctl_diagnose_ports(const struct config *cfg, struct buf *out)
-{
-	buf_init(out, 1024);
-	for (size_t i = 0; i < cfg->diagnose_port_count; i++)
-		buf_printf(out, "%s%d/%s", i ? " " : "", cfg->diagnose_ports[i],
-		    diag_security_name(cfg->diagnose_security[i]));
 }
 
 /* The setting that works instead, in the words a client's mail program
@@ -383,17 +357,7 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 		diag_target_free(&t);
 		return CTL_EXIT_FAIL;
 	}
-	t.timeout_ms = cfg->diagnose_timeout_ms;
-	if (cfg->diagnose_ca_file != NULL)
-		t.ca_file = xstrdup(cfg->diagnose_ca_file);
-	if (cfg->probe_allow.count > 0) {
-		t.allow = xcalloc(cfg->probe_allow.count, sizeof(*t.allow));
-		for (size_t i = 0; i < cfg->probe_allow.count; i++)
-			t.allow[i] = xstrdup(cfg->probe_allow.items[i]);
-		t.allow_count = cfg->probe_allow.count;
-	}
-	if (cfg->diagnose_resolver != NULL)
-		t.resolver = xstrdup(cfg->diagnose_resolver);
+	diagnose_target_config(&t, cfg);
 	if (imap != NULL) {
 		/* beside the SMTP diagnosis, in a thread: one DiagnoseTimeout for both */
 		if ((r = ctl_imap_target(cmd, imap, imap_security, imap_user ? imap_user : user,
@@ -401,10 +365,10 @@ ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char 
 			diag_target_free(&t);
 			return r;
 		}
-		ctl_imap_config(cfg, &ij.t);
+		diagnose_target_config(&ij.t, cfg);
 		ctl_imap_start(&ij);
 	}
-	ctl_diagnose_ports(cfg, &ports);
+	diagnose_ports_text(cfg, &ports);
 
 	diag_smtp_with_alternatives(&t, buf_str(&ports), NULL, &report, &alt);
 	if (imap != NULL)

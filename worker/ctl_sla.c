@@ -88,15 +88,8 @@ ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, char *
 	else if (clock_parse_iso8601(at, &start) != 0 || start < CTL_TIME_MIN || start > CTL_TIME_MAX)
 		return ctl_usage_error(cmd, "--at wants an ISO 8601 time such as "
 		    "2026-11-30T09:00:00+02:00 (or @EPOCH) in the years 1900 to 9999, not \"%s\"", at);
-	if ((tier = config_tier(cfg, tier_name)) == NULL) {
-		struct buf names;
-
-		buf_init(&names, 4096);
-		ctl_tier_names(cfg, &names);
-		ctl_err("unknown tier \"%s\"; valid tiers: %s", tier_name, buf_str(&names));
-		buf_free(&names);
+	if ((tier = ctl_tier(cfg, tier_name)) == NULL)
 		return CTL_EXIT_FAIL;
-	}
 	clock_format_iso8601(sla_deadline(cfg, tier->name, level, kind, start), due, sizeof(due));
 	printf("%s\n", due);
 	return CTL_EXIT_OK;

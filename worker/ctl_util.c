@@ -262,6 +262,22 @@ ctl_tier_names(const struct config *cfg, struct buf *out)
 		buf_printf(out, "%s%s", i ? ", " : "", cfg->tiers[i].name);
 }
 
+/* The config's tier called name, or NULL after saying which tiers there are. */
+const struct tier_policy *
+ctl_tier(const struct config *cfg, const char *name)
+{
+	const struct tier_policy *tier = config_tier(cfg, name);
+	struct buf names;
+
+	if (tier != NULL)
+		return tier;
+	buf_init(&names, 4096);
+	ctl_tier_names(cfg, &names);
+	ctl_err("unknown tier \"%s\"; valid tiers: %s", name, buf_str(&names));
+	buf_free(&names);
+	return NULL;
+}
+
 /* ---- output helpers ---- */
 
 const char *

@@ -289,10 +289,8 @@ host_usable(const char *h)
 	return 1;
 }
 
-/* The part of the target every probe of this run shares: limits, trust,
- * allow list, resolver. */
-static void
-target_common(struct diag_target *t, const struct config *cfg)
+void
+diagnose_target_config(struct diag_target *t, const struct config *cfg)
 {
 	t->timeout_ms = cfg->diagnose_timeout_ms;
 	if (cfg->diagnose_ca_file != NULL)
@@ -307,8 +305,8 @@ target_common(struct diag_target *t, const struct config *cfg)
 		t->resolver = xstrdup(cfg->diagnose_resolver);
 }
 
-static void
-ports_text(const struct config *cfg, struct buf *out)
+void
+diagnose_ports_text(const struct config *cfg, struct buf *out)
 {
 	buf_init(out, 1024);
 	for (size_t i = 0; i < cfg->diagnose_port_count; i++)
@@ -517,11 +515,11 @@ start_one(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, const stru
 		if (c->support_address[0])
 			j->smtp.rcpt = xstrdup(c->support_address);
 	}
-	target_common(&j->smtp, cfg);
+	diagnose_target_config(&j->smtp, cfg);
 	if (j->has_imap)
-		target_common(&j->imap, cfg);
+		diagnose_target_config(&j->imap, cfg);
 	struct buf ports;
-	ports_text(cfg, &ports);
+	diagnose_ports_text(cfg, &ports);
 	j->ports = buf_steal(&ports);
 	buf_free(&ports);
 
@@ -922,24 +920,9 @@ record(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, struct diag_j
 			log_warnx("HG-%lld: cannot render the alternative for the client: %s", c->id,
 			    err);
 		} else {
-			struct message_rec *out = xcalloc(1, sizeof(*out));
-
-			if ((rc = store_outbox_add(s, &o)) != STORE_OK && rc != STORE_EXISTS) {
-				free(out);
+			if ((rc = store_outbox_add(s, &o)) != STORE_OK && rc != STORE_EXISTS)
 				goto fail;
-			}
-			/* Recorded like the acknowledgement, so that the
-			 * client's reply to it threads into the case. */
-			out->case_id = c->id;
-			snprintf(out->message_id, sizeof(out->message_id), "%s", o.message_id);
-			snprintf(out->direction, sizeof(out->direction), "out");
-			snprintf(out->sender, sizeof(out->sender), "%s", c->support_address);
-			out->received = now;
-			snprintf(out->subject, sizeof(out->subject), "working setting");
-			out->urgency = c->urgency;
-			snprintf(out->ack, sizeof(out->ack), "n/a");
-			rc = store_message_add(s, out);
-			free(out);
+			rc = ack_record_sent(s, c, o.message_id, "working setting", now);
 			if (rc != STORE_OK && rc != STORE_EXISTS)
 				goto fail;
 			told = 1;

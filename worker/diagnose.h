@@ -30,6 +30,9 @@
 #include "ack.h"
 #include "store.h"
 
+struct buf;
+struct config;
+struct diag_target;
 struct diagnose_ctx;
 
 struct diagnose_ctx *diagnose_new(void);
@@ -42,5 +45,13 @@ void	diagnose_free(struct diagnose_ctx *d);
  * Returns how many runs it recorded or started (0: nothing to do), or -1
  * when the store failed (logged). */
 int	diagnose_run(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, time_t now);
+
+/* The part of a target every probe shares, from the config (helpgatectl
+ * diagnose uses it too): DiagnoseTimeout, DiagnoseCAFile, ProbeAllow and
+ * DiagnoseResolver, copied into t (diag_target_free frees them). */
+void	diagnose_target_config(struct diag_target *t, const struct config *cfg);
+/* DiagnosePorts back in its config syntax, "587/starttls 465/tls ...";
+ * initialises out, the caller frees it. */
+void	diagnose_ports_text(const struct config *cfg, struct buf *out);
 
 #endif
