@@ -20,8 +20,27 @@
 #    helpgatectl diagnose against the healthy port for BENCH_DIAG_SECONDS
 #    (30) s; every run must end with verdict ok to count.
 #
+# 3. The worker (issue 5: "the number of diagnoses per minute the worker
+#    sustains"): helpgate-milter on its own Postfix listener and
+#    helpgate-worker (fresh store, Relay straight to the bed's smtp-sink)
+#    with BENCH_DIAG_CUSTOMERS (40) customers whose stored settings are
+#    the bed's submission port with alice's credentials, and as many
+#    whose server is the bed's silent port.  Each phase sends
+#    BENCH_DIAG_CASES (200) outgoing-mail messages at once and counts the
+#    rows of the diagnoses table (sqlite, read-only) until all are
+#    there: diagnoses per minute from the first message sent to the last
+#    row.  Phases: healthy, and a mix where every 4th case comes from a
+#    silent customer (each bounded by DiagnoseTimeout), for
+#    DiagnoseConcurrency 4 and 8.  All the while BENCH_DIAG_ACKS (100)
+#    ordinary questions are paced at BENCH_DIAG_ACK_RATE (10/s) from
+#    other senders; their acknowledgement latency (250 after DATA ->
+#    acknowledgement in the sink) is compared with the same paced load
+#    and no diagnoses: p95 under load / p95 idle should stay near 1.
+#
 # Env: BENCH_DIAG_TIMEOUT (5 s, DiagnoseTimeout), BENCH_DIAG_ROUNDS,
-# BENCH_DIAG_PARALLEL, BENCH_DIAG_SECONDS, BENCH_BIN (bin), MS_KEEP=1.
+# BENCH_DIAG_PARALLEL, BENCH_DIAG_SECONDS, BENCH_DIAG_CASES,
+# BENCH_DIAG_CUSTOMERS, BENCH_DIAG_ACKS, BENCH_DIAG_ACK_RATE,
+# BENCH_BIN (bin), MS_KEEP=1.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -48,6 +67,10 @@ median() {
 }
 
 ms_init || exit 1
+# section 3's listener with helpgate-milter; the bed's own listeners (and
+# the diagnoses of sections 1 and 2) have no milter
+HG_SOCKET="unix:$MS_T/hg.sock"
+ms_add_smtpd HG_PORT "$HG_SOCKET" || exit 1
 tb_start_bed || { say "bench-diag: the test bed did not start"; exit 1; }
 tb_start_dns || { say "bench-diag: dnsmasq did not start"; exit 1; }
 
@@ -180,4 +203,215 @@ print("  ", d["verdict"], "|", bad[0]["name"] + ": " + str(bad[0]["detail"]) if 
 			sed 's/^/   /' "$f" | head -n 3
 	done
 fi
+
+# ---------------------------------------------------------------- worker
+cases=${BENCH_DIAG_CASES:-200}
+customers=${BENCH_DIAG_CUSTOMERS:-40}
+acks=${BENCH_DIAG_ACKS:-100}
+ack_rate=${BENCH_DIAG_ACK_RATE:-10}
+say ""
+say "== Worker: diagnoses per minute sustained ($cases outgoing-mail cases from $customers customers at once,"
+say "   DiagnoseTimeout ${timeout_s} s) and acknowledgement latency ($acks questions paced at $ack_rate/s)"
+for p in helpgate-milter helpgate-worker; do
+	[ -x "$bindir/$p" ] || { say "no $bindir/$p: SKIPPED"; exit 1; }
+done
+wdb="$MS_T/worker.db"
+# wconf FILE CONCURRENCY
+wconf() {
+	cat >"$1" <<EOF
+Socket $HG_SOCKET
+Database $wdb
+SupportAddress support@example.com
+NoticeAddress staff@staff.example.com
+StaffDomain staff.example.com
+Timezone UTC
+Syslog no
+KeywordsDir $root/conf/keywords
+TemplatesDir $root/conf/templates
+AckRateLimit 100000 100000
+PollInterval 100ms
+DiagnoseCAFile $TB_CA
+DiagnoseTimeout ${timeout_s}s
+DiagnoseResolver $TB_DNS
+ProbeAllow 127.0.0.0/8
+DiagnosePorts $TB_SUBMISSION_PORT/starttls $TB_SMTPS_PORT/tls
+DiagnosePerCustomerPerHour 10000
+DiagnoseConcurrency $2
+Relay smtp://127.0.0.1:$MS_SINK_PORT
+EOF
+}
+wconf "$MS_T/worker.conf" 4
+MS_MILTER_SOCKET=$HG_SOCKET
+ms_start_milter "$bindir/helpgate-milter" -f -c "$MS_T/worker.conf" -p "$HG_SOCKET" ||
+	{ say "helpgate-milter did not start: SKIPPED"; exit 1; }
+wctl() { "$bindir/helpgatectl" -c "$MS_T/worker.conf" "$@"; }
+# customers h0..: healthy; s0..: the same customers' silent twins (the
+# mix phase sends every 4th case from one of those)
+for ((i = 0; i < customers; i++)); do
+	for kind in h s; do
+		port=$TB_SUBMISSION_PORT
+		[ "$kind" = s ] && port=$TB_SILENT_PORT
+		wctl customer add "$kind$i@cust.test" --tier standard >/dev/null &&
+			wctl customer set "$kind$i@cust.test" --smtp "127.0.0.1:$port" --security starttls \
+				--user "$TB_USER" --password-file "$pwfile" >/dev/null ||
+			{ say "helpgatectl customer add/set failed: SKIPPED"; exit 1; }
+	done
+done
+
+cat >"$MS_T/wbench.py" <<'PY'
+# wbench.py PORT SINK DB CASES CUSTOMERS MIX ACKS RATE LABEL: one phase.
+# MIX 0: no outgoing-mail cases (the idle baseline); otherwise every
+# MIX-th case comes from a silent customer (MIX 1000000: none).
+import os, smtplib, sqlite3, sys, threading, time
+port, sink, db = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+cases, customers, mix = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+acks, rate, label = int(sys.argv[7]), float(sys.argv[8]), sys.argv[9]
+
+def msg(frm, subject, mid, body):
+    return ('From: <%s>\r\nTo: support@example.com\r\nSubject: %s\r\nMessage-ID: <%s>\r\n'
+            'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n') % (frm, subject, mid, body)
+
+def ndiag():
+    c = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=5)
+    try:
+        return c.execute('SELECT count(*), max(id) FROM diagnoses').fetchone()
+    finally:
+        c.close()
+
+questions = {}
+def paced():
+    s = smtplib.SMTP('127.0.0.1', port)
+    t0 = time.time()
+    for i in range(acks):
+        d = t0 + i / rate - time.time()
+        if d > 0:
+            time.sleep(d)
+        mid = 'q-%s-%d@quick.test' % (label, i)
+        frm = 'q%s%d@quick.test' % (label, i)
+        s.sendmail(frm, ['support@example.com'], msg(frm, 'How do I add an alias? (%d)' % i, mid,
+                   'Hello, how do I add an alias to my mailbox?'))
+        questions[mid] = time.time()
+    s.quit()
+
+def burst():
+    s = smtplib.SMTP('127.0.0.1', port)
+    for i in range(cases):
+        who = '%s%d@cust.test' % ('s' if mix and i % mix == mix - 1 else 'h', i % customers)
+        s.sendmail(who, ['support@example.com'], msg(who, 'Outgoing mail is not sending (%d)' % i,
+                   'o-%s-%d@cust.test' % (label, i),
+                   'Hello, since this morning my outgoing mail is not sending. Outlook cannot send '
+                   'any email, the messages stay in the Outbox with a send error.'))
+    s.quit()
+
+seen = {}
+def scan():
+    for name in os.listdir(sink):
+        path = os.path.join(sink, name)
+        if path in seen:
+            continue
+        try:
+            with open(path, 'rb') as f:
+                head = f.read(8192).split(b'\r\n\r\n', 1)[0].split(b'\n\n', 1)[0]
+            st = os.stat(path)
+        except OSError:
+            continue
+        irt = None
+        for line in head.splitlines():
+            if line.lower().startswith(b'in-reply-to:'):
+                irt = line.split(b':', 1)[1].strip().strip(b'<>').decode()
+        if irt is None:
+            if time.time() - st.st_mtime > 2:
+                seen[path] = None
+            continue
+        seen[path] = (irt, st.st_mtime)
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+for name in os.listdir(sink):        # earlier phases' mail is not this phase's
+    seen[os.path.join(sink, name)] = None
+base, base_max = ndiag()
+base_max = base_max or 0
+t0 = time.time()
+tp = threading.Thread(target=paced)
+tp.start()
+tb = None
+if mix:
+    tb = threading.Thread(target=burst)
+    tb.start()
+done_at, n, last = None, 0, (0, t0)
+end = t0 + 120 + cases * 2
+while time.time() < end:
+    if mix and done_at is None:
+        n = ndiag()[0] - base
+        if n >= cases:
+            done_at = time.time()
+    scan()
+    got = sum(1 for v in seen.values() if v and v[0] in questions)
+    if not tp.is_alive() and got >= acks and (not mix or done_at):
+        break
+    time.sleep(0.1)
+tp.join()
+if tb:
+    tb.join()
+lat = [v[1] - questions[v[0]] for v in seen.values() if v and v[0] in questions]
+if mix:
+    c = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=5)
+    verdicts = c.execute('SELECT verdict, count(*) FROM diagnoses WHERE id > ? GROUP BY verdict ORDER BY 2 DESC',
+                         (base_max,)).fetchall()
+    first, lastc = c.execute('SELECT min(created), max(created) FROM diagnoses WHERE id > ?', (base_max,)).fetchone()
+    c.close()
+    span = (done_at or time.time()) - t0
+    print('DIAG %d %.1f %.0f %s' % (n, span, n / span * 60 if span else 0,
+          ','.join('%s:%d' % (v or 'skipped', k) for v, k in verdicts)))
+if lat:
+    print('ACK %d %.3f %.3f %.3f' % (len(lat), pct(lat, 50), pct(lat, 95), max(lat)))
+else:
+    print('ACK 0 nan nan nan')
+PY
+
+# phase LABEL MIX: one wbench.py run; sets P_DIAG and P_ACK
+phase() {
+	local out
+	out=$(python3 "$MS_T/wbench.py" "$HG_PORT" "$MS_T/sink" "$wdb" "$cases" "$customers" "$2" \
+		"$acks" "$ack_rate" "$1" 2>>"$MS_T/wbench.err")
+	P_DIAG=$(printf '%s\n' "$out" | sed -n 's/^DIAG //p')
+	P_ACK=$(printf '%s\n' "$out" | sed -n 's/^ACK //p')
+}
+# start_worker CONCURRENCY
+start_worker() {
+	wconf "$MS_T/worker-$1.conf" "$1"
+	ms_spawn WORKER_PID "$bindir/helpgate-worker" -f -c "$MS_T/worker-$1.conf"
+}
+
+printf '%-22s %6s %8s %12s %9s %9s %9s %11s  %s\n' phase cases "wall s" "diagnoses/min" "ack p50" "ack p95" "ack max" "p95/idle" verdicts
+start_worker 4
+phase idle 0
+read -r an idle50 idle95 idlemax <<<"$P_ACK"
+[ "${an:-0}" -ge "$acks" ] || say "WARNING: only ${an:-0} of $acks questions acknowledged"
+printf '%-22s %6s %8s %12s %9s %9s %9s %11s\n' "no diagnoses (c=4)" - - - "$idle50" "$idle95" "$idlemax" 1.00
+for conc in 4 8; do
+	if [ "$conc" != 4 ]; then
+		ms_stop_pid "$WORKER_PID"
+		start_worker "$conc"
+	fi
+	for mixname in healthy mix; do
+		m=1000000
+		[ "$mixname" = mix ] && m=4
+		phase "$mixname$conc" "$m"
+		read -r dn ds dpm verdicts <<<"$P_DIAG"
+		read -r an a50 a95 amax <<<"$P_ACK"
+		[ "${an:-0}" -ge "$acks" ] || say "WARNING: only ${an:-0} of $acks questions acknowledged"
+		label="$mixname (c=$conc)"
+		[ "$mixname" = mix ] && label="1/4 silent (c=$conc)"
+		printf '%-22s %6s %8s %12s %9s %9s %9s %11s  %s\n' "$label" "${dn:-?}" "${ds:-?}" "${dpm:-?}" \
+			"$a50" "$a95" "$amax" "$(awk -v a="$a95" -v b="$idle95" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')" \
+			"${verdicts:-}"
+		[ "${dn:-0}" -ge "$cases" ] || say "WARNING: only ${dn:-0} of $cases diagnoses recorded (see $MS_T/helpgate-worker.log)"
+	done
+done
+say "(wall s: first message sent -> last diagnosis row; each silent case holds one of the"
+say " DiagnoseConcurrency slots for DiagnoseTimeout; p95/idle: ack p95 under diagnosis load / without)"
+ms_stop_pid "$WORKER_PID"
 exit 0
