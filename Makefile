@@ -115,13 +115,16 @@ $(BUILD)/tests/bench-classify: $(BUILD)/tests/bench/bench-classify.o $(LIBHG)
 # libFuzzer needs clang; the targets link the shared sources directly.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishared $(PKG_CFLAGS)
-FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints
+FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints build/fuzz/fuzz-spool
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BIN)
 build/fuzz/fuzz-msg: tests/fuzz/fuzz_msg.c $(SHARED_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 build/fuzz/fuzz-mailhints: tests/fuzz/fuzz_mailhints.c $(SHARED_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+build/fuzz/fuzz-spool: tests/fuzz/fuzz_spool.c $(SHARED_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
@@ -131,6 +134,8 @@ fuzz: deps fuzz-build
 	build/fuzz/fuzz-msg -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus-run tests/fuzz/corpus tests/data
 	@mkdir -p build/fuzz/corpus-mailhints-run
 	build/fuzz/fuzz-mailhints -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-mailhints-run tests/fuzz/corpus-mailhints tests/data
+	@mkdir -p build/fuzz/corpus-spool-run
+	build/fuzz/fuzz-spool -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-spool-run tests/fuzz/corpus-spool
 
 clean:
 	rm -rf build bin

@@ -11,6 +11,7 @@
 
 #include "classify.h"
 #include "config.h"
+#include "spool.h"
 
 /* What a connection works with: taken by reference when the connection
  * starts, so that a reload never changes the rules under a message. */
@@ -31,21 +32,12 @@ extern struct smfiDesc milter_filter_desc;
 void	milter_store_init(const char *path, long timeout_ms);
 void	milter_store_shutdown(void);
 
-/* A degraded support message, as milter_spool.c writes it for the worker
- * (format there).  raw: the kept header block and body, not NUL-terminated. */
-struct milter_spool_item {
-	time_t		 received;
-	const char	*queue_id;
-	const char	*envelope_from;
-	const char	*support_address;
-	int		 truncated;
-	const char	*raw;
-	size_t		 raw_len;
-};
-
-/* Writes it atomically into dir (created if missing, one level); on success
- * the file's name (without dir) goes to name.  -1 with errno on failure. */
-int	milter_spool_write(const char *dir, const struct milter_spool_item *it,
-    char *name, size_t namelen);
+/*
+ * A degraded support message (tagged "degraded", delivered, but no case
+ * opened) is spooled for the worker in the shared format (shared/spool.h).
+ * The worker, not the milter, replays the spool: it already runs a loop
+ * outside the mail path, so a replay never delays a message, and while it
+ * replays the milter keeps taking new mail.
+ */
 
 #endif

@@ -86,7 +86,7 @@ filter_continue(const struct filter_ctx *fc, unsigned long no_reply_flag)
  *    for the lock at all, so a database locked for minutes costs one message
  *    every few seconds StoreTimeout, and the others nothing.
  * Every message that finds the store unusable is delivered at once tagged
- * "degraded" and spooled (milter_spool.c) for the worker to open its case.
+ * "degraded" and spooled (shared/spool.c) for the worker to open its case.
  * The trouble is logged at most once a minute with the number of degraded
  * messages since the last report, and its end once, when a message is
  * recorded again.
@@ -298,7 +298,7 @@ static time_t		 spool_logged;
 static void
 filter_spool(struct filter_ctx *fc, const struct intake_input *in, char *out, size_t outlen)
 {
-	struct milter_spool_item it = {
+	struct spool_record it = {
 		.received = in->received,
 		.queue_id = in->queue_id,
 		.envelope_from = fc->envelope_from,
@@ -312,7 +312,7 @@ filter_spool(struct filter_ctx *fc, const struct intake_input *in, char *out, si
 
 	int saved;
 
-	if (milter_spool_write(dir, &it, out, outlen) == 0)
+	if (spool_write(dir, &it, out, outlen) == 0)
 		return;
 	saved = errno;
 	snprintf(out, outlen, "failed");

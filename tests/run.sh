@@ -8,7 +8,8 @@
 #      absolute path of BUILD_DIR/bin as $1
 #   3. the fuzz regression: build/fuzz/fuzz-msg (if built) executes each
 #      file of tests/fuzz/corpus and tests/data once, build/fuzz/fuzz-mailhints
-#      each of tests/fuzz/corpus-mailhints and tests/data; one pass or
+#      each of tests/fuzz/corpus-mailhints and tests/data, build/fuzz/fuzz-spool
+#      each of tests/fuzz/corpus-spool; one pass or
 #      failure per target.
 # Every suite ends its output with "N passed, N failed"; this script adds
 # them up and ends with one such line for everything.  A suite that exits
@@ -153,6 +154,13 @@ if [ -x build/fuzz/fuzz-mailhints ]; then
 	    "$root/build/fuzz/fuzz-mailhints" tests/fuzz/corpus-mailhints tests/data
 else
 	echo "  (build/fuzz/fuzz-mailhints not built: skipped)"
+fi
+if [ -x build/fuzz/fuzz-spool ]; then
+	export -f fuzz_regression
+	run_suite "fuzz/fuzz-spool regression" bash -c 'fuzz_regression "$@"' _ \
+	    "$root/build/fuzz/fuzz-spool" tests/fuzz/corpus-spool
+else
+	echo "  (build/fuzz/fuzz-spool not built: skipped)"
 fi
 
 echo "== $((SECONDS - start_all))s; logs in $logdir"

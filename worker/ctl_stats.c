@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "config.h"
 #include "json.h"
+#include "spool.h"
 #include "store.h"
 #include "ctl.h"
 
@@ -91,7 +92,7 @@ stats_case(const struct case_rec *c, void *arg)
 }
 
 /* Degraded mail still waiting in the spool: NAME.msg files whose name
- * starts with the time the MTA accepted it (milter_spool.c).  A directory
+ * starts with the time the MTA accepted it (shared/spool.h).  A directory
  * that does not exist holds nothing. */
 static long long
 stats_spooled(const char *dir, long long since)
@@ -103,14 +104,10 @@ stats_spooled(const char *dir, long long since)
 	if (dir == NULL || (d = opendir(dir)) == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-		char *end;
 		long long received;
 
-		if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".msg") != 0)
-			continue;
-		received = strtoll(e->d_name, &end, 10);
-		if (end != e->d_name && received >= since)
+		if (spool_is_name(e->d_name) && spool_name_time(e->d_name, &received) == 0 &&
+		    received >= since)
 			n++;
 	}
 	closedir(d);

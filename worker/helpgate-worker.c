@@ -30,6 +30,7 @@
 #include "intake.h"
 #include "log.h"
 #include "msg.h"
+#include "spool.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -46,8 +47,6 @@
 #define BATCH		50
 #define RETRY_SECONDS	5
 #define STORE_LOG_SECONDS	60	/* store trouble is reported at most this often */
-#define SPOOL_HEADER_MAX	(256 * 1024)	/* the milter's HEADER_BLOCK_MAX */
-#define SPOOL_FIELDS_MAX	4096	/* the spool file's own header lines */
 
 static volatile sig_atomic_t	stop_requested;
 static volatile sig_atomic_t	reload_requested;
@@ -143,110 +142,6 @@ setup_free(struct worker_setup *w)
 
 /* ---- the spool: support mail the milter could not record ---- */
 
-/* One spool file as milter/milter_spool.c writes it (the format is
- * described there); the strings point into the file's data. */
-struct spool_msg {
-	long long	 received;
-	const char	*queue_id;
-	const char	*envelope_from;
-	const char	*support_address;
-	int		 truncated;
-	const char	*raw;
-	size_t		 raw_len;
-};
-
-/* Splits data (NUL-terminated, len bytes) into m; 0, or -1 when it is not
- * a version 1 spool file. */
-static int
-spool_parse(char *data, size_t len, struct spool_msg *m)
-{
-	char *line = data, *nl, *value, *end;
-	int version = 0, have_received = 0;
-
-	memset(m, 0, sizeof(*m));
-	m->queue_id = m->envelope_from = m->support_address = "";
-	for (;;) {
-		if ((nl = memchr(line, '\n', len - (size_t)(line - data))) == NULL)
-			return -1;
-		*nl = '\0';
-		if (line == nl)
-			break;		/* the blank line: the message follows */
-		if ((value = strchr(line, ' ')) == NULL)
-			return -1;
-		*value++ = '\0';
-		if (strcmp(line, "helpgate-spool") == 0) {
-			version = strcmp(value, "1") == 0;
-		} else if (strcmp(line, "received") == 0) {
-			errno = 0;
-			m->received = strtoll(value, &end, 10);
-			if (errno || end == value || *end || m->received <= 0)
-				return -1;
-			have_received = 1;
-		} else if (strcmp(line, "queue-id") == 0) {
-			m->queue_id = value;
-		} else if (strcmp(line, "envelope-from") == 0) {
-			m->envelope_from = value;
-		} else if (strcmp(line, "support-address") == 0) {
-			m->support_address = value;
-		} else if (strcmp(line, "truncated") == 0) {
-			m->truncated = strcmp(value, "1") == 0;
-		}			/* unknown lines: a later minor addition */
-		line = nl + 1;
-	}
-	if (!version || !have_received || *m->support_address == '\0')
-		return -1;
-	m->raw = nl + 1;
-	m->raw_len = len - (size_t)(m->raw - data);
-	return 0;
-}
-
-static int
-spool_select(const struct dirent *d)
-{
-	size_t n = strlen(d->d_name);
-
-	return d->d_name[0] != '.' && n > 4 && strcmp(d->d_name + n - 4, ".msg") == 0;
-}
-
-/* Reads the whole file (at most max bytes) into a NUL-terminated heap
- * buffer; NULL with errno on failure. */
-static char *
-spool_read(const char *path, size_t max, size_t *len)
-{
-	struct stat st;
-	char *data;
-	size_t got = 0;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return NULL;
-	if (fstat(fd, &st) != 0) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return NULL;
-	}
-	if (st.st_size < 0 || (size_t)st.st_size > max) {
-		close(fd);
-		errno = EFBIG;
-		return NULL;
-	}
-	data = xmalloc((size_t)st.st_size + 1);
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	data[got] = '\0';
-	*len = got;
-	return data;
-}
-
 /*
  * Opens the cases of spooled messages, oldest first, at most limit; each
  * file is removed once its message is recorded (a crash in between replays
@@ -262,11 +157,11 @@ spool_replay(const struct worker_setup *w, struct store *store, int limit)
 	struct intake_result *res = NULL;
 	int n, done = 0, failed = 0;
 
-	if ((n = scandir(dir, &names, spool_select, alphasort)) < 0)
+	if ((n = spool_list(dir, &names)) < 0)
 		return 0;	/* no spool directory: nothing was ever spooled */
 	for (int i = 0; i < n; i++) {
 		char path[4096], bad[4200];
-		struct spool_msg sm;
+		struct spool_record sm;
 		struct intake_input in;
 		struct msg *m;
 		size_t len = 0;
