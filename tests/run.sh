@@ -3,6 +3,8 @@
 #
 # Runs, one after the other (the machine has two cores, the integration
 # tests each run a private Postfix):
+#   0. tests/lib/preflight.sh: every tool the tests use is there and can do
+#      what they ask (swaks with TLS, ...); if not, nothing else runs
 #   1. every unit test binary BUILD_DIR/tests/test_*
 #   2. every tests/integration/test_*.sh and tests/milter/*.sh, with the
 #      absolute path of BUILD_DIR/bin as $1
@@ -121,6 +123,17 @@ fuzz_regression() {
 		return 1
 	fi
 }
+
+# Every tool the tests use, and what it must be able to do: a missing
+# package is named here, at once, not as a failed check deep in a suite.
+echo "== preflight"
+if ! bash tests/lib/preflight.sh >"$logdir/preflight.log" 2>&1; then
+	grep -v '^[0-9]* passed' "$logdir/preflight.log"
+	echo "preflight failed: nothing was run (make deps installs what is missing)"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+sed -n 's/^preflight: /  /p' "$logdir/preflight.log"
 
 echo "== unit tests ($build/tests)"
 n=0

@@ -13,6 +13,8 @@
 #      helpgate/trivial (target >= 0.95)   helpgate/none (aim >= 0.90)
 # 2. The milters' own CPU time per message (utime+stime from /proc/PID/stat
 #    around their rounds).
+# 2b. The same three setups behind a private Sendmail 8.17
+#    (tests/bench/bench-sendmail.sh: BENCH_SM_ROUNDS, BENCH_SM_MESSAGES).
 # 3. Classifier throughput on a 100 KB message: BUILD/tests/bench-classify.
 # 4. Acknowledgement latency and sustained acknowledgements/s (bench_ack_latency).
 # 5. The diagnosis: time to a verdict (healthy, refused, silent) and
@@ -27,6 +29,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 root=$(pwd)
 . "$root/tests/lib/mailstack.sh"
+. "$root/tests/bench/lib.sh"
 
 rounds=${BENCH_ROUNDS:-5}
 messages=${BENCH_MESSAGES:-2000}
@@ -40,68 +43,6 @@ sender=client@client.test
 clk_tck=$(getconf CLK_TCK)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 missed=0
-
-say() { printf '%s\n' "$*"; }
-
-# median V...: the median of numbers.
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-		END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
-		      else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# cpu_ticks PID: utime + stime of a process (all threads), in clock ticks.
-cpu_ticks() {
-	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-
-# count_sink: SINK_N = files in the sink.  A glob, not find | wc: the poll
-# must not steal CPU from the two cores being measured.
-count_sink() {
-	local files=("$MS_T"/sink/*)
-	SINK_N=${#files[@]}
-	[ -e "${files[0]}" ] || SINK_N=0
-}
-
-# send_round PORT N: N messages through 127.0.0.1:PORT, timed until all are
-# in the sink (complete) and the queue is empty; prints messages/s.
-send_round() {
-	local port=$1 n=$2 t0 t1 limit
-	find "$MS_T/sink" -type f -delete
-	t0=$(date +%s.%N)
-	if ! smtp-source -s "$sessions" -m "$n" -l "$size" -M client.test \
-		-S "Cannot log in to my account" -t "$rcpt" -f "$sender" \
-		"127.0.0.1:$port" >>"$MS_T/smtp-source.log" 2>&1; then
-		ms_log "smtp-source failed against port $port (see $MS_T/smtp-source.log)"
-		tail -n 5 "$MS_T/smtp-source.log" >&2
-		return 1
-	fi
-	limit=$((SECONDS + 60 + n / 10))
-	while count_sink && [ "$SINK_N" -lt "$n" ]; do
-		if [ "$SECONDS" -gt "$limit" ]; then
-			ms_log "only $SINK_N of $n messages arrived"
-			ms_diag
-			return 1
-		fi
-		sleep 0.05
-	done
-	while [ -n "$(_ms_sink_open_files)" ]; do sleep 0.01; done
-	t1=$(date +%s.%N)
-	ms_wait_delivered "$n" 30 >/dev/null || return 1
-	awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
-}
-
-# check_target NAME VALUE OP LIMIT WORD: print and remember a missed target.
-check_target() {
-	local verdict
-	if awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { exit !(op == ">=" ? v >= l : v <= l) }'; then
-		verdict=ok
-	else
-		verdict=MISSED
-		missed=$((missed + 1))
-	fi
-	printf '%-18s = %s (%s %s %s): %s\n' "$1" "$2" "$5" "$3" "$4" "$verdict"
-}
 
 # write_helpgate_conf FILE: conf/helpgate.conf for the benchmark: store in
 # $MS_T, absolute keyword and template directories, no syslog.
@@ -216,7 +157,6 @@ for s in "${setups[@]}"; do
 done
 printf '   (min-max: a wide spread means other load on the machine)\n\n'
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; }
 say "trivial/none       = $(ratio "${med[trivial]}" "${med[none]}") (what any libmilter filter costs)"
 if [ -n "${med[helpgate]:-}" ]; then
 	check_target helpgate/trivial "$(ratio "${med[helpgate]}" "${med[trivial]}")" '>=' 0.95 target
@@ -233,6 +173,16 @@ for s in trivial helpgate; do
 	awk -v t="${cpu[$s]}" -v hz="$clk_tck" -v n="${sent[$s]}" -v s="$s" \
 		'BEGIN { printf "%-16s %.3f ms/message (%.2f s CPU for %d messages)\n", s, t / hz * 1000 / n, t / hz, n }'
 done
+
+say ""
+if out=$(bash "$root/tests/bench/bench-sendmail.sh" "$bindir" 2>&1); then
+	say "$out"
+	missed=$((missed + $(printf '%s\n' "$out" | grep -c ': MISSED$')))
+else
+	say "$out" | tail -n 20
+	say "bench-sendmail failed"
+	missed=$((missed + 1))
+fi
 
 say ""
 say "== Classifier throughput (100 KB message, one core; target >= 5000 messages/s)"

@@ -57,14 +57,7 @@ send() {	# send FILE [swaks args]
 	local f=$1; shift
 	if ms_send --data "$f" "$@"; then sent=$((sent + 1)); else t_fail "swaks accepted $(basename "$f")"; fi
 }
-mkmsg() {	# mkmsg FILE FROM SUBJECT MESSAGE-ID BODY [EXTRA-HEADERS]
-	{
-		printf 'From: %s\nTo: support@example.com\nSubject: %s\nDate: %s\nMessage-ID: <%s>\n' \
-		    "$2" "$3" "$(date -R)" "$4"
-		[ -n "${6:-}" ] && printf '%b\n' "$6"
-		printf 'MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n%s\n' "$5"
-	} >"$1"
-}
+mkmsg() { ms_mkmsg "$@"; }
 by_id() { ms_find_by_header Message-ID "<$1>"; }
 hdr() { ms_header "$1" "$2"; }
 

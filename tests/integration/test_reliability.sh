@@ -182,26 +182,8 @@ scenario() {
 }
 
 # ---- locked: a writer holds the lock for as long as the test wants
-lock_flag="$MS_T/hold-lock"
-break_locked() {
-	touch "$lock_flag"
-	ms_spawn locker_pid python3 -c '
-import os, sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-c.execute("BEGIN EXCLUSIVE")
-c.execute("CREATE TABLE IF NOT EXISTS lock_test (x)")
-open(sys.argv[2] + ".held", "w").close()
-while os.path.exists(sys.argv[2]):
-    time.sleep(0.05)
-c.execute("ROLLBACK")
-' "$db" "$lock_flag"
-	wait_for 10 test -e "$lock_flag.held"
-}
-repair_locked() {
-	rm -f "$lock_flag"
-	wait_for 10 eval '! kill -0 "$locker_pid" 2>/dev/null'
-	ms_stop_pid "$locker_pid" || true
-}
+break_locked() { ms_hold_sqlite_lock "$db"; }
+repair_locked() { ms_release_sqlite_lock; }
 scenario locked
 
 # ---- deleted: rm hg.db (its -wal and -shm stay, as after a careless rm)

@@ -84,14 +84,7 @@ PY
 hdr() { ms_header "$1" "$2"; }
 sent=0
 send() { if ms_send --data "$@"; then sent=$((sent + 1)); else t_fail "swaks $1"; fi; }
-mkmsg() {	# mkmsg FILE FROM SUBJECT MESSAGE-ID BODY [EXTRA-HEADERS]
-	{
-		printf 'From: %s\nTo: support@example.com\nSubject: %s\nDate: %s\nMessage-ID: <%s>\n' \
-		    "$2" "$3" "$(date -R)" "$4"
-		[ -n "${6:-}" ] && printf '%b\n' "$6"
-		printf 'MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n%s\n' "$5"
-	} >"$1"
-}
+mkmsg() { ms_mkmsg "$@"; }
 
 # ---- 1. an English P1, a Russian and a Ukrainian case
 t0=$(date +%s.%N)

@@ -134,26 +134,8 @@ t_like "$(grep "ack sent to <ann@client.test>" "$wlog")" "^.*HG-1: ack sent to <
 	"the sent line names case, recipient, attempt, outbox id and result"
 
 # ---- 2. the database locked for ~10 s
-lock_flag="$MS_T/hold-lock"
-hold_lock() {
-	touch "$lock_flag"
-	ms_spawn locker_pid python3 -c '
-import os, sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
-c.execute("BEGIN EXCLUSIVE")
-c.execute("CREATE TABLE IF NOT EXISTS lock_test (x)")
-open(sys.argv[2] + ".held", "w").close()
-while os.path.exists(sys.argv[2]):
-    time.sleep(0.05)
-c.execute("ROLLBACK")
-' "$db" "$lock_flag"
-	wait_for 10 test -e "$lock_flag.held"
-}
-release_lock() {
-	rm -f "$lock_flag" "$lock_flag.held"
-	wait_for 10 eval '! kill -0 "$locker_pid" 2>/dev/null'
-	ms_stop_pid "$locker_pid" || true
-}
+hold_lock() { ms_hold_sqlite_lock "$db"; }
+release_lock() { ms_release_sqlite_lock; }
 wlog0=$(wc -l <"$wlog")
 # carol's case is recorded while the worker is stopped; it decides under the lock
 kill -STOP "$worker_pid"

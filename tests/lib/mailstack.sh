@@ -745,6 +745,67 @@ ms_spawn() {
 	MS_PIDS+=("$!")
 }
 
+# ---------------------------------------------------------------- helpers
+
+# ms_wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds;
+# 1 when SECONDS pass first.
+ms_wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+
+# ms_mkmsg FILE FROM SUBJECT MESSAGE-ID BODY [EXTRA-HEADERS [TO]]: a plain
+# UTF-8 message to TO (default support@example.com); EXTRA-HEADERS is a
+# printf %b string ("A: 1\nB: 2").
+ms_mkmsg() {
+	{
+		printf 'From: %s\nTo: %s\nSubject: %s\nDate: %s\nMessage-ID: <%s>\n' \
+		    "$2" "${7:-support@example.com}" "$3" "$(date -R)" "$4"
+		[ -n "${6:-}" ] && printf '%b\n' "$6"
+		printf 'MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n%s\n' "$5"
+	} >"$1"
+}
+
+# ms_sq DB SQL [ARG...]: run SQL with bound ARGs on the SQLite file DB,
+# rows as "a|b|c" lines (python3's sqlite3: no sqlite3 shell quoting).
+ms_sq() { python3 - "$@" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=10)
+for row in c.execute(sys.argv[2], sys.argv[3:]):
+    print("|".join(str(v) for v in row))
+PY
+}
+
+# ms_hold_sqlite_lock DB: another process takes SQLite's write lock on DB
+# (BEGIN EXCLUSIVE) and holds it until ms_release_sqlite_lock; returns once
+# the lock is held.  Sets MS_LOCK_PID.
+ms_hold_sqlite_lock() {
+	MS_LOCK_FLAG="$MS_T/hold-lock.$RANDOM"
+	touch "$MS_LOCK_FLAG"
+	ms_spawn MS_LOCK_PID python3 -c '
+import os, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
+c.execute("BEGIN EXCLUSIVE")
+c.execute("CREATE TABLE IF NOT EXISTS lock_test (x)")
+open(sys.argv[2] + ".held", "w").close()
+while os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+c.execute("ROLLBACK")
+' "$1" "$MS_LOCK_FLAG"
+	ms_wait_for 10 test -e "$MS_LOCK_FLAG.held"
+}
+
+# ms_release_sqlite_lock: end ms_hold_sqlite_lock (the holder rolls back).
+ms_release_sqlite_lock() {
+	rm -f "$MS_LOCK_FLAG" "$MS_LOCK_FLAG.held"
+	ms_wait_for 10 eval '! kill -0 "$MS_LOCK_PID" 2>/dev/null'
+	ms_stop_pid "$MS_LOCK_PID" || true
+}
+
 # ---------------------------------------------------------------- reporting
 
 # t_ok DESC / t_fail DESC [DETAILS...]: one passed / failed assertion.
