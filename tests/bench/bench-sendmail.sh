@@ -92,24 +92,7 @@ for s in "${setups[@]}"; do
 	sent[$s]=0
 done
 
-printf '%-8s' round; printf ' %10s' "${setups[@]}"; printf '   (messages/s)\n'
-n=${#setups[@]}
-for ((r = 1; r <= rounds; r++)); do
-	declare -A this=()
-	for ((i = 0; i < n; i++)); do
-		s=${setups[$(((i + r - 1) % n))]}
-		c0=0
-		[ -n "${pid[$s]:-}" ] && c0=$(cpu_ticks "${pid[$s]}")
-		v=$(send_round "${port[$s]}" "$messages") || exit 1
-		[ -n "${pid[$s]:-}" ] && cpu[$s]=$((cpu[$s] + $(cpu_ticks "${pid[$s]}") - c0))
-		sent[$s]=$((sent[$s] + messages))
-		this[$s]=$v
-		rate[$s]="${rate[$s]} $v"
-	done
-	printf '%-8s' "$r"
-	for s in "${setups[@]}"; do printf ' %10s' "${this[$s]}"; done
-	printf '\n'
-done
+bench_rounds "$rounds" "$messages" || exit 1
 declare -A med
 printf '%-8s' median
 for s in "${setups[@]}"; do

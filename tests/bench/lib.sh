@@ -73,3 +73,31 @@ check_target() {
 
 # ratio A B: A / B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; }
+
+# bench_rounds ROUNDS MESSAGES: interleaved rounds over the setups named in
+# the array setups, sending to port[SETUP] and adding the CPU time of
+# pid[SETUP] (when set); appends each rate to rate[SETUP], counts sent[SETUP]
+# and cpu[SETUP] (all associative arrays of the caller), prints a table.
+bench_rounds() {
+	local rounds=$1 messages=$2 n r i s c0 v
+	printf '%-8s' round; printf ' %10s' "${setups[@]}"; printf '   (messages/s)\n'
+	n=${#setups[@]}
+	for ((r = 1; r <= rounds; r++)); do
+		declare -A this=()
+		for ((i = 0; i < n; i++)); do
+			s=${setups[$(((i + r - 1) % n))]}
+			c0=0
+			[ -n "${pid[$s]:-}" ] && c0=$(cpu_ticks "${pid[$s]}")
+			v=$(send_round "${port[$s]}" "$messages") || return 1
+			if [ -n "${pid[$s]:-}" ]; then
+				cpu[$s]=$((cpu[$s] + $(cpu_ticks "${pid[$s]}") - c0))
+			fi
+			sent[$s]=$((sent[$s] + messages))
+			this[$s]=$v
+			rate[$s]="${rate[$s]} $v"
+		done
+		printf '%-8s' "$r"
+		for s in "${setups[@]}"; do printf ' %10s' "${this[$s]}"; done
+		printf '\n'
+	done
+}

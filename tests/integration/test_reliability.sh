@@ -94,14 +94,7 @@ lines_since() {	# lines_since FILE OFFSET REGEX: count of matching lines after l
 	tail -n +"$(($2 + 1))" "$1" | grep -Ec "$3"
 }
 spooled() { find "$spool" -name '*.msg' 2>/dev/null | wc -l; }
-wait_for() {	# wait_for SECONDS CMD...: until CMD succeeds
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.2
-	done
-}
+wait_for() { ms_wait_for "$@"; }
 quiet_checkpoint() {	# empty the WAL into the database file, for sure: a WAL
 	# still holding page 1 would let SQLite's checkpoint at close write a
 	# good header back over a corrupted one

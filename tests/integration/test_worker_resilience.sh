@@ -55,14 +55,7 @@ PY
 ob() {	# ob RECIPIENT FIELDS: the recipient's acknowledgement row
 	sq "SELECT $2 FROM outbox WHERE kind = 'ack' AND recipient = ?" "$1"
 }
-wait_for() {	# wait_for SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.1
-	done
-}
+wait_for() { ms_wait_for "$@"; }
 attempts_are() { [ "$(ob "$1" attempts 2>/dev/null)" = "$2" ]; }
 relay_files() { find "$MS_T/relay" -type f 2>/dev/null | wc -l; }
 relay_has() { grep -l "^To: .*$1" "$MS_T"/relay/* 2>/dev/null | wc -l; }
