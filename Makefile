@@ -2,7 +2,9 @@
 #
 #   make            build bin/helpgate-milter, bin/helpgate-worker, bin/helpgatectl
 #   make deps       install missing Debian packages (prints the apt-get line if not root)
-#   make run        deps + build + run milter and worker in the foreground
+#   make run        deps + build + a private Postfix on 127.0.0.1:2525 with milter
+#                   and worker, mail under var/mail (MTA=system: the daemons only)
+#   make demo       client messages through make run's stack, and what became of them
 #   make check      deps + ASan/UBSan build + every unit and integration test
 #   make bench      deps + release build + benchmarks (ratios against baselines)
 #   make fuzz       libFuzzer targets for a while (FUZZ_SECONDS=60)
@@ -46,7 +48,7 @@ LIBHG      := $(BUILD)/libhelpgate.a
 PROGRAMS   := $(BIN)/helpgate-milter $(BIN)/helpgate-worker $(BIN)/helpgatectl
 TOOLS      := $(BIN)/trivial-milter
 
-.PHONY: all deps run check bench fuzz clean unit programs install uninstall
+.PHONY: all deps run demo check bench fuzz clean unit programs install uninstall
 all: $(PROGRAMS)
 programs: $(PROGRAMS) $(TOOLS)
 
@@ -80,9 +82,22 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBHG)
 deps:
 	@sh tests/lib/deps.sh
 
+# make run: a private Postfix on 127.0.0.1:2525 with the milter and the
+# worker, mail delivered under var/mail; MTA=system: the daemons only, for
+# a machine whose own Postfix is set up to use them.
 run: deps
 	@$(MAKE) --no-print-directory all
+ifeq ($(MTA),system)
 	@sh scripts/run-dev.sh
+else
+	@bash scripts/run-stack.sh
+endif
+
+# make demo: a handful of client messages through make run's stack (started
+# here when it is not running), and what became of each.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
 
 # UNIT_BIN names this make's BUILD tree, so the sanitizer tree is reached
 # through a target name, not through the expanded list.

@@ -104,6 +104,25 @@ ms_init() {
 	trap 'exit 143' TERM
 }
 
+# ms_init_dir DIR: like ms_init, but everything lives in DIR (made if
+# missing) and DIR is kept at exit: for make run, whose mail and database
+# outlive it.  The ports are still picked here; set MS_SMTP_PORT after.
+ms_init_dir() {
+	umask 022
+	mkdir -p "$1" || return 1
+	MS_T=$(cd "$1" && pwd) || return 1
+	chmod 755 "$MS_T"
+	MS_KEEP_DIR=1
+	export MS_T
+	ms_free_port MS_SMTP_PORT || return 1
+	ms_free_port MS_SINK_PORT || return 1
+	export MS_SMTP_PORT MS_SINK_PORT
+	MS_POSTFIX_UP=0
+	trap ms_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
 # ms_on_exit CMD...: run CMD (one string, eval'ed) at exit, before processes
 # are stopped.  Use it instead of setting another EXIT trap.
 ms_on_exit() { MS_EXIT_HOOKS+=("$*"); }
@@ -200,7 +219,9 @@ ms_cleanup() {
 		if [ "$rc" != 0 ] && [ "${T_DONE:-0}" = 0 ]; then
 			ms_diag
 		fi
-		if [ "${MS_KEEP:-0}" = 1 ]; then
+		if [ "${MS_KEEP_DIR:-0}" = 1 ]; then
+			:
+		elif [ "${MS_KEEP:-0}" = 1 ]; then
 			ms_log "kept $MS_T"
 		else
 			rm -rf "$MS_T"
@@ -657,11 +678,12 @@ ms_find_by_header() {
 # $MS_T/milter-N.log), record its PID in MS_MILTER_PID and MS_PIDS, wait
 # until $MS_MILTER_SOCKET (unix:PATH, local:PATH or inet:PORT@127.0.0.1)
 # accepts; a unix socket is made world-writable for user postfix.
-# MS_MILTER_TIMEOUT (default 15 s) bounds the wait.
+# MS_MILTER_TIMEOUT (default 15 s) bounds the wait; MS_MILTER_LOG names
+# another log file.
 ms_start_milter() {
 	local spec=${MS_MILTER_SOCKET:?set MS_MILTER_SOCKET first} path port log end
 	MS_MILTER_N=$((${MS_MILTER_N:-0} + 1))
-	log="$MS_T/milter-$MS_MILTER_N.log"
+	log=${MS_MILTER_LOG:-$MS_T/milter-$MS_MILTER_N.log}
 	case "$spec" in
 	unix:* | local:*) path=${spec#*:}; rm -f "$path" ;;
 	inet:*@*) port=${spec#inet:}; port=${port%@*} ;;
