@@ -157,4 +157,4 @@ clean:
 
 include mk/install.mk
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)
