@@ -11,6 +11,7 @@
 
 #include "classify.h"
 #include "config.h"
+#include "seal.h"
 #include "spool.h"
 
 /* What a connection works with: taken by reference when the connection
@@ -18,6 +19,8 @@
 struct milter_snapshot {
 	struct config		*cfg;
 	struct classify_rules	*rules;
+	struct seal_key		 seal;		/* SealKeyFile */
+	int			 have_seal;	/* 0: no letter can prove itself */
 	int			 refs;
 };
 

@@ -3,10 +3,15 @@
  *
  * Contract with the MTA: every message is accepted (SMFIS_ACCEPT or
  * SMFIS_CONTINUE); helpgate never rejects, tempfails or holds support mail.
- * Non-support mail is let go at DATA, before any header crosses the socket.
- * Support mail is buffered (headers, then at most MaxBodyScan bytes of
- * body), decoded and classified at end of message, then forged X-Helpgate-*
- * headers are deleted and ours are added.
+ * Every message's headers are read (without replies: the MTA streams them)
+ * so that X-Helpgate-* headers a sender wrote are deleted from all mail,
+ * not only from support mail: staff filters trust them.  Only mail sealed
+ * by helpgate's worker (X-Helpgate-Seal, seal.h) keeps its own.  Non-support
+ * mail's body is skipped.  Support mail is buffered (headers, then at most
+ * MaxBodyScan bytes of body), decoded and classified at end of message.
+ *
+ * Who is staff comes from the MTA alone: the SASL login ({auth_authen})
+ * or the client address ({client_addr}), see config_is_staff_login.
  *
  * Memory: one struct filter_ctx per connection, allocated in the first
  * callback that needs it and freed only in filter_close; message state is
@@ -28,19 +33,14 @@
 #include "intake.h"
 #include "log.h"
 #include "msg.h"
+#include "nameset.h"
+#include "seal.h"
 #include "store.h"
 #include "xalloc.h"
 
 #define HEADER_BLOCK_MAX	(256 * 1024)	/* headers kept for decoding */
 #define STORE_RETRY_SECONDS	5
 #define DEGRADED_LOG_SECONDS	60
-
-/* One per distinct X-Helpgate-* name that arrived, with how many times:
- * all of them are deleted at end of message, however many there were. */
-struct forged_header {
-	char	*name;
-	int	 count;
-};
 
 struct filter_ctx {
 	struct milter_snapshot	*snap;
@@ -49,17 +49,20 @@ struct filter_ctx {
 	struct buf		 raw;		/* header block + scanned body */
 	size_t			 header_bytes;
 	int			 in_body;
-	struct forged_header	*forged;
-	int			 forged_count;
+	/* every X-Helpgate-* header that arrived: deleted at end of message,
+	 * however many, unless the message is sealed */
+	struct nameset		 ours;
+	char			*seal;		/* the first X-Helpgate-Seal */
+	char			*message_id;	/* the first Message-ID, normalised */
 	int			 importance_count;
 	struct timespec		 started;
 	unsigned long		 protocol;	/* SMFIP_* agreed with the MTA */
-	/* helpgate's own outgoing mail (null sender, X-Helpgate-Case) passing
-	 * into the relay: its Message-ID confirms the outbox row. */
-	int			 outbound;
-	int			 outbound_tagged;
-	char			*outbound_message_id;
-	/* staff mail to anyone else: recorded on its case, never tagged */
+	char			*auth_login;	/* {auth_authen}; NULL: not authenticated */
+	char			*client_addr;	/* {client_addr}; may be NULL */
+	int			 staff_auth;	/* the MTA's word makes the sender staff */
+	int			 staff_claim;	/* MAIL FROM says staff, the MTA does not */
+	/* authenticated staff mail to anyone else: recorded on its case,
+	 * never tagged */
 	int			 staff_reply;
 	int			 decided;	/* filter_decide() has run for this message */
 };
@@ -303,6 +306,7 @@ filter_spool(struct filter_ctx *fc, const struct intake_input *in, char *out, si
 		.queue_id = in->queue_id,
 		.envelope_from = fc->envelope_from,
 		.support_address = fc->support_rcpt,
+		.staff_authenticated = fc->staff_auth,
 		.truncated = fc->raw.truncated,
 		.raw = buf_str(&fc->raw),
 		.raw_len = fc->raw.len,
@@ -339,18 +343,17 @@ filter_reset_message(struct filter_ctx *fc)
 	buf_free(&fc->raw);
 	fc->header_bytes = 0;
 	fc->in_body = 0;
-	for (int i = 0; i < fc->forged_count; i++)
-		free(fc->forged[i].name);
-	free(fc->forged);
-	fc->forged = NULL;
-	fc->forged_count = 0;
+	nameset_clear(&fc->ours);
+	free(fc->seal);
+	free(fc->message_id);
+	free(fc->auth_login);
+	free(fc->client_addr);
+	fc->seal = fc->message_id = fc->auth_login = fc->client_addr = NULL;
 	fc->importance_count = 0;
-	fc->outbound = 0;
+	fc->staff_auth = 0;
+	fc->staff_claim = 0;
 	fc->staff_reply = 0;
 	fc->decided = 0;
-	fc->outbound_tagged = 0;
-	free(fc->outbound_message_id);
-	fc->outbound_message_id = NULL;
 }
 
 static struct filter_ctx *
@@ -372,8 +375,16 @@ filter_envfrom(SMFICTX *ctx, char **argv)
 {
 	struct filter_ctx *fc = filter_ctx_get(ctx);
 
+	const char *login, *addr;
+
 	filter_reset_message(fc);
 	fc->envelope_from = xstrdup(argv[0] ? argv[0] : "");
+	if ((login = smfi_getsymval(ctx, "{auth_authen}")) != NULL && *login != '\0')
+		fc->auth_login = xstrdup(login);
+	if ((addr = smfi_getsymval(ctx, "{client_addr}")) != NULL && *addr != '\0')
+		fc->client_addr = xstrdup(addr);
+	fc->staff_auth = config_is_staff_login(fc->snap->cfg, fc->auth_login) ||
+	    config_is_staff_network(fc->snap->cfg, fc->client_addr);
 	return filter_continue(fc, SMFIP_NR_MAIL);
 }
 
@@ -398,32 +409,25 @@ filter_envrcpt(SMFICTX *ctx, char **argv)
 /*
  * What kind of message this is, decided once all recipients are known: at
  * DATA, or at the first header for an MTA that never sends DATA (milter
- * protocol 2 and 3).  Returns 0 when the message is none of our business.
+ * protocol 2 and 3).  Support mail is classified; authenticated staff
+ * writing to anyone else may be answering a case (headers only); every
+ * other message is read for its X-Helpgate-* headers only.
  */
-static int
+static void
 filter_decide(struct filter_ctx *fc)
 {
 	if (fc->decided)
-		return fc->support_rcpt != NULL || fc->outbound || fc->staff_reply;
+		return;
 	fc->decided = 1;
 	if (fc->support_rcpt != NULL)
-		return 1;
-	/* A null-sender message may be one of the worker's acknowledgements on
-	 * its way out: look at its headers (only), see filter_eom. */
-	if (fc->envelope_from != NULL &&
-	    (fc->envelope_from[0] == '\0' || strcmp(fc->envelope_from, "<>") == 0)) {
-		fc->outbound = 1;
-		return 1;
-	}
-	/* Staff writing to a client may be answering a case: read the
-	 * headers (only) to find out, see filter_eom. */
-	if (fc->envelope_from != NULL && config_is_staff(fc->snap->cfg, fc->envelope_from)) {
+		return;
+	if (fc->staff_auth) {
 		fc->staff_reply = 1;
 		buf_free(&fc->raw);
 		buf_init(&fc->raw, HEADER_BLOCK_MAX);
-		return 1;
+	} else if (fc->envelope_from != NULL && config_is_staff(fc->snap->cfg, fc->envelope_from)) {
+		fc->staff_claim = 1;	/* said in the log at end of message */
 	}
-	return 0;
 }
 
 static sfsistat
@@ -431,9 +435,8 @@ filter_data(SMFICTX *ctx)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	/* Not our business: let it go before a single header is sent. */
-	if (fc == NULL || !filter_decide(fc))
-		return SMFIS_ACCEPT;
+	if (fc != NULL)
+		filter_decide(fc);
 	return SMFIS_CONTINUE;
 }
 
@@ -442,35 +445,22 @@ filter_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc != NULL && !fc->decided)
+	if (fc == NULL)
+		return SMFIS_CONTINUE;
+	if (!fc->decided)
 		filter_decide(fc);
-	if (fc != NULL && fc->outbound) {
-		if (strcasecmp(name, "X-Helpgate-Case") == 0)
-			fc->outbound_tagged = 1;
-		else if (strcasecmp(name, "Message-ID") == 0 && fc->outbound_message_id == NULL) {
-			char *id = xstrdup(value);
-			config_normalize_address(id);	/* strips <> and blanks */
-			fc->outbound_message_id = id;
-		}
-		return filter_continue(fc, SMFIP_NR_HDR);
-	}
-	if (fc == NULL || (fc->support_rcpt == NULL && !fc->staff_reply))
-		return filter_continue(fc, SMFIP_NR_HDR);
-	if (strncasecmp(name, "X-Helpgate-", 11) == 0 && !fc->staff_reply) {
-		int i;
-
-		for (i = 0; i < fc->forged_count; i++)
-			if (strcasecmp(fc->forged[i].name, name) == 0)
-				break;
-		if (i == fc->forged_count) {
-			fc->forged = xrealloc(fc->forged, (size_t)(i + 1) * sizeof(*fc->forged));
-			fc->forged[i].name = xstrdup(name);
-			fc->forged[i].count = 0;
-			fc->forged_count++;
-		}
-		fc->forged[i].count++;
+	if (strncasecmp(name, "X-Helpgate-", 11) == 0) {
+		if (fc->seal == NULL && strcasecmp(name, "X-Helpgate-Seal") == 0)
+			fc->seal = xstrdup(value);
+		nameset_add(&fc->ours, name);
 		return filter_continue(fc, SMFIP_NR_HDR);	/* never classified either */
 	}
+	if (fc->message_id == NULL && strcasecmp(name, "Message-ID") == 0) {
+		fc->message_id = xstrdup(value);
+		config_normalize_address(fc->message_id);	/* strips <> and blanks */
+	}
+	if (fc->support_rcpt == NULL && !fc->staff_reply)
+		return filter_continue(fc, SMFIP_NR_HDR);
 	if (strcasecmp(name, "Importance") == 0)
 		fc->importance_count++;
 	if (fc->header_bytes < HEADER_BLOCK_MAX) {
@@ -502,7 +492,7 @@ filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc != NULL && (fc->outbound || fc->staff_reply) && (fc->protocol & SMFIP_SKIP))
+	if (fc != NULL && fc->support_rcpt == NULL && (fc->protocol & SMFIP_SKIP))
 		return SMFIS_SKIP;
 	if (fc == NULL || fc->support_rcpt == NULL)
 		return SMFIS_CONTINUE;
@@ -521,18 +511,37 @@ filter_add_header(SMFICTX *ctx, const char *name, const char *value, int *failur
 		(*failures)++;
 }
 
-/* Deletes what a sender may have forged, last first so that indexes of the
- * remaining ones do not shift under us. */
-static int
-filter_delete_forged(SMFICTX *ctx, struct filter_ctx *fc)
-{
-	int failures = 0;
+struct filter_delete {
+	SMFICTX	*ctx;
+	int	 failures;
+	int	 deleted;
+};
 
-	for (int i = 0; i < fc->forged_count; i++)
-		for (int idx = fc->forged[i].count; idx >= 1; idx--)
-			if (smfi_chgheader(ctx, fc->forged[i].name, idx, NULL) != MI_SUCCESS)
-				failures++;
-	return failures;
+static void
+filter_delete_name(const char *name, int count, void *arg)
+{
+	struct filter_delete *d = arg;
+
+	/* last first, so that the indexes of the others do not shift */
+	for (int idx = count; idx >= 1; idx--) {
+		if (smfi_chgheader(d->ctx, (char *)name, idx, NULL) != MI_SUCCESS)
+			d->failures++;
+		else
+			d->deleted++;
+	}
+}
+
+/* Deletes every X-Helpgate-* header that arrived with an unsealed message;
+ * returns the failures, *deleted the count removed. */
+static int
+filter_delete_forged(SMFICTX *ctx, struct filter_ctx *fc, int *deleted)
+{
+	struct filter_delete d = { ctx, 0, 0 };
+
+	nameset_each(&fc->ours, filter_delete_name, &d);
+	if (deleted != NULL)
+		*deleted = d.deleted;
+	return d.failures;
 }
 
 static long
@@ -554,27 +563,47 @@ filter_eom(SMFICTX *ctx)
 	char value[160], due[64], spooled[160] = "";
 	char *reasons;
 	const char *queue_id;
-	int failures = 0;
+	int failures = 0, deleted = 0;
+	long long sealed_case;
 
-	if (fc != NULL && fc->outbound) {
-		if (fc->outbound_tagged && fc->outbound_message_id != NULL)
-			filter_outbound_seen(fc->outbound_message_id);
+	if (fc == NULL)
+		return SMFIS_ACCEPT;
+	queue_id = smfi_getsymval(ctx, "i");
+	if (queue_id == NULL)
+		queue_id = "";
+	/* helpgate's own letter, proved by its seal: its headers stay, and the
+	 * outbox row learns that the relay has it whole */
+	if (fc->seal != NULL && fc->message_id != NULL && fc->snap->have_seal &&
+	    seal_verify(&fc->snap->seal, fc->seal, fc->message_id, time(NULL), &sealed_case)) {
+		filter_outbound_seen(fc->message_id);
 		filter_reset_message(fc);
 		return SMFIS_ACCEPT;
 	}
-	if (fc != NULL && fc->staff_reply) {
+	failures += filter_delete_forged(ctx, fc, &deleted);
+	if (deleted > 0 && fc->support_rcpt == NULL)
+		log_info("%s: removed %d X-Helpgate-* header%s a sender wrote (%s)",
+		    *queue_id ? queue_id : "NOQUEUE", deleted, deleted == 1 ? "" : "s",
+		    fc->seal != NULL ? "seal not valid" : "no seal");
+	if (fc->staff_reply) {
 		filter_staff_reply(ctx, fc);
 		filter_reset_message(fc);
 		return SMFIS_ACCEPT;
 	}
-	if (fc == NULL || fc->support_rcpt == NULL)
+	if (fc->support_rcpt == NULL) {
+		if (fc->staff_claim) {
+			char from[320];
+
+			snprintf(from, sizeof(from), "%s", fc->envelope_from);
+			log_info("%s: from=<%s> claims staff without authentication (login %s): not "
+			    "taken as a staff reply", *queue_id ? queue_id : "NOQUEUE",
+			    config_normalize_address(from), fc->auth_login ? fc->auth_login : "none");
+		}
+		filter_reset_message(fc);
 		return SMFIS_ACCEPT;
+	}
 	/* What helpgate itself adds to a message's path: decode, classify,
 	 * record, tag.  (Time before this is the client's and the MTA's.) */
 	clock_gettime(CLOCK_MONOTONIC, &fc->started);
-	queue_id = smfi_getsymval(ctx, "i");
-	if (queue_id == NULL)
-		queue_id = "";
 
 	m = msg_parse(buf_str(&fc->raw), fc->raw.len, fc->snap->cfg->max_body_scan);
 	if (fc->raw.truncated)
@@ -588,11 +617,11 @@ filter_eom(SMFICTX *ctx)
 	in.support_address = fc->support_rcpt;
 	in.queue_id = queue_id;
 	in.received = clock_now();
+	in.staff_authenticated = fc->staff_auth;
 	filter_intake(&in, res);
 	if (res->disposition == INTAKE_DEGRADED)
 		filter_spool(fc, &in, spooled, sizeof(spooled));
 
-	failures += filter_delete_forged(ctx, fc);
 	if (res->case_id > 0) {
 		snprintf(value, sizeof(value), "HG-%lld", res->case_id);
 		filter_add_header(ctx, "X-Helpgate-Case", value, &failures);
@@ -627,7 +656,7 @@ filter_eom(SMFICTX *ctx)
 	if (res->case_id > 0)
 		snprintf(case_name, sizeof(case_name), "HG-%lld", res->case_id);
 	log_info("%s: case=%s urgency=%s tier=%s%s category=%s auto=%s %s%s%s%s%s "
-	    "from=<%s> elapsed_us=%ld%s%s",
+	    "from=<%s>%s%s elapsed_us=%ld%s%s",
 	    *queue_id ? queue_id : "NOQUEUE", case_name,
 	    classify_urgency_name(res->cls.urgency), res->tier, res->watch ? "+watch" : "",
 	    res->cls.category, res->cls.auto_reason[0] ? res->cls.auto_reason : "-",
@@ -636,7 +665,8 @@ filter_eom(SMFICTX *ctx)
 	    res->disposition == INTAKE_DEGRADED ? res->error : "",
 	    res->disposition == INTAKE_DEGRADED ? "; spool=" : "",
 	    res->disposition == INTAKE_DEGRADED ? spooled : "",
-	    res->client, elapsed_us(&fc->started),
+	    res->client, res->staff ? " staff" : "",
+	    res->staff_claim ? " staff-claim=unauthenticated" : "", elapsed_us(&fc->started),
 	    failures ? " header-changes-failed=" : "", failures ? "yes" : "");
 
 	msg_free(m);
@@ -661,13 +691,15 @@ filter_staff_reply(SMFICTX *ctx, struct filter_ctx *fc)
 	in.envelope_from = fc->envelope_from;
 	in.queue_id = queue_id ? queue_id : "";
 	in.received = clock_now();
+	in.staff_authenticated = 1;
 	if (filter_lock_store()) {
 		in.store = filter_store_usable(time(NULL));
 		case_id = intake_staff_reply(&in);
 		pthread_mutex_unlock(&store_lock);
 		if (case_id > 0)
-			log_info("%s: case=HG-%lld staff reply from=<%s>", in.queue_id[0] ? in.queue_id :
-			    "NOQUEUE", case_id, m->from_address);
+			log_info("%s: case=HG-%lld staff reply from=<%s> login=%s", in.queue_id[0] ?
+			    in.queue_id : "NOQUEUE", case_id, m->from_address,
+			    fc->auth_login ? fc->auth_login : "-");
 		else if (case_id < 0)
 			log_warnx("%s: staff reply not recorded: case store unavailable",
 			    in.queue_id[0] ? in.queue_id : "NOQUEUE");
@@ -718,8 +750,13 @@ filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 
 	(void)f2;
 	(void)f3;
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
 	*pf1 = f1 & wanted;
+	/* Who the MTA authenticated, at MAIL FROM: Postfix's default list
+	 * lacks {client_addr}, and the connect event is not asked for. */
+	if ((*pf0 & SMFIF_SETSYMLIST) &&
+	    smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen} {auth_type} {client_addr}") != MI_SUCCESS)
+		log_debug("the MTA did not take the macro list; using its defaults");
 	fc->protocol = *pf1;
 	*pf2 = 0;
 	*pf3 = 0;
@@ -729,7 +766,7 @@ filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 struct smfiDesc milter_filter_desc = {
 	.xxfi_name = "helpgate",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST,
 	.xxfi_connect = NULL,
 	.xxfi_helo = NULL,
 	.xxfi_envfrom = filter_envfrom,

@@ -92,6 +92,14 @@ snapshot_load(const char *path)
 	snap->cfg = cfg;
 	snap->rules = rules;
 	snap->refs = 1;
+	/* Without the key mail still flows; only helpgate's own letters lose
+	 * their X-Helpgate-* headers like anyone's. */
+	char err[512];
+	if (seal_key_load(cfg->seal_key_file, &snap->seal, err, sizeof(err)) == 0)
+		snap->have_seal = 1;
+	else
+		log_warnx("%s: X-Helpgate-* headers are removed from every message, helpgate's "
+		    "own letters too, until the key can be read", err);
 	return snap;
 }
 

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "msg.h"
+#include "seal.h"
 #include "xalloc.h"
 
 #define COMPOSE_MAX	(1024 * 1024)
@@ -224,6 +225,20 @@ compose_message(const struct compose *c)
 		add_id_list(&b, "References", c->references);
 	for (size_t i = 0; i < c->extra_count; i++)
 		add_header(&b, c->extra[i].name, c->extra[i].value);
+	if (c->seal_key != NULL) {
+		char seal[SEAL_VALUE_MAX];
+
+		char *mac;
+
+		seal_make(c->seal_key, c->message_id, c->case_id, c->date, seal, sizeof(seal));
+		/* folded before the MAC, so that no line passes 78 characters */
+		if ((mac = strstr(seal, " s=")) != NULL) {
+			*mac = '\0';
+			buf_printf(&b, "X-Helpgate-Seal: %s\r\n %s\r\n", seal, mac + 1);
+		} else {
+			add_header(&b, "X-Helpgate-Seal", seal);
+		}
+	}
 	buf_append_str(&b, "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <time.h>
 
+struct seal_key;
+
 struct compose_header {
 	const char *name;		/* ASCII, e.g. "X-Helpgate-Case" */
 	const char *value;		/* ASCII; sanitised */
@@ -31,6 +33,10 @@ struct compose {
 	const struct compose_header *extra;	/* may be NULL */
 	size_t		 extra_count;
 	const char	*body;		/* UTF-8 text, LF or CRLF line ends */
+	/* With a key, the message is sealed (X-Helpgate-Seal over message_id,
+	 * case_id and date): it proves itself to helpgate-milter. */
+	const struct seal_key *seal_key;
+	long long	 case_id;
 };
 
 /* Returns the message (caller frees) with CRLF line ends. */

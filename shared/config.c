@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <regex.h>
 #include <limits.h>
 #include <stddef.h>
@@ -23,7 +24,7 @@ enum config_type {
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
 	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
 	CT_RESOLVER,
-	CT_MODE,
+	CT_MODE, CT_GLOB_LIST,
 };
 
 struct config_row {
@@ -43,6 +44,12 @@ static const struct config_row config_rows[] = {
 	{ "SupportAddress",	CT_ADDRESS_LIST, OFF(support_addresses),  NULL, 0, 0 },
 	{ "StaffDomain",	CT_DOMAIN_LIST,	 OFF(staff_domains),	  NULL, 0, 0 },
 	{ "StaffAddress",	CT_ADDRESS_LIST, OFF(staff_addresses),	  NULL, 0, 0 },
+	/* Who is staff is decided by what the MTA authenticated, never by a
+	 * From or an envelope sender: SASL logins ({auth_authen}) matching a
+	 * StaffLogin glob or being a staff address, or a client address
+	 * ({client_addr}) inside a StaffNetwork. */
+	{ "StaffLogin",		CT_GLOB_LIST,	 OFF(staff_logins),	  NULL, 0, 0 },
+	{ "StaffNetwork",	CT_CIDR_LIST,	 OFF(staff_networks),	  NULL, 0, 0 },
 	{ "Relay",		CT_URL,		 OFF(relay),		  NULL, 0, 0 },
 	{ "RelayCredentials",	CT_PATH,	 OFF(relay_credentials),  NULL, 0, 0 },
 	{ "Timezone",		CT_TIMEZONE,	 OFF(timezone),		  "UTC", 0, 0 },
@@ -61,6 +68,10 @@ static const struct config_row config_rows[] = {
 	 * (default: "spool" beside the Database). */
 	{ "SpoolDirectory",	CT_PATH,	 OFF(spool_directory),	  NULL, 0, 0 },
 	/* A unix milter socket gets exactly this mode (and group). */
+	/* The key of X-Helpgate-Seal, the proof that a message with
+	 * X-Helpgate-* headers is helpgate's own (default: "seal.key" beside
+	 * the Database; made by the first daemon that needs it). */
+	{ "SealKeyFile",	CT_PATH,	 OFF(seal_key_file),	  NULL, 0, 0 },
 	{ "SocketMode",		CT_MODE,	 OFF(socket_mode),	  "0660", 0, 0777 },
 	{ "SocketGroup",	CT_STRING,	 OFF(socket_group),	  NULL, 0, 0 },
 	{ "SLA",		CT_SLA,		 0,			  NULL, 0, 0 },
@@ -327,6 +338,56 @@ config_is_staff(const struct config *cfg, const char *addr)
 	if ((at = strrchr(key, '@')) == NULL)
 		return 0;
 	return strlist_has(&cfg->staff_domains, at + 1);
+}
+
+int
+config_is_staff_login(const struct config *cfg, const char *login)
+{
+	char key[512];
+
+	if (login == NULL || *login == '\0')
+		return 0;
+	snprintf(key, sizeof(key), "%s", login);
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (size_t i = 0; i < cfg->staff_logins.count; i++)
+		if (fnmatch(cfg->staff_logins.items[i], key, 0) == 0)
+			return 1;
+	/* a login that is itself a staff address owns that address */
+	return strchr(key, '@') != NULL && config_is_staff(cfg, key);
+}
+
+int
+config_is_staff_network(const struct config *cfg, const char *client_addr)
+{
+	char addr[128];
+	size_t n;
+
+	if (client_addr == NULL || *client_addr == '\0')
+		return 0;
+	/* Sendmail and Postfix may write an IPv6 client as "IPv6:..." or in brackets */
+	if (strncasecmp(client_addr, "IPv6:", 5) == 0)
+		client_addr += 5;
+	snprintf(addr, sizeof(addr), "%s", client_addr[0] == '[' ? client_addr + 1 : client_addr);
+	if ((n = strlen(addr)) > 0 && addr[n - 1] == ']')
+		addr[n - 1] = '\0';
+	for (size_t i = 0; i < cfg->staff_networks.count; i++)
+		if (diag_cidr_match(cfg->staff_networks.items[i], addr) == 1)
+			return 1;
+	return 0;
+}
+
+/* NAME in the Database's directory: the daemons' state lives together. */
+static char *
+config_beside_database(const struct config *cfg, const char *name)
+{
+	const char *slash = strrchr(cfg->database, '/');
+	size_t dirlen = slash == NULL ? 0 : (size_t)(slash - cfg->database) + 1;
+	size_t len = dirlen + strlen(name) + 1;
+	char *path = xmalloc(len);
+
+	snprintf(path, len, "%.*s%s", (int)dirlen, cfg->database, name);
+	return path;
 }
 
 const struct tier_policy *
@@ -1014,6 +1075,16 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		cfg->ack_per_day = (int)day;
 		return 0;
 	}
+	case CT_GLOB_LIST:
+		if (value[0] == '\0' || strpbrk(value, " \t")) {
+			snprintf(err, errlen, "%s: \"%s\" is not a login pattern", row->name, value);
+			return -1;
+		}
+		for (char *p = value; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (!strlist_has(list, value))
+			strlist_add(list, value);
+		return 0;
 	case CT_REGEX_LIST: {
 		regex_t re;
 		int rc = regcomp(&re, value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
@@ -1107,6 +1178,7 @@ config_free(struct config *cfg)
 			free(*(char **)((char *)cfg + row->offset));
 			break;
 		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST: case CT_CIDR_LIST:
+		case CT_GLOB_LIST:
 			strlist_free((struct strlist *)((char *)cfg + row->offset));
 			break;
 		default:
@@ -1238,14 +1310,10 @@ config_load(const char *path, struct buf *errors)
 	/* Defaults that follow other keys. */
 	if (cfg->log_facility == NULL)
 		cfg->log_facility = xstrdup(cfg->syslog_facility);
-	if (cfg->spool_directory == NULL) {
-		const char *slash = strrchr(cfg->database, '/');
-		size_t dirlen = slash == NULL ? 0 : (size_t)(slash - cfg->database) + 1;
-		size_t len = dirlen + sizeof("spool");
-
-		cfg->spool_directory = xmalloc(len);
-		snprintf(cfg->spool_directory, len, "%.*sspool", (int)dirlen, cfg->database);
-	}
+	if (cfg->spool_directory == NULL)
+		cfg->spool_directory = config_beside_database(cfg, "spool");
+	if (cfg->seal_key_file == NULL)
+		cfg->seal_key_file = config_beside_database(cfg, "seal.key");
 	if (!bad && cfg->support_addresses.count == 0) {
 		buf_printf(errors, "%s: no SupportAddress: nothing would be processed\n", path);
 		bad++;

@@ -82,6 +82,8 @@ struct config {
 	struct strlist	 support_addresses;	/* lowercase */
 	struct strlist	 staff_domains;		/* lowercase, no '@' */
 	struct strlist	 staff_addresses;	/* lowercase */
+	struct strlist	 staff_logins;		/* StaffLogin: lowercase fnmatch globs of SASL logins */
+	struct strlist	 staff_networks;	/* StaffNetwork: CIDRs of staff's own relays */
 	char		*relay;			/* smtp:// or smtps:// URL, may be NULL */
 	char		*relay_credentials;	/* file with user:password, may be NULL */
 	char		*timezone;		/* IANA name */
@@ -96,6 +98,7 @@ struct config {
 	char		*templates_dir;
 	long		 store_timeout_ms;	/* how long the milter waits for a locked store */
 	char		*spool_directory;	/* degraded support mail waits here for the worker */
+	char		*seal_key_file;		/* SealKeyFile: the X-Helpgate-Seal key */
 	int		 socket_mode;		/* SocketMode: mode of a unix milter socket */
 	char		*socket_group;		/* SocketGroup: its group; may be NULL */
 	/* the worker */
@@ -147,6 +150,11 @@ void		 config_unref(struct config *cfg);	/* accepts NULL */
 /* Lookup helpers; address arguments may be in any case, with or without <>. */
 int		 config_is_support_address(const struct config *cfg, const char *addr);
 int		 config_is_staff(const struct config *cfg, const char *addr);
+/* Whether the MTA's authentication makes a sender staff: a SASL login that
+ * matches StaffLogin or is itself a staff address; a client address inside
+ * a StaffNetwork.  An address in From or MAIL FROM never does. */
+int		 config_is_staff_login(const struct config *cfg, const char *login);
+int		 config_is_staff_network(const struct config *cfg, const char *client_addr);
 const struct tier_policy *config_tier(const struct config *cfg, const char *name); /* NULL if unknown */
 
 /* "30m" "4h" "2d" "90" (seconds) -> seconds; -1 on error. */

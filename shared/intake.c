@@ -201,13 +201,38 @@ intake_resume(const struct intake_input *in, const struct case_rec *c)
 	return store_event_reschedule(in->store, c->id, "resolve-breach", due);
 }
 
+/* Puts why at the front of the reasons staff read (X-Helpgate-Reasons),
+ * cutting what no longer fits at a character boundary. */
+static void
+intake_add_reason(struct classify_result *cls, const char *why)
+{
+	char old[sizeof(cls->reasons)];
+
+	memcpy(old, cls->reasons, sizeof(old));
+	if (old[0] == '\0')
+		copy_utf8(cls->reasons, sizeof(cls->reasons), why);
+	else {
+		char both[sizeof(cls->reasons) * 2];
+
+		snprintf(both, sizeof(both), "%s; %s", why, old);
+		copy_utf8(cls->reasons, sizeof(cls->reasons), both);
+	}
+}
+
 void
 intake_classify(const struct intake_input *in, struct intake_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	classify_message(in->rules, in->msg, in->envelope_from, &out->cls);
 	intake_client(in, out->client, sizeof(out->client));
-	out->staff = config_is_staff(in->cfg, out->client);
+	out->staff = in->staff_authenticated;
+	/* Anyone can write a staff address into From or MAIL FROM: without
+	 * the MTA's word it is a client's message, and staff are told why. */
+	if (!out->staff && (config_is_staff(in->cfg, out->client) ||
+	    (in->envelope_from != NULL && config_is_staff(in->cfg, in->envelope_from)))) {
+		out->staff_claim = 1;
+		intake_add_reason(&out->cls, "unauthenticated staff claim: treated as a client");
+	}
 	snprintf(out->tier, sizeof(out->tier), "unknown");
 }
 

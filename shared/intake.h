@@ -27,6 +27,9 @@ struct intake_input {
 	const char			*support_address;	/* the support recipient */
 	const char			*queue_id;	/* MTA queue id or "" */
 	time_t				 received;	/* when the MTA accepted it */
+	/* The MTA authenticated the sender as staff (config_is_staff_login,
+	 * config_is_staff_network): the only way a message counts as staff. */
+	int				 staff_authenticated;
 };
 
 enum intake_disposition {
@@ -44,7 +47,8 @@ struct intake_result {
 	char			client[320];
 	char			tier[32];
 	int			watch;
-	int			staff;		/* the sender is staff */
+	int			staff;		/* the sender is staff (authenticated) */
+	int			staff_claim;	/* From or MAIL FROM says staff, the MTA did not */
 	time_t			first_due;
 	char			error[160];	/* why degraded */
 	enum store_rc		store_rc;	/* the store's verdict when degraded */
@@ -58,7 +62,7 @@ void	intake_classify(const struct intake_input *in, struct intake_result *out);
 /* Finds or opens the case and records the message; finishes *out. */
 void	intake_record(const struct intake_input *in, struct intake_result *out);
 
-/* Mail from staff to anyone (usually the client) that passed the MTA: when it
+/* Mail from authenticated staff to anyone (usually the client): when it
  * carries [HG-<n>] or threads into a case it is recorded there as a staff
  * message and stops the first-response clock.  Nothing else happens to it.
  * Returns the case id, 0 when it belongs to no case, -1 when the store

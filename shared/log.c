@@ -73,6 +73,12 @@ log_vemit(enum log_level level, int with_errno, const char *fmt, va_list ap)
 		return;
 	if (with_errno && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved_errno));
+	/* Log lines carry what senders wrote (addresses, subjects, server
+	 * replies): a control character must not start a fake line or drive
+	 * the terminal of whoever reads the log. */
+	for (unsigned char *p = (unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
 
 	if (log_to_stderr) {
 		struct timespec ts;

@@ -17,6 +17,8 @@
  *   envelope-from ADDRESS\n          (as the MTA gave it, with <>)
  *   support-address ADDRESS\n
  *   truncated 0|1\n                  (the body was cut at MaxBodyScan)
+ *   staff 0|1\n                      (the MTA authenticated the sender as
+ *                                    staff; absent in older files: 0)
  *   \n
  *   the message as the milter kept it: "Name: value\r\n" headers (forged
  *   X-Helpgate-* ones left out), "\r\n", at most MaxBodyScan bytes of body.
@@ -44,6 +46,7 @@
 #define SPOOL_ENVELOPE_FROM	"envelope-from"
 #define SPOOL_SUPPORT_ADDRESS	"support-address"
 #define SPOOL_TRUNCATED		"truncated"
+#define SPOOL_STAFF		"staff"
 
 static unsigned long spool_seq;		/* names unique within the process */
 
@@ -66,7 +69,8 @@ spool_format_fields(struct buf *b, const struct spool_record *r)
 	spool_field(b, SPOOL_QUEUE_ID, r->queue_id);
 	spool_field(b, SPOOL_ENVELOPE_FROM, r->envelope_from);
 	spool_field(b, SPOOL_SUPPORT_ADDRESS, r->support_address);
-	buf_printf(b, SPOOL_TRUNCATED " %d\n\n", r->truncated ? 1 : 0);
+	buf_printf(b, SPOOL_TRUNCATED " %d\n", r->truncated ? 1 : 0);
+	buf_printf(b, SPOOL_STAFF " %d\n\n", r->staff_authenticated ? 1 : 0);
 	return b->truncated ? -1 : 0;
 }
 
@@ -173,6 +177,8 @@ spool_parse(char *data, size_t len, struct spool_record *r)
 			r->support_address = value;
 		} else if (strcmp(line, SPOOL_TRUNCATED) == 0) {
 			r->truncated = strcmp(value, "1") == 0;
+		} else if (strcmp(line, SPOOL_STAFF) == 0) {
+			r->staff_authenticated = strcmp(value, "1") == 0;
 		}			/* unknown lines: a later minor addition */
 		line = nl + 1;
 	}

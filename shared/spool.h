@@ -28,6 +28,7 @@ struct spool_record {
 	const char	*envelope_from;	/* as the MTA gave it, with <> */
 	const char	*support_address;
 	int		 truncated;	/* the body was cut at MaxBodyScan */
+	int		 staff_authenticated;	/* the MTA authenticated the sender as staff */
 	const char	*raw;
 	size_t		 raw_len;
 };

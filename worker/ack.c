@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "compose.h"
+#include "seal.h"
 #include "log.h"
 #include "template.h"
 #include "timers.h"
@@ -31,6 +32,7 @@ struct ack_ctx {
 	size_t			 no_reply_count;
 	struct template_file	*files;
 	size_t			 file_count;
+	struct seal_key		 seal;		/* every letter is sealed (seal.h) */
 };
 
 /* ---- templates ---- */
@@ -113,6 +115,10 @@ ack_ctx_new(const struct config *cfg, char *err, size_t errlen)
 		a->no_reply_count++;
 	}
 	if (ack_load_templates(a, cfg->templates_dir, err, errlen) != 0) {
+		ack_ctx_free(a);
+		return NULL;
+	}
+	if (seal_key_load(cfg->seal_key_file, &a->seal, err, errlen) != 0) {
 		ack_ctx_free(a);
 		return NULL;
 	}
@@ -448,6 +454,8 @@ ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct 
 		.extra = extra,
 		.extra_count = automatic ? sizeof(extra) / sizeof(extra[0]) : 1,
 		.body = buf_str(&body),
+		.seal_key = &a->seal,
+		.case_id = c->id,
 	};
 	o->content = compose_message(&msg);
 	o->created = now;
@@ -467,7 +475,7 @@ out:
  * support address (the recipient's own when the case has none), and frees
  * v->subject, body and subject. */
 static void
-ack_staff_outbox(const struct case_rec *c, const char *kind, const char *recipient,
+ack_staff_outbox(const struct ack_ctx *a, const struct case_rec *c, const char *kind, const char *recipient,
     const char *tag, const struct compose_header *extra, size_t extra_count,
     struct ack_vars *v, struct buf *body, struct buf *subject, time_t now,
     struct outbox_rec *o)
@@ -487,6 +495,8 @@ ack_staff_outbox(const struct case_rec *c, const char *kind, const char *recipie
 		.extra = extra,
 		.extra_count = extra_count,
 		.body = buf_str(body),
+		.seal_key = &a->seal,
+		.case_id = c->id,
 	};
 	o->content = compose_message(&msg);
 	o->created = o->next_attempt = now;
@@ -524,7 +534,7 @@ ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_
 		{ "X-Helpgate-Notice", n->tag },
 		{ "Importance", c->urgency <= 2 ? "high" : "normal" },
 	};
-	ack_staff_outbox(c, "notice", n->recipient, n->tag, extra,
+	ack_staff_outbox(a, c, "notice", n->recipient, n->tag, extra,
 	    sizeof(extra) / sizeof(extra[0]), &v, &body, &subject, now, o);
 	return 0;
 }
@@ -863,7 +873,7 @@ ack_diagnosis_note(struct ack_ctx *a, const struct case_rec *c, const struct ack
 		{ "X-Helpgate-Diagnosis", d->verdict },
 		{ "X-Helpgate-Incident", incident },
 	};
-	ack_staff_outbox(c, "diagnosis", d->recipient, "diagnosis", extra,
+	ack_staff_outbox(a, c, "diagnosis", d->recipient, "diagnosis", extra,
 	    sizeof(extra) / sizeof(extra[0]) - (d->incident_id ? 0 : 1), &v, &body, &subject,
 	    now, o);
 	return 0;

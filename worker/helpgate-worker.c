@@ -196,6 +196,7 @@ spool_replay(const struct worker_setup *w, struct store *store, int limit)
 		in.support_address = sm.support_address;
 		in.queue_id = sm.queue_id;
 		in.received = (time_t)sm.received;
+		in.staff_authenticated = sm.staff_authenticated;
 		if (res == NULL)
 			res = xcalloc(1, sizeof(*res));
 		intake_process(&in, res);

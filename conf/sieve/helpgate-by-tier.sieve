@@ -38,7 +38,7 @@ if header :is "X-Helpgate-Urgency" "P1" {
 }
 
 # 1. helpgate-worker's notices to staff.
-if exists "X-Helpgate-Notice" {
+if allof (exists "X-Helpgate-Notice", exists "X-Helpgate-Seal") {
 	if header :is "X-Helpgate-Urgency" ["P1", "P2"] {
 		fileinto :create :flags ["\\Flagged", "$Important"] "${top}${sep}Notices";
 	} else {
@@ -55,6 +55,7 @@ if exists "X-Helpgate-Auto" {
 
 # 3. A copy of helpgate-worker's acknowledgement to a client.
 if allof (exists "X-Helpgate-Case",
+    exists "X-Helpgate-Seal",
     not exists "X-Helpgate-Urgency",
     header :matches "Auto-Submitted" "auto-*") {
 	fileinto :create "${top}${sep}Auto";

@@ -29,9 +29,13 @@
 # ends with "stop", so that a personal script after this one cannot file a
 # second copy.
 #
-# The headers keyed on are added by helpgate-milter, which deletes any
-# X-Helpgate-* header a sender put on support mail, and by helpgate-worker
-# on its own messages (see README.md, "Headers").
+# The headers keyed on are added by helpgate-milter, which deletes every
+# X-Helpgate-* header a sender wrote, on every message it sees, and by
+# helpgate-worker on its own messages, which prove themselves with
+# X-Helpgate-Seal (checked by the milter: a message whose seal is not valid
+# loses all its X-Helpgate-* headers).  Rules 1 and 3 ask for the seal.
+# While helpgate-milter is down Postfix delivers mail as it came: see
+# INSTALL, "When the milter is down", before trusting these headers then.
 
 require ["fileinto", "imap4flags", "mailbox", "variables"];
 
@@ -43,7 +47,7 @@ set "sep" "/";
 
 # 1. helpgate-worker's notices to staff (new P1 case, SLA warning or
 #    breach, escalation): a folder of their own, flagged while urgent.
-if exists "X-Helpgate-Notice" {
+if allof (exists "X-Helpgate-Notice", exists "X-Helpgate-Seal") {
 	if header :is "X-Helpgate-Urgency" ["P1", "P2"] {
 		fileinto :create :flags ["\\Flagged", "$Important"] "${top}${sep}Notices";
 	} else {
@@ -63,6 +67,7 @@ if exists "X-Helpgate-Auto" {
 # 3. A copy of helpgate-worker's acknowledgement to a client (it carries
 #    X-Helpgate-Case and Auto-Submitted but no X-Helpgate-Urgency).
 if allof (exists "X-Helpgate-Case",
+    exists "X-Helpgate-Seal",
     not exists "X-Helpgate-Urgency",
     header :matches "Auto-Submitted" "auto-*") {
 	fileinto :create "${top}${sep}Auto";

@@ -25,6 +25,7 @@ DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 SupportAddress help@example.com
 StaffDomain staff.example.com
+StaffNetwork 127.0.0.2/32
 Timezone Europe/Kyiv
 Syslog no
 KeywordsDir $repo/conf/keywords
@@ -198,7 +199,8 @@ t_like "$(hdr "$f" X-Helpgate-Case)" '^HG-' "support+detail@ is support mail"
 
 f=$(by_id sales-1@client.test)
 t_is "$(ms_header_count "$f" X-Helpgate-Case)" 0 "non-support mail not tagged"
-t_is "$(hdr "$f" X-Helpgate-Urgency)" P1 "non-support mail untouched (its own header kept)"
+t_is "$(ms_header_count "$f" X-Helpgate-Urgency)" 0 "non-support mail: the X-Helpgate-Urgency a sender wrote is removed too"
+t_is "$(sed '1,/^$/d' "$f" | tr -d '\r' | head -n 1)" "This goes to sales, not support." "non-support mail: body untouched"
 
 f=$(by_id big-1@client.test)
 t_is "$(hdr "$f" X-Helpgate-Category)" outgoing-mail "6 MB attachment: text still classified"
@@ -244,10 +246,23 @@ t_like "$ncases" '^[0-9]+$' "cases --json parses ($ncases cases)"
 en_json=$(ctl case show "$en_case" --json)
 t_like "$(printf '%s' "$en_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["category"])')" outgoing-mail "case show: category recorded"
 
-# ---- 5. a staff reply to the client stops the first-response clock
+# ---- 5. a staff reply to the client stops the first-response clock, but
+# only when the MTA vouches for the sender (here StaffNetwork: the staff
+# relay 127.0.0.2); a staff From and MAIL FROM alone do not
+mkmsg "$MS_T/forged-staff.eml" "Boss <boss@staff.example.com>" "Re: [$case1] done" \
+    "forged-staff-1@client.test" "Closing this." "" ann@client.test
+send "$MS_T/forged-staff.eml" --from boss@staff.example.com --to ann@client.test
+ms_wait_delivered 5 30 || t_fail "forged staff reply delivered"
+json=$(ctl case show "$case1" --json)
+t_is "$(printf '%s' "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["first_response_at"])')" \
+    None "a forged staff reply (staff From and MAIL FROM, not authenticated) does not stop the clock"
+t_is "$(printf '%s' "$json" | python3 -c 'import json,sys; print(sum(m["message_id"] == "forged-staff-1@client.test" for m in json.load(sys.stdin)["messages"]))')" \
+    0 "... and is not recorded on the case"
+t_like "$(cat "$MS_T"/milter-1.log)" 'from=<boss@staff.example.com> claims staff without authentication' \
+    "... the milter logs the claim"
 mkmsg "$MS_T/staff.eml" "Sam <sam@staff.example.com>" "Re: [$case1] Error when opening the calendar" \
-    "staff-reply-1@staff.example.com" "Hello Ann, we fixed the calendar."
-send "$MS_T/staff.eml" --from sam@staff.example.com --to ann@client.test
+    "staff-reply-1@staff.example.com" "Hello Ann, we fixed the calendar." "" ann@client.test
+send "$MS_T/staff.eml" --from sam@staff.example.com --to ann@client.test --local-interface 127.0.0.2
 ms_wait_delivered 5 30 || t_fail "staff reply delivered"
 f=$(by_id staff-reply-1@staff.example.com)
 t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "staff reply to a client carries no X-Helpgate header"

@@ -34,6 +34,7 @@ SpoolDirectory $spool
 DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 StaffDomain staff.example.com
+StaffNetwork 127.0.0.2/32
 Timezone UTC
 Syslog no
 KeywordsDir $repo/conf/keywords
@@ -189,12 +190,23 @@ t_like "$(hdr "$ack" Subject)" "\[$howto_case\]" "the acknowledgement names the 
 t_is "$(ms_header_count "$ack" X-Helpgate-Urgency)" 0 "the acknowledgement passed the milter untagged"
 t_like "$(grep -m1 '^X-Mail-Args:' "$ack")" '^X-Mail-Args: <>' "the acknowledgement's envelope sender is null"
 
-# ---- 6. a staff reply through Sendmail: recorded, never tagged
+# ---- 6. a staff reply through Sendmail: recorded, never tagged, but only
+# when Sendmail vouches for the sender ({client_addr} in StaffNetwork: the
+# staff relay 127.0.0.2); a staff From and MAIL FROM alone do not
 en_case=$(hdr "$(by_id 20250303091241.5521@mail.client.test)" X-Helpgate-Case)
+mkmsg "$MS_T/forged-staff.eml" "Boss <boss@staff.example.com>" "Re: [$en_case] done" \
+    "forged-staff-1@client.test" "Closing this." "X-Helpgate-Notice: sla-breach" mark.johnson@client.test
+send "$MS_T/forged-staff.eml" --from boss@staff.example.com --to mark.johnson@client.test
+wait_sent 30 || t_fail "forged staff reply delivered"
+t_is "$(case_of forged-staff-1@client.test)" "" "a forged staff reply is not recorded on the case"
+t_is "$(sq "SELECT first_response_at FROM cases WHERE id = ?" "${en_case#HG-}")" 0 \
+	"... and does not stop the first-response clock"
+t_is "$(grep -ci '^X-Helpgate-' "$(by_id forged-staff-1@client.test)")" 0 \
+	"... and its X-Helpgate-Notice is removed (mail to a client, not support)"
 mkmsg "$MS_T/staff.eml" "Sam <sam@staff.example.com>" "Re: [$en_case] URGENT: cannot send email" \
     "staff-1@staff.example.com" "Hello Mark, please use port 465 with SSL/TLS meanwhile." "" \
     mark.johnson@client.test
-send "$MS_T/staff.eml" --from sam@staff.example.com --to mark.johnson@client.test
+send "$MS_T/staff.eml" --from sam@staff.example.com --to mark.johnson@client.test --local-interface 127.0.0.2
 wait_sent 30 || t_fail "staff reply delivered"
 f=$(by_id staff-1@staff.example.com)
 t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "staff reply delivered untagged"

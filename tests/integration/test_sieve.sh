@@ -119,6 +119,13 @@ send "$data/bounce.eml" --from '<>'
 mkmsg "$MS_T/sales.eml" "Client <client@client.test>" sales@example.com "Prices" "sales-1@client.test" \
     "What does the premium plan cost?"
 send "$MS_T/sales.eml" --to sales@example.com	# not support mail
+# A stranger's "notice" to a staff mailbox, with a made-up seal: the milter
+# must strip it, or the scripts would file and flag it as helpgate's own.
+mkmsg "$MS_T/fakenotice.eml" "helpgate <support@example.com>" oncall@staff.example.com \
+    "[HG-1] SLA breach: reset your password here" "fake-notice-1@evil.test" \
+    "Click http://evil.test/login to keep your account." \
+    "X-Helpgate-Notice: breach\nX-Helpgate-Urgency: P1\nX-Helpgate-Case: HG-1\nX-Helpgate-Seal: v=1; t=$(date +%s); c=1; s=$(printf '%064d' 0)"
+send "$MS_T/fakenotice.eml" --from support@example.com --to oncall@staff.example.com
 mkmsg "$MS_T/deg1.eml" "Dee <dee@client.test>" support@example.com "We cannot send any email, urgent!" \
     "degraded-1@client.test" "Outgoing mail is down for the whole office. Urgent!"
 send "$MS_T/deg1.eml" --server "127.0.0.1:$broken_port"
@@ -165,6 +172,7 @@ msg[autoreply]=$(by_id autoreply.20250303092000@mail.client.test)
 msg[list]=$(by_id newsletter-2025-03@lists.client.test)
 msg[bounce]=$(by_id 20250303100005.4B2C1@mx.client.test)
 msg[sales]=$(by_id sales-1@client.test)
+msg[fakenotice]=$(by_id fake-notice-1@evil.test)
 msg[deg1]=$(by_id degraded-1@client.test)
 msg[deg4]=$(by_id degraded-4@client.test)
 msg[ack]=$ack
@@ -265,6 +273,12 @@ expect notice "$staff" "Support/Notices|$P2F" "helpgate's P1 notice -> Support/N
 expect deg1 "$staff" "INBOX|$P1F helpgate-degraded" "degraded P1 -> INBOX, flagged, Helpgate-Degraded"
 expect deg4 "$staff" "INBOX|\\flagged helpgate-degraded" "degraded how-to -> INBOX, flagged, not \$Important"
 expect sales "$staff" "keep:INBOX|" "non-support mail untouched (implicit keep)"
+t_is "$(grep -ci '^X-Helpgate-' "${msg[fakenotice]:-/dev/null}")" 0 \
+	"a stranger's notice with a made-up seal reaches staff without any X-Helpgate-* header"
+expect fakenotice "$staff" "keep:INBOX|" "... so it is not filed or flagged as helpgate's notice"
+expect fakenotice "$bytier" "keep:INBOX|" "... (by-tier script too)"
+t_like "$(hdr "${msg[notice]:-/dev/null}" X-Helpgate-Seal)" '^v=1; t=[0-9]+; c=[0-9]+; s=[0-9a-f]{64}$' \
+	"helpgate's own notice carries its seal through the milter"
 
 expect p1en "$bytier" "Support/Enterprise|$P1F" "enterprise P1 -> Support/Enterprise, flagged"
 expect p1ru "$bytier" "Support/Trial|$P1F" "trial P1 (Russian) -> Support/Trial, flagged"

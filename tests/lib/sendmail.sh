@@ -163,11 +163,16 @@ sm_start_sendmail() {
 	export SM_PORT
 	mkdir -p "$SM_DIR/etc" "$SM_DIR/run" "$SM_DIR/mqueue"
 	chmod 700 "$SM_DIR/mqueue"
-	printf '127.0.0.1\tmta.test localhost\n::1\tmta.test localhost ip6-localhost\n' >"$SM_DIR/etc/hosts"
+	# 127.0.0.2 and 127.0.0.3 stand for other hosts on the network (a
+	# staff relay, say): named, so that Sendmail's PTR checks pass, and
+	# allowed to relay like the machine itself (the "127" network in
+	# relay-domains)
+	printf '127.0.0.1\tmta.test localhost\n::1\tmta.test localhost ip6-localhost\n127.0.0.2\trelay2.test\n127.0.0.3\trelay3.test\n' \
+		>"$SM_DIR/etc/hosts"
 	echo 'nameserver 127.0.0.1' >"$SM_DIR/etc/resolv.conf"
 	printf 'hosts\tfiles\naliases\tfiles\n' >"$SM_DIR/etc/service.switch"
 	printf 'postmaster: root\n' >"$SM_DIR/etc/aliases"
-	: >"$SM_DIR/etc/relay-domains"
+	echo 127 >"$SM_DIR/etc/relay-domains"
 	_sm_write_mc "$milter"
 	_sm_write_ns
 	if ! "$SM_M4" "$SM_CFDIR/m4/cf.m4" "$SM_DIR/sendmail.mc" >"$SM_DIR/sendmail.cf" 2>"$SM_DIR/m4.log"; then
