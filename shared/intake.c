@@ -217,6 +217,8 @@ intake_add_reason(struct classify_result *cls, const char *why)
 		snprintf(both, sizeof(both), "%s; %s", why, old);
 		copy_utf8(cls->reasons, sizeof(cls->reasons), both);
 	}
+	/* part of the content's reasons: classify_adjust keeps them */
+	cls->reasons_content_len = strlen(cls->reasons);
 }
 
 void

@@ -797,8 +797,9 @@ ms_mkmsg() {
 ms_sq() { python3 - "$@" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1], timeout=10)
-for row in c.execute(sys.argv[2], sys.argv[3:]):
+for row in c.execute(sys.argv[2], sys.argv[3:]).fetchall():
     print("|".join(str(v) for v in row))
+c.commit()
 PY
 }
 
