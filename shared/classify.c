@@ -1794,15 +1794,27 @@ raw_flags(const struct classify_rules *r, const unsigned char *p, const unsigned
 	return nout == 0 ? CF_LETTER | CF_UPPER : fl;	/* invisible: part of the word */
 }
 
+/* The word and the line that caps_word_at() read last.  Runs of capitals
+ * come in text order, so a run inside that word, or a word on that line,
+ * is answered from here: a line of many capital words, or one long word
+ * with many runs of capitals, is read once, not once per run. */
+struct caps_memo {
+	size_t		wseg, lseg;	/* segments of the spans; SIZE_MAX: none yet */
+	const char     *ws, *we;	/* the word */
+	const char     *ls, *le;	/* the line */
+	int		smtp;		/* the line quotes a server reply */
+};
+
 /*
- * Is the word around orig (inside segment g) written in capitals, at least
- * three letters long, not an acronym and not on a server reply line?  *ws
- * gets where the word starts.
+ * Is the word around orig (inside segment seg) written in capitals, at
+ * least three letters long, not an acronym and not on a server reply
+ * line?  memo gets the word's span, and the line's when it is read.
  */
 static int
-caps_word_at(const struct scan *sc, const struct seg *g, const char *orig, const char **ws)
+caps_word_at(const struct scan *sc, size_t seg, const char *orig, struct caps_memo *memo)
 {
 	const struct classify_rules *r = sc->r;
+	const struct seg *g = &sc->segs[seg];
 	const unsigned char *lo = (const unsigned char *)g->s, *hi = lo + g->len;
 	const unsigned char *a = (const unsigned char *)orig, *b = a, *ls, *le;
 	unsigned letters = 0, caps = 0;
@@ -1827,17 +1839,25 @@ caps_word_at(const struct scan *sc, const struct seg *g, const char *orig, const
 		letters++;
 		caps += (fl & CF_UPPER) != 0;
 	}
-	*ws = (const char *)a;
+	memo->wseg = seg;
+	memo->ws = (const char *)a;
+	memo->we = (const char *)b;
 	if (letters < 3 || caps != letters)
 		return 0;
 	if ((size_t)(b - a) < sizeof(folded) &&
 	    acronym_has(r, folded, fold_simple(r, (const char *)a, (size_t)(b - a), folded)))
 		return 0;
-	for (ls = a; ls > lo && ls[-1] != '\n'; ls--)
-		;
-	for (le = b; le < hi && *le != '\n'; le++)
-		;
-	return !has_smtp_code((const char *)ls, (size_t)(le - ls));
+	if (memo->lseg != seg || (const char *)a < memo->ls || (const char *)a >= memo->le) {
+		for (ls = a; ls > lo && ls[-1] != '\n'; ls--)
+			;
+		for (le = b; le < hi && *le != '\n'; le++)
+			;
+		memo->lseg = seg;
+		memo->ls = (const char *)ls;
+		memo->le = (const char *)le;
+		memo->smtp = has_smtp_code((const char *)ls, (size_t)(le - ls));
+	}
+	return !memo->smtp;
 }
 
 /* Long words (three letters or more) in folded f[from..to), counting no
@@ -1868,7 +1888,9 @@ long_words(const struct scan *sc, size_t from, size_t to, unsigned stop)
  * Shouting: three words in capitals within ten long words, or a subject
  * mostly in capitals.  Reads only the runs of capitals the fold noted, so
  * ordinary text costs nothing; called only when the answer can change the
- * urgency.
+ * urgency.  Linear: each word and each line is read once however many runs
+ * of capitals it holds (struct caps_memo), and the long words between two
+ * capital words are counted at most twice, up to ten.
  */
 static void
 shouting_check(struct scan *sc)
@@ -1876,15 +1898,23 @@ shouting_check(struct scan *sc)
 	struct textstats *st = &sc->st;
 	size_t at[3] = { 0, 0, 0 };	/* folded starts of the last three capital words */
 	unsigned subj_caps = 0;
-	const char *last = NULL;
+	struct caps_memo memo = { .wseg = SIZE_MAX, .lseg = SIZE_MAX };
 
 	for (size_t i = 0; i < sc->ncaps; i++) {
 		const struct capsrun *c = &sc->caps[i];
-		const char *ws;
+		const char *o;
 
-		if (!caps_word_at(sc, &sc->segs[c->seg], orig_at(sc, c->fpos), &ws) || ws == last)
+		/* Past the subject, nothing more can change: shouting stays
+		 * set, caps_words > 0 is all the "!!" rule asks, subj_caps is
+		 * complete. */
+		if (st->shouting && c->seg > 0)
+			break;
+		o = orig_at(sc, c->fpos);
+		/* a run in the word read last: that word counted once, if at all */
+		if (c->seg == memo.wseg && o >= memo.ws && o <= memo.we)
 			continue;
-		last = ws;
+		if (!caps_word_at(sc, c->seg, o, &memo))
+			continue;
 		st->caps_words++;
 		subj_caps += c->seg == 0;
 		at[0] = at[1];

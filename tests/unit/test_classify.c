@@ -494,6 +494,28 @@ test_shouting(void)
 	    "TUESDAY it was the same and WEDNESDAY too.");
 	/* shouting without an outage is not P1 */
 	EXPECT_P("P4", "", "HOW DO I CHANGE MY SIGNATURE");
+	/* each line and word is read once (not once per capital word): the
+	 * answer for a line holds for every word on it, and runs of capitals
+	 * inside one word make no shouted word */
+	EXPECT_P("P2", "", "Emails are not going out: 550 5.7.1 RELAY ACCESS DENIED FOR "
+	    "RECIPIENT, USER UNKNOWN, MAILBOX FULL, TRY AGAIN");
+	EXPECT_P("P1", "", "Emails are not going out: 550 5.7.1 RELAY ACCESS DENIED\n"
+	    "FIX THIS NOW PLEASE");
+	EXPECT_P("P2", "", "Emails are not going out. My password is ABCdEFGhIJKlMNOpQRStUVW "
+	    "and XYZaBCDe.");
+	{
+		struct buf line;
+		struct classify_result r;
+
+		buf_init(&line, 64 * 1024);
+		buf_append_str(&line, "Emails are not going out. ");
+		for (int i = 0; i < 5000; i++)
+			buf_append_str(&line, "WORD ");
+		r = classify_text("", buf_str(&line));
+		T_EQ_STR(classify_urgency_name(r.content_urgency), "P1");
+		T_CONTAINS(r.reasons, "CAPITALS");
+		buf_free(&line);
+	}
 }
 
 static void
