@@ -156,6 +156,42 @@ void	diag_target_free(struct diag_target *t);
 enum diag_verdict diag_smtp(const struct diag_target *t, struct diag_report *r);
 
 /*
+ * What a refusal of MAIL FROM or RCPT TO refuses, read the way a postmaster
+ * reads it (diag_smtp.c).  The server's words first: the first of sender,
+ * relay or recipient that they name wins ("<a@b>: Sender address rejected:
+ * User unknown in local recipient table" refuses the sender; "Unable to
+ * relay recipient" is relaying).  Addresses, host names and URLs (<...>,
+ * tokens with '@', '/' or a dot before a letter) are not words.  Sender:
+ * sender, send as, on behalf, not authorized to send, sending from, from
+ * address, owned, not logged in; relay: relay..., rcpthosts; recipient:
+ * recipient, user unknown, no such user, mailbox unavailable, ...  A sender
+ * refusal is for the login (SENDER_LOGIN) when the words say so: send as,
+ * on behalf, not authorized to send, owned, not logged in, does not match,
+ * mismatch, permission.  When the words name nothing, the RFC 3463 enhanced
+ * code at the start: X.1.7, X.1.8, X.7.27 sender; X.7.60 (Exchange: no
+ * permission to send as) sender for the login; X.1.1, X.1.2, X.1.3, X.1.6,
+ * X.1.10 recipient; X.7.54 (Exchange: unable to relay) relay; X.7.1
+ * ("delivery not authorized") alone is relaying at RCPT TO and the sender
+ * at MAIL FROM.  A recipient refused with one of these X.7 codes is refused
+ * for security, not for its address: "554 5.7.1 <x>: Recipient address
+ * rejected: Access denied" (a Postfix submission service to a client that
+ * did not log in) is relaying.  At MAIL FROM a recipient is the sender (the
+ * only mailbox named there).  Case-insensitive; linear in the reply's
+ * length.
+ */
+enum diag_refusal {
+	DIAG_REFUSED_OTHER,
+	DIAG_REFUSED_SENDER,		/* the sender address itself */
+	DIAG_REFUSED_SENDER_LOGIN,	/* the sender address, for this login */
+	DIAG_REFUSED_RELAY,
+	DIAG_REFUSED_RECIPIENT,
+};
+/* reply: the whole reply, lines joined with '\n' ("553 5.7.1 <a@b>: ...");
+ * at_rcpt: it answered RCPT TO (else MAIL FROM). */
+enum diag_refusal diag_smtp_refusal(const char *reply, int at_rcpt);
+const char *diag_refusal_name(enum diag_refusal k);	/* "sender", ... */
+
+/*
  * IMAP: connect or TLS, greeting, CAPABILITY, STARTTLS, LOGINDISABLED,
  * LOGIN or AUTHENTICATE, and that a Sent folder exists.  Same target and
  * verdict list as SMTP (mail_from and rcpt are ignored); r->protocol is

@@ -322,6 +322,224 @@ do_auth(struct session *s)
 	return v;
 }
 
+/* ------------------------------------------------- a refused envelope */
+
+/* The server's words that name what it refused (see diag.h).  login: the
+ * words say the login may not use the address.  Matched at a word start. */
+static const struct refusal_word {
+	const char		*word;
+	enum diag_refusal	 what;	/* DIAG_REFUSED_OTHER: no subject of its own */
+	int			 login;
+} refusal_words[] = {
+	{ "sender", DIAG_REFUSED_SENDER, 0 },
+	{ "send as", DIAG_REFUSED_SENDER, 1 },
+	{ "send-as", DIAG_REFUSED_SENDER, 1 },
+	{ "sendas", DIAG_REFUSED_SENDER, 1 },
+	{ "send mail as", DIAG_REFUSED_SENDER, 1 },
+	{ "on behalf", DIAG_REFUSED_SENDER, 1 },
+	{ "not authorized to send", DIAG_REFUSED_SENDER, 1 },
+	{ "not authorised to send", DIAG_REFUSED_SENDER, 1 },
+	{ "sending from", DIAG_REFUSED_SENDER, 0 },
+	{ "from address", DIAG_REFUSED_SENDER, 0 },
+	{ "owned", DIAG_REFUSED_SENDER, 1 },
+	{ "not logged in", DIAG_REFUSED_SENDER, 1 },
+	{ "does not match", DIAG_REFUSED_OTHER, 1 },
+	{ "doesn't match", DIAG_REFUSED_OTHER, 1 },
+	{ "mismatch", DIAG_REFUSED_OTHER, 1 },
+	{ "permission", DIAG_REFUSED_OTHER, 1 },
+	{ "relay", DIAG_REFUSED_RELAY, 0 },
+	{ "rcpthosts", DIAG_REFUSED_RELAY, 0 },
+	{ "recipient", DIAG_REFUSED_RECIPIENT, 0 },
+	{ "user unknown", DIAG_REFUSED_RECIPIENT, 0 },
+	{ "unknown user", DIAG_REFUSED_RECIPIENT, 0 },
+	{ "no such user", DIAG_REFUSED_RECIPIENT, 0 },
+	{ "mailbox unavailable", DIAG_REFUSED_RECIPIENT, 0 },
+	{ "mailbox not found", DIAG_REFUSED_RECIPIENT, 0 },
+};
+
+/* The enhanced status code at the start of the reply's first line ("553
+ * 5.7.1 ..." or "553-5.7.1 ..."): 0 and *subject, *detail; -1 if none. */
+static int
+enhanced_code(const char *s, int *subject, int *detail)
+{
+	int n[3], k;
+
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
+	    !isdigit((unsigned char)s[2]) || (s[3] != ' ' && s[3] != '-'))
+		return -1;
+	s += 4;
+	while (*s == ' ')
+		s++;
+	if (*s != '2' && *s != '4' && *s != '5')
+		return -1;
+	for (k = 0; k < 3; k++) {
+		int digits = 0;
+		n[k] = 0;
+		while (isdigit((unsigned char)*s) && digits < (k ? 3 : 1)) {
+			n[k] = n[k] * 10 + (*s++ - '0');
+			digits++;
+		}
+		if (!digits)
+			return -1;
+		if (k < 2 && *s++ != '.')
+			return -1;
+		if (k == 2 && (isalnum((unsigned char)*s) || *s == '.'))
+			return -1;
+	}
+	*subject = n[1];
+	*detail = n[2];
+	return 0;
+}
+
+/* What the enhanced code alone says (see diag.h). */
+static enum diag_refusal
+refusal_by_code(int subject, int detail, int at_rcpt)
+{
+	if (subject == 1 && (detail == 7 || detail == 8))
+		return DIAG_REFUSED_SENDER;
+	if (subject == 1 && (detail == 1 || detail == 2 || detail == 3 || detail == 6 || detail == 10))
+		return DIAG_REFUSED_RECIPIENT;
+	if (subject == 7 && detail == 60)
+		return DIAG_REFUSED_SENDER_LOGIN;
+	if (subject == 7 && detail == 27)
+		return DIAG_REFUSED_SENDER;
+	if (subject == 7 && detail == 54)
+		return DIAG_REFUSED_RELAY;
+	if (subject == 7 && detail == 1)
+		return at_rcpt ? DIAG_REFUSED_RELAY : DIAG_REFUSED_SENDER;
+	return DIAG_REFUSED_OTHER;
+}
+
+/* A token of the reply that is an address, a host name or a URL, whose
+ * words are not the server's: it has '@' or '/', or a '.' before a letter. */
+static int
+token_is_name(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '@' || s[i] == '/' ||
+		    (s[i] == '.' && i > 0 && i + 1 < len && isalpha((unsigned char)s[i + 1])))
+			return 1;
+	return 0;
+}
+
+enum diag_refusal
+diag_smtp_refusal(const char *reply, int at_rcpt)
+{
+	enum diag_refusal what = DIAG_REFUSED_OTHER;
+	int login = 0, subject, detail, have_code;
+	size_t i = 0, n, k;
+
+	if (!reply)
+		return DIAG_REFUSED_OTHER;
+	n = strlen(reply);
+	have_code = enhanced_code(reply, &subject, &detail) == 0;
+	while (i < n) {
+		size_t end, w;
+
+		if (isspace((unsigned char)reply[i])) {
+			i++;
+			continue;
+		}
+		if (reply[i] == '<') {	/* <address>: not the server's words */
+			while (i < n && reply[i] != '>' && reply[i] != '\n')
+				i++;
+			continue;
+		}
+		for (end = i; end < n && !isspace((unsigned char)reply[end]) && reply[end] != '<'; end++)
+			;
+		if (token_is_name(reply + i, end - i)) {
+			i = end;
+			continue;
+		}
+		for (w = i; w < end; w++) {
+			if (!isalpha((unsigned char)reply[w]) || (w > i && isalnum((unsigned char)reply[w - 1])))
+				continue;
+			for (k = 0; k < sizeof(refusal_words) / sizeof(refusal_words[0]); k++) {
+				const struct refusal_word *rw = &refusal_words[k];
+				if (tolower((unsigned char)reply[w]) != rw->word[0] ||
+				    strncasecmp(reply + w, rw->word, strlen(rw->word)) != 0)
+					continue;
+				if (what == DIAG_REFUSED_OTHER)
+					what = rw->what;
+				login |= rw->login;
+			}
+		}
+		i = end;
+	}
+	if (have_code) {
+		enum diag_refusal by_code = refusal_by_code(subject, detail, at_rcpt);
+
+		/* a recipient refused for security (X.7), not for its address
+		 * (X.1): "554 5.7.1 <x>: Recipient address rejected: Access
+		 * denied" is Postfix's submission refusing to relay */
+		if (what == DIAG_REFUSED_OTHER ||
+		    (what == DIAG_REFUSED_RECIPIENT && subject == 7 && by_code != DIAG_REFUSED_OTHER))
+			what = by_code;
+		else if (what == DIAG_REFUSED_SENDER && by_code == DIAG_REFUSED_SENDER_LOGIN)
+			what = by_code;
+	}
+	/* at MAIL FROM the only mailbox named is the sender's */
+	if (!at_rcpt && what == DIAG_REFUSED_RECIPIENT)
+		what = DIAG_REFUSED_SENDER;
+	if (what == DIAG_REFUSED_SENDER && login)
+		what = DIAG_REFUSED_SENDER_LOGIN;
+	return what;
+}
+
+const char *
+diag_refusal_name(enum diag_refusal k)
+{
+	switch (k) {
+	case DIAG_REFUSED_SENDER:	return "sender";
+	case DIAG_REFUSED_SENDER_LOGIN:	return "sender_login";
+	case DIAG_REFUSED_RELAY:	return "relay";
+	case DIAG_REFUSED_RECIPIENT:	return "recipient";
+	default:			return "other";
+	}
+}
+
+/* The verdict and the advice for a refusal (a reply of 400 or more) of
+ * MAIL FROM (at_rcpt 0) or RCPT TO. */
+static enum diag_verdict
+envelope_refused(struct session *s, const struct reply *rp, int at_rcpt)
+{
+	const struct diag_target *t = s->t;
+	struct buf advice;
+	char *user;
+	enum diag_verdict v;
+
+	switch (diag_smtp_refusal(buf_str(&rp->text), at_rcpt)) {
+	case DIAG_REFUSED_SENDER_LOGIN:
+		if (!t->user)
+			return dg_finish(s->r, DIAG_SENDER_REJECTED,
+			    "The server lets only the owner of this From address send from it: log in (SMTP AUTH) with the account that owns it.");
+		buf_init(&advice, 4096);
+		user = dg_sanitise(t->user, strlen(t->user));
+		buf_printf(&advice, "The server accepted your login but refuses this From address for it: "
+		    "send as an address the account %s owns, or ask the provider to allow it.", user);
+		free(user);
+		v = dg_finish(s->r, DIAG_SENDER_REJECTED, buf_str(&advice));
+		buf_free(&advice);
+		return v;
+	case DIAG_REFUSED_SENDER:
+		return dg_finish(s->r, DIAG_SENDER_REJECTED,
+		    "The server refused the sender (From) address: check it for typos and that its domain exists, and send from an address of the account; see the server's reply.");
+	case DIAG_REFUSED_RELAY:
+		return dg_finish(s->r, DIAG_RELAY_DENIED, t->user ?
+		    "The server accepted the login but refuses to relay to outside addresses: use the provider's submission server and port, or ask the provider to allow relaying for the account." :
+		    "The server refuses to relay to outside addresses: authenticate (SMTP AUTH) with the account, or use the provider's submission server.");
+	default:
+		break;
+	}
+	if (at_rcpt)
+		return dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server refused the test recipient; see its reply.");
+	return dg_finish(s->r, DIAG_SENDER_REJECTED, rp->code == 530 ?
+	    "The server requires authentication before accepting mail: enable SMTP authentication in the mail client." :
+	    "The server refused the sender address: send from an address the account owns.");
+}
+
 static enum diag_verdict
 do_envelope(struct session *s)
 {
@@ -336,9 +554,7 @@ do_envelope(struct session *s)
 	if (!(rp.status == 1 && rp.code == 250)) {
 		dg_step_add(s->r, st, 0, reply_detail(&rp), "MAIL FROM:<%s>", t->mail_from);
 		if (rp.status == 1 && rp.code >= 400)
-			v = dg_finish(s->r, DIAG_SENDER_REJECTED,
-			    rp.code == 530 ? "The server requires authentication before accepting mail: enable SMTP authentication in the mail client." :
-			    "The server refused the sender address: send from an address the account owns.");
+			v = envelope_refused(s, &rp, 0);
 		else
 			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server did not answer MAIL FROM.");
 		reply_free(&rp);
@@ -354,12 +570,9 @@ do_envelope(struct session *s)
 	if (rp.status == 1 && (rp.code == 250 || rp.code == 251)) {
 		dg_step_add(s->r, st, 1, buf_str(&rp.text), "RCPT TO:<%s>", t->rcpt);
 	} else {
-		const char *txt = buf_str(&rp.text);
 		dg_step_add(s->r, st, 0, reply_detail(&rp), "RCPT TO:<%s>", t->rcpt);
-		if (rp.status == 1 && rp.code >= 500 &&
-		    (strcasestr(txt, "relay") || strstr(txt, "5.7.1")))
-			v = dg_finish(s->r, DIAG_RELAY_DENIED,
-			    "The server refuses to relay to outside addresses: authenticate (SMTP AUTH) with the account, or use the provider's submission server.");
+		if (rp.status == 1 && rp.code >= 400)
+			v = envelope_refused(s, &rp, 1);
 		else if (rp.status == 1)
 			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server refused the test recipient; see its reply.");
 		else

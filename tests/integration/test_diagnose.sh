@@ -5,6 +5,8 @@
 # 2 usage), the allow list (ProbeAllow), the password-file checks, and that
 # the password never appears in any output.  The wrong-password check runs
 # last: after a failed login Dovecot delays later logins from 127.0.0.1.
+# sender_rejected and relay_denied against the bed's submission port with a
+# sender login map (Postfix reject_sender_login_mismatch, refused at RCPT TO).
 # Alternatives (smtp.alternative, "Works instead:"): DiagnosePorts names the
 # bed's submission and smtps ports; names resolve through the bed's own
 # dnsmasq (tb_start_dns, DiagnoseResolver), which forwards nothing, so no
@@ -196,6 +198,54 @@ t_like "$(jq_get hint)" '[Aa]pplication[- ]?(specific )?password' "application p
 diag "$conf" --smtp "$H:$TB_RELAYDENY_PORT" --security none "${CRED[@]}" --from "$TB_USER" \
     --rcpt someone@elsewhere.test --json
 check relay_denied 1 "relay denied"
+
+# A sender the login does not own: the bed's submission port with
+# smtpd_sender_login_maps + reject_sender_login_mismatch (alice owns only
+# alice@client.test).  Postfix delays the refusal to RCPT TO.  DiagnosePorts
+# names only that port: the bed's other ports take any sender and would be
+# offered as working instead.
+conf_sc="$MS_T/diag-sendercheck.conf"
+printf '%s\nProbeAllow 127.0.0.0/8\nDiagnosePorts %s/starttls\n' "$base" \
+    "$TB_SUBMISSION_SENDERCHECK_PORT" >"$conf_sc"
+SC="$H:$TB_SUBMISSION_SENDERCHECK_PORT"
+# envelope: "MAIL-ok RCPT-ok RCPT-detail" of $out's steps
+envelope() {
+	python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())["smtp"]
+m = [s for s in d["steps"] if s["name"].startswith("MAIL FROM:")]
+r = [s for s in d["steps"] if s["name"].startswith("RCPT TO:")]
+print(m[0]["ok"] if m else "-", r[0]["ok"] if r else "-", r[0]["detail"] if r else "-")' <<<"$out" 2>/dev/null
+}
+mismatch_advice="The server accepted your login but refuses this From address for it: send as an address the account $TB_USER owns, or ask the provider to allow it."
+
+diag "$conf_sc" --smtp "$SC" "${CRED[@]}" --from "$TB_USER" --rcpt "$TB_USER" --json
+check ok 0 "sender login map: alice sending as her own address"
+
+diag "$conf_sc" --smtp "$SC" "${CRED[@]}" --from bob@client.test --rcpt "$TB_USER" --json
+check sender_rejected 1 "sender login map: alice sending as bob@client.test"
+t_is "$(jq_get advice)" "$mismatch_advice" "sender login map: the advice names the login and the From address it may not use"
+t_is "$(envelope)" "True False 553 5.7.1 <bob@client.test>: Sender address rejected: not owned by user $TB_USER" \
+    "sender login map: MAIL FROM passed, RCPT TO has Postfix's delayed refusal"
+t_is "$(jq_get alternative)" null "sender login map: no other port is offered for a refused sender"
+
+diag "$conf_sc" --smtp "$SC" "${CRED[@]}" --from bob@client.test --rcpt "$TB_USER"
+t_is "$rc" 1 "sender login map, text: exit 1"
+t_like "$out" $'verdict: sender_rejected\nadvice: The server accepted your login but refuses this From address' \
+    "sender login map, text: verdict and advice"
+
+diag "$conf_sc" --smtp "$SC" "${CRED[@]}" --from bob@client.test --json
+check ok 0 "sender login map, --from without --rcpt: Postfix refuses the sender only at RCPT TO"
+
+diag "$conf_sc" --smtp "$SC" --from "$TB_USER" --rcpt "$TB_USER" --json
+check sender_rejected 1 "sender login map, no login: alice's own address"
+t_like "$(jq_get advice)" 'log in \(SMTP AUTH\) with the account that owns it' \
+    "sender login map, no login: the advice says to log in"
+
+diag "$conf_sc" --smtp "$SC" --from nobody@elsewhere.test --rcpt "$TB_USER" --json
+check relay_denied 1 "no login, an address nobody owns: 554 5.7.1 Recipient address rejected: Access denied"
+t_like "$(envelope)" '^True False 554 5\.7\.1 .*Recipient address rejected: Access denied' \
+    "no login: the recipient refused for security (5.7.1), i.e. relaying"
 
 diag "$conf_noallow" --smtp "$H:$TB_SUBMISSION_PORT" --json
 t_is "$rc" 1 "loopback without ProbeAllow: exit 1"

@@ -111,6 +111,26 @@ else
 	t_fail "submission: swaks --tls --auth sends" "$(tail -n 15 "$MS_T/swaks.out")"
 fi
 
+# ---------------------------------------------------------------- submission with a sender login map
+# reject_sender_login_mismatch: alice owns alice@client.test and nothing
+# else; Postfix delays the refusal to RCPT TO (smtpd_delay_reject = yes).
+P=$TB_SUBMISSION_SENDERCHECK_PORT
+cx 0 "sendercheck: alice sends as alice@client.test" --url "smtp://127.0.0.1:$P" "${TLS[@]}" "${A[@]}"
+cx 55 "sendercheck: alice as bob@client.test is refused" --url "smtp://127.0.0.1:$P" "${TLS[@]}" \
+	--user "$TB_USER:$TB_PASS" --mail-from bob@client.test --mail-rcpt "$TB_USER" -T /dev/null
+t_like "$(tr -d '\r' <"$MS_T/curl.out" | sed -n '/> MAIL FROM:<bob@client.test>/,$p' | grep -m1 '^< ')" \
+	"^< 250 " "sendercheck: MAIL FROM bob is accepted (the refusal is delayed)"
+t_like "$(cat "$MS_T/curl.out")" "< 553 5\.7\.1 <bob@client\.test>: Sender address rejected: not owned by user $TB_USER" \
+	"sendercheck: RCPT TO gets 553 5.7.1 ... not owned by user alice@client.test"
+cx 55 "sendercheck: no login, as alice@client.test: refused" --url "smtp://127.0.0.1:$P" "${TLS[@]}" \
+	--mail-from "$TB_USER" --mail-rcpt "$TB_USER" -T /dev/null
+t_like "$(cat "$MS_T/curl.out")" "< 553 5\.7\.1 <$TB_USER>: Sender address rejected: not logged in" \
+	"sendercheck: without a login alice's address gets ... not logged in"
+cx 55 "sendercheck: no login, as an address nobody owns: refused" --url "smtp://127.0.0.1:$P" "${TLS[@]}" \
+	--mail-from nobody@elsewhere.test --mail-rcpt "$TB_USER" -T /dev/null
+t_like "$(cat "$MS_T/curl.out")" "< 554 5\.7\.1 <$TB_USER>: Recipient address rejected: Access denied" \
+	"sendercheck: without a login an unowned sender passes, the recipient is refused (5.7.1)"
+
 # ---------------------------------------------------------------- smtps (implicit TLS)
 P=$TB_SMTPS_PORT
 cx 0 "smtps: implicit TLS + AUTH + send" --url "smtps://127.0.0.1:$P" "${TLS[@]}" "${A[@]}"

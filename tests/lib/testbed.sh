@@ -53,6 +53,18 @@
 #   TB_SUBMISSION_EXPIRED_PORT    as submission, expired certificate
 #   TB_SUBMISSION_WRONGNAME_PORT  as submission, certificate for other.test
 #   TB_SUBMISSION_SELFSIGNED_PORT as submission, self-signed certificate
+#   TB_SUBMISSION_SENDERCHECK_PORT as submission, plus smtpd_sender_login_maps
+#                      (texthash: alice@client.test is owned by TB_USER, no
+#                      other address by anyone) and reject_sender_login_mismatch:
+#                      TB_USER sending as any other address gets, at RCPT TO
+#                      (smtpd_delay_reject), "553 5.7.1 <addr>: Sender address
+#                      rejected: not owned by user alice@client.test"; a client
+#                      that did not log in, "... not logged in" for alice's
+#                      address and, for any other, the relay refusal "554
+#                      5.7.1 <rcpt>: Recipient address rejected: Access
+#                      denied".  (The other ports take any sender: the
+#                      automatic diagnosis verifies an alternative for
+#                      carol@client.test with alice's login.)
 #   TB_CLOSED_PORT     reserved, nothing listens (connection refused)
 #   TB_SILENT_PORT     accepts, never says anything
 #   TB_GARBAGE_PORT    sends "HELLO THERE\r\n" and closes
@@ -452,16 +464,20 @@ _tb_smtpd() {
 # auth socket SASL needs), add the submission listeners to the private
 # Postfix's master.cf and reload.  Sets TB_SUBMISSION_PORT, TB_SMTPS_PORT,
 # TB_SUBMISSION_EXPIRED_PORT, TB_SUBMISSION_WRONGNAME_PORT,
-# TB_SUBMISSION_SELFSIGNED_PORT.
+# TB_SUBMISSION_SELFSIGNED_PORT, TB_SUBMISSION_SENDERCHECK_PORT.
 tb_start_submission() {
 	local p
 	[ "${MS_POSTFIX_UP:-0}" = 1 ] || { ms_log "tb_start_submission: run ms_start_postfix first"; return 1; }
 	[ -n "${TB_CERT_GOOD:-}" ] || { ms_log "tb_start_submission: run tb_certs first"; return 1; }
 	for p in TB_SUBMISSION_PORT TB_SMTPS_PORT TB_SUBMISSION_EXPIRED_PORT \
-		TB_SUBMISSION_WRONGNAME_PORT TB_SUBMISSION_SELFSIGNED_PORT; do
+		TB_SUBMISSION_WRONGNAME_PORT TB_SUBMISSION_SELFSIGNED_PORT \
+		TB_SUBMISSION_SENDERCHECK_PORT; do
 		ms_free_port "$p" || return 1
 		export "${p?}"
 	done
+	# the sender login map: texthash is read as it is, no postmap
+	printf '%s %s\n' "$TB_USER" "$TB_USER" >"$MS_T/pf/tb-sender-logins"
+	chmod 644 "$MS_T/pf/tb-sender-logins"
 	{
 		echo "# submission test bed, added by tests/lib/testbed.sh"
 		_tb_smtpd "$TB_SUBMISSION_PORT" "$TB_CERT_GOOD" "$TB_KEY_GOOD"
@@ -469,11 +485,15 @@ tb_start_submission() {
 		_tb_smtpd "$TB_SUBMISSION_EXPIRED_PORT" "$TB_CERT_EXPIRED" "$TB_KEY_EXPIRED"
 		_tb_smtpd "$TB_SUBMISSION_WRONGNAME_PORT" "$TB_CERT_WRONGNAME" "$TB_KEY_WRONGNAME"
 		_tb_smtpd "$TB_SUBMISSION_SELFSIGNED_PORT" "$TB_CERT_SELFSIGNED" "$TB_KEY_SELFSIGNED"
+		_tb_smtpd "$TB_SUBMISSION_SENDERCHECK_PORT" "$TB_CERT_GOOD" "$TB_KEY_GOOD" \
+			"smtpd_sender_login_maps=texthash:$MS_T/pf/tb-sender-logins" \
+			smtpd_sender_restrictions=reject_sender_login_mismatch
 	} >>"$MS_T/pf/master.cf"
 	_ms_backdate_cf
 	ms_reload || return 1
 	for p in "$TB_SUBMISSION_PORT" "$TB_SUBMISSION_EXPIRED_PORT" \
-		"$TB_SUBMISSION_WRONGNAME_PORT" "$TB_SUBMISSION_SELFSIGNED_PORT"; do
+		"$TB_SUBMISSION_WRONGNAME_PORT" "$TB_SUBMISSION_SELFSIGNED_PORT" \
+		"$TB_SUBMISSION_SENDERCHECK_PORT"; do
 		_ms_wait_banner "$p" 20 || { ms_log "tb_start_submission: no banner on $p"; return 1; }
 	done
 	# wrapper mode: wait for the TLS greeting, not just the listener
@@ -739,7 +759,8 @@ tb_describe() {
 		TB_IMAPS_WRONGNAME_PORT TB_IMAPS_SELFSIGNED_HOST TB_IMAPS_SELFSIGNED_PORT \
 		TB_IMAP_REMOTE_HOST TB_IMAP_REMOTE_PORT \
 		TB_SUBMISSION_PORT TB_SMTPS_PORT TB_SUBMISSION_EXPIRED_PORT \
-		TB_SUBMISSION_WRONGNAME_PORT TB_SUBMISSION_SELFSIGNED_PORT TB_CLOSED_PORT \
+		TB_SUBMISSION_WRONGNAME_PORT TB_SUBMISSION_SELFSIGNED_PORT \
+		TB_SUBMISSION_SENDERCHECK_PORT TB_CLOSED_PORT \
 		TB_SILENT_PORT TB_GARBAGE_PORT TB_NOSTARTTLS_PORT TB_NOAUTH_PORT \
 		TB_APPPASS_PORT TB_RELAYDENY_PORT; do
 		printf '%s=%s\n' "$v" "${!v:-}"

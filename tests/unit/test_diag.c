@@ -14,6 +14,12 @@
  * sender_rejected, relay_denied, tls_mode_mismatch (both directions),
  * cert_untrusted, cert_expired, cert_hostname_mismatch.  Plus the CIDR
  * policy, JSON/text output and that the password never appears.
+ *
+ * Refused envelopes: diag_smtp_refusal() on the real servers' replies
+ * (Postfix, Exchange, Gmail, Exim, Sendmail, qmail), and the same replies
+ * from a fault server at RCPT TO and, where a server could send them
+ * there, at MAIL FROM: sender_rejected (with the login's mismatch named),
+ * relay_denied, or the recipient refused.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -651,6 +657,222 @@ test_plain_servers(void)
 	diag_target_free(&t);
 }
 
+/* ------------------------------------------------ refused senders */
+
+/* Stops the server started last (each refusal case has its own). */
+static void
+server_stop_last(void)
+{
+	pid_t pid = children[--nchildren];
+
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* diag_smtp_refusal() itself: the real servers' words, the code alone,
+ * case, multi-line replies, addresses that look like words. */
+static void
+test_refusal_words(void)
+{
+	static const struct {
+		const char *reply;
+		int at_rcpt;
+		enum diag_refusal want;
+	} cases[] = {
+		/* Postfix (smtpd_delay_reject: sender refusals arrive at RCPT) */
+		{ "553 5.7.1 <a@b>: Sender address rejected: not owned by user c@d", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "553 5.7.1 <a@b>: Sender address rejected: not owned by user c@d", 0, DIAG_REFUSED_SENDER_LOGIN },
+		{ "553 5.7.1 <a@b>: Sender address rejected: not logged in", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "554 5.7.1 <a@b>: Sender address rejected: Access denied", 1, DIAG_REFUSED_SENDER },
+		{ "550 5.1.7 <a@b>: Sender address rejected: undeliverable address", 1, DIAG_REFUSED_SENDER },
+		{ "450 4.1.8 <a@b>: Sender address rejected: Domain not found", 1, DIAG_REFUSED_SENDER },
+		{ "550 5.1.0 <a@b>: Sender address rejected: User unknown in local recipient table", 1, DIAG_REFUSED_SENDER },
+		{ "454 4.7.1 <x@y>: Relay access denied", 1, DIAG_REFUSED_RELAY },
+		{ "554 5.7.1 <x@y>: Relay access denied", 1, DIAG_REFUSED_RELAY },
+		{ "550 5.1.1 <x@y>: Recipient address rejected: User unknown in virtual mailbox table", 1, DIAG_REFUSED_RECIPIENT },
+		{ "554 5.7.1 <x@y>: Recipient address rejected: Access denied", 1, DIAG_REFUSED_RELAY },
+		{ "554 5.7.1 <x@y>: Recipient address rejected: Access denied", 0, DIAG_REFUSED_SENDER },
+		{ "550 5.7.0 <x@y>: Recipient address rejected: Policy", 1, DIAG_REFUSED_RECIPIENT },
+		/* Exchange Online */
+		{ "550 5.7.60 SMTP; Client does not have permissions to send as this sender", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "550 5.7.60 SMTP; Client does not have permissions to send as this sender", 0, DIAG_REFUSED_SENDER_LOGIN },
+		{ "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain", 1, DIAG_REFUSED_RELAY },
+		/* Gmail */
+		{ "550-5.7.1 The user or domain that you are sending from doesn't match\n550 5.7.1 the account you logged in with. - gsmtp", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "553 5.7.1 <x@y> Sender address rejected: not owned by auth user.", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "550-5.7.1 Invalid credentials for relay [192.0.2.1]. The IP address you've\n550 5.7.1 registered doesn't match the domain of the account. - gsmtp", 1, DIAG_REFUSED_RELAY },
+		/* Exim */
+		{ "550 5.7.1 sender address not allowed", 1, DIAG_REFUSED_SENDER },
+		{ "550 Sender verify failed", 1, DIAG_REFUSED_SENDER },
+		{ "550 relay not permitted", 1, DIAG_REFUSED_RELAY },
+		/* Sendmail, qmail */
+		{ "553 5.1.8 <a@b>... Domain of sender address a@b does not exist", 1, DIAG_REFUSED_SENDER },
+		{ "550 5.7.1 <a@b>... Relaying denied", 1, DIAG_REFUSED_RELAY },
+		{ "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", 1, DIAG_REFUSED_RELAY },
+		/* other wordings of the login's mismatch */
+		{ "550 5.7.1 You are not authorized to send on behalf of <a@b>", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "553 5.7.1 From address does not match your login", 0, DIAG_REFUSED_SENDER_LOGIN },
+		/* case does not matter */
+		{ "553 5.7.1 <A@B>: SENDER ADDRESS REJECTED: NOT OWNED BY USER C@D", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "554 5.7.1 <X@Y>: RELAY ACCESS DENIED", 1, DIAG_REFUSED_RELAY },
+		/* addresses, host names and URLs are not the server's words */
+		{ "554 5.7.1 <sender@example.net>: Relay access denied", 1, DIAG_REFUSED_RELAY },
+		{ "553 5.7.1 <relay@b>: Sender address rejected: not owned by user relay-admin@d", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "554 5.7.1 recipient@b: Relay access denied", 1, DIAG_REFUSED_RELAY },
+		{ "550 5.7.1 smtp-relay.example.net says: sender address rejected", 1, DIAG_REFUSED_SENDER },
+		{ "550 5.7.1 see https://help.example/relay-denied: sender address rejected", 1, DIAG_REFUSED_SENDER },
+		/* the enhanced code alone */
+		{ "553 5.1.7 Bad address syntax", 1, DIAG_REFUSED_SENDER },
+		{ "553 5.1.8 Bad system", 1, DIAG_REFUSED_SENDER },
+		{ "550 5.7.27 Null MX", 1, DIAG_REFUSED_SENDER },
+		{ "550 5.1.1 Bad destination", 1, DIAG_REFUSED_RECIPIENT },
+		{ "550 5.1.10 Null MX", 1, DIAG_REFUSED_RECIPIENT },
+		{ "550 5.1.1 Bad mailbox", 0, DIAG_REFUSED_SENDER },
+		{ "550 5.7.60 Denied", 1, DIAG_REFUSED_SENDER_LOGIN },
+		{ "554 5.7.1 Access denied", 1, DIAG_REFUSED_RELAY },
+		{ "554 5.7.1 Access denied", 0, DIAG_REFUSED_SENDER },
+		{ "554 5.7.10 Access denied", 1, DIAG_REFUSED_OTHER },
+		{ "554 5.71 Access denied", 1, DIAG_REFUSED_OTHER },
+		/* nothing said about what */
+		{ "530 5.7.0 Authentication required", 0, DIAG_REFUSED_OTHER },
+		{ "451 4.3.0 Temporary lookup failure", 1, DIAG_REFUSED_OTHER },
+		{ "550", 1, DIAG_REFUSED_OTHER },
+		{ "", 1, DIAG_REFUSED_OTHER },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = diag_refusal_name(diag_smtp_refusal(cases[i].reply, cases[i].at_rcpt));
+		if (strcmp(got, diag_refusal_name(cases[i].want)) != 0)
+			fprintf(stderr, "refusal case %zu at %s: %s\n", i,
+			    cases[i].at_rcpt ? "RCPT" : "MAIL", cases[i].reply);
+		T_EQ_STR(got, diag_refusal_name(cases[i].want));
+	}
+	T_EQ_INT(diag_smtp_refusal(NULL, 1), DIAG_REFUSED_OTHER);
+
+	/* linear: 1 MB of word starts in one token, of '<' and of words end
+	 * within a second (a rescan per word would take hours) */
+	{
+		static const char *const fill[] = { "a,", "<x ", "Sender Relays " };
+		size_t n = 1u << 20, k, j;
+		char *big = xmalloc(n + 1);
+		struct timespec a, z;
+		long ms;
+
+		for (k = 0; k < 3; k++) {
+			size_t fl = strlen(fill[k]);
+			memcpy(big, "550 5.7.1 ", 10);
+			for (j = 10; j + fl <= n; j += fl)
+				memcpy(big + j, fill[k], fl);
+			big[j] = '\0';
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			T_EQ_INT(diag_smtp_refusal(big, 1), k == 2 ? DIAG_REFUSED_SENDER : DIAG_REFUSED_RELAY);
+			clock_gettime(CLOCK_MONOTONIC, &z);
+			ms = (z.tv_sec - a.tv_sec) * 1000 + (z.tv_nsec - a.tv_nsec) / 1000000;
+			if (ms >= 1000)
+				fprintf(stderr, "refusal of 1 MB of \"%s\": %ld ms\n", fill[k], ms);
+			T_CHECK(ms < 1000);
+		}
+		free(big);
+	}
+}
+
+/* The same replies from a server, at RCPT TO and (where a server could
+ * send them there) at MAIL FROM: the verdict and the advice. */
+static void
+test_refusal_servers(void)
+{
+	static const char LOGIN_ADVICE[] =
+	    "The server accepted your login but refuses this From address for it: "
+	    "send as an address the account alice@example.com owns, or ask the provider to allow it.";
+	static const struct {
+		const char *reply;
+		int at_mail;		/* also sent at MAIL FROM */
+		int anonymous;		/* no login */
+		enum diag_verdict want;	/* at RCPT TO */
+		enum diag_verdict want_mail;
+		const char *advice;	/* in the advice, at either step */
+	} cases[] = {
+		{ "553 5.7.1 <bob@other.test>: Sender address rejected: not owned by user alice@example.com",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, LOGIN_ADVICE },
+		{ "554 5.7.1 <bob@other.test>: Sender address rejected: Access denied",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "refused the sender (From) address" },
+		{ "550 5.1.7 <bob@other.test>: Sender address rejected: undeliverable address",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "refused the sender (From) address" },
+		{ "450 4.1.8 <bob@other.test>: Sender address rejected: Domain not found",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "its domain exists" },
+		{ "553 5.7.1 <bob@other.test>: Sender address rejected: not logged in",
+		    1, 1, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "log in (SMTP AUTH) with the account that owns it" },
+		{ "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, LOGIN_ADVICE },
+		{ "550-5.7.1 The user or domain that you are sending from doesn't match\r\n"
+		  "550 5.7.1 the account you logged in with. - gsmtp",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, LOGIN_ADVICE },
+		{ "553 5.7.1 <bob@other.test> Sender address rejected: not owned by auth user.",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, LOGIN_ADVICE },
+		{ "550 5.7.1 sender address not allowed",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "refused the sender (From) address" },
+		{ "550 Sender verify failed",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "refused the sender (From) address" },
+		{ "553 5.1.8 <bob@other.test>... Domain of sender address bob@other.test does not exist",
+		    1, 0, DIAG_SENDER_REJECTED, DIAG_SENDER_REJECTED, "its domain exists" },
+		/* relaying, at RCPT only: the refused address is the recipient */
+		{ "550 5.7.1 <probe@example.net>... Relaying denied",
+		    0, 0, DIAG_RELAY_DENIED, DIAG_OK, "accepted the login but refuses to relay" },
+		{ "454 4.7.1 <probe@example.net>: Relay access denied",
+		    0, 1, DIAG_RELAY_DENIED, DIAG_OK, "authenticate (SMTP AUTH)" },
+		{ "554 5.7.1 <probe@example.net>: Relay access denied",
+		    0, 0, DIAG_RELAY_DENIED, DIAG_OK, "refuses to relay" },
+		{ "550 relay not permitted",
+		    0, 1, DIAG_RELAY_DENIED, DIAG_OK, "refuses to relay" },
+		{ "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain",
+		    0, 0, DIAG_RELAY_DENIED, DIAG_OK, "refuses to relay" },
+		{ "554 5.7.1 <probe@example.net>: Recipient address rejected: Access denied",
+		    0, 1, DIAG_RELAY_DENIED, DIAG_OK, "authenticate (SMTP AUTH)" },
+		/* the recipient, and a 5.7.1 that says nothing more */
+		{ "550 5.1.1 <probe@example.net>: Recipient address rejected: User unknown",
+		    0, 0, DIAG_PROTOCOL_ERROR, DIAG_OK, "refused the test recipient" },
+		{ "554 5.7.1 Access denied",
+		    1, 0, DIAG_RELAY_DENIED, DIAG_SENDER_REJECTED, "" },
+	};
+	size_t i;
+	int step;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (step = 0; step < 2; step++) {	/* 0 RCPT TO, 1 MAIL FROM */
+			struct script sc = { .greeting = "220 mx.test ESMTP\r\n", .ehlo = GOOD_EHLO };
+			struct diag_target t;
+			struct diag_report r;
+			char reply[512];
+
+			if (step == 1 && !cases[i].at_mail)
+				continue;
+			snprintf(reply, sizeof(reply), "%s\r\n", cases[i].reply);
+			if (step == 0)
+				sc.rcpt = reply;
+			else
+				sc.mail = reply;
+			target_init(&t, server_start(&sc), DIAG_SEC_NONE);
+			if (!cases[i].anonymous)
+				with_creds(&t);
+			t.mail_from = xstrdup("bob@other.test");
+			t.rcpt = xstrdup("probe@example.net");
+			probe(&t, step ? cases[i].want_mail : cases[i].want, &r);
+			T_CHECK(r.step_count > 0 && !r.steps[r.step_count - 1].ok);
+			if (r.step_count > 0)
+				T_CONTAINS(r.steps[r.step_count - 1].name, step ? "MAIL FROM:<bob@other.test>" :
+				    "RCPT TO:<probe@example.net>");
+			T_CONTAINS(r.advice, cases[i].advice);
+			if (r.verdict == DIAG_SENDER_REJECTED && !cases[i].anonymous &&
+			    strstr(cases[i].advice, "accepted your login") == NULL)
+				T_CHECK(r.advice && strstr(r.advice, "login") == NULL);
+			diag_report_free(&r);
+			diag_target_free(&t);
+			server_stop_last();
+		}
+	}
+}
+
 static void
 test_tls_servers(void)
 {
@@ -776,6 +998,8 @@ main(void)
 	test_cidr();
 	test_password_file();
 	test_plain_servers();
+	test_refusal_words();
+	test_refusal_servers();
 	test_tls_servers();
 
 	for (i = 0; i < nchildren; i++) {
