@@ -155,6 +155,21 @@ struct cidr {
 	int		bits;
 };
 
+/* An IPv4-mapped CIDR (::ffff:a.b.c.d, prefix 96 or longer) is the IPv4
+ * one it maps: it names the same hosts. */
+static void
+cidr_unmap(struct cidr *c)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (c->family == AF_INET6 && c->bits >= 96 && memcmp(c->addr, mapped, 12) == 0) {
+		memmove(c->addr, c->addr + 12, 4);
+		memset(c->addr + 4, 0, 12);
+		c->family = AF_INET;
+		c->bits -= 96;
+	}
+}
+
 static int
 cidr_parse(const char *s, struct cidr *c)
 {
@@ -185,6 +200,7 @@ cidr_parse(const char *s, struct cidr *c)
 			return -1;
 		c->bits = (int)bits;
 	}
+	cidr_unmap(c);
 	return 0;
 }
 
@@ -216,47 +232,95 @@ diag_cidr_match(const char *cidr, const char *addr)
 	return cidr_contains(&c, a.family, a.addr);
 }
 
-/* Refused by default: not a public unicast address.  NAT64, 6to4 and Teredo
- * embed an IPv4 address that may be private, so they are refused too. */
+/*
+ * Refused by default: not a public unicast address.  IPv4, and IPv6 inside
+ * 2000::/3 (the only global unicast space; everything outside it is refused
+ * before this list is read: ::, ::1, fc00::/7, fe80::/10, ff00::/8,
+ * 100::/64, 64:ff9b:1::/48 ...).  6to4 and Teredo embed an IPv4 address
+ * that may be private, and the packets go through relays, so they are
+ * refused whole; 2001::/23 holds Teredo, benchmarking and ORCHID (no mail
+ * server lives there).
+ */
 static const char *const blocked[] = {
 	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
 	"169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
-	"192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-	"224.0.0.0/4", "240.0.0.0/4",
-	"::/128", "::1/128", "fe80::/10", "fec0::/10", "fc00::/7", "ff00::/8",
-	"2001:db8::/32", "64:ff9b::/96", "2002::/16",
-	"2001::/32", "100::/64",
+	"192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+	"203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+	"2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20",
 };
+
+/*
+ * The IPv4 address an IPv6 one stands for, where the packets go to that
+ * IPv4 host: IPv4-mapped ::ffff:0:0/96 (a dual-stack socket connects to
+ * the IPv4 address), IPv4-compatible ::/96 (deprecated; not :: and ::1),
+ * SIIT's IPv4-translated ::ffff:0:0:0/96 (RFC 6145) and the NAT64
+ * well-known prefix 64:ff9b::/96 (RFC 6052: the translator forwards to the
+ * last 32 bits).  1 with v4 set, 0 for any other address.  The local-use
+ * NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is not one of them: where its
+ * IPv4 sits depends on the operator's prefix length, so it is refused.
+ */
+static int
+v4_behind(const unsigned char *a, unsigned char *v4)
+{
+	static const unsigned char prefix[][12] = {
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff },	/* mapped */
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0 },	/* translated */
+		{ 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 },	/* NAT64 */
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },		/* compatible */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++) {
+		if (memcmp(a, prefix[i], 12) != 0)
+			continue;
+		if (i == 3 && a[12] == 0 && a[13] == 0 && a[14] == 0 && a[15] <= 1)
+			return 0;	/* :: and ::1 are themselves */
+		memcpy(v4, a + 12, 4);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+in_blocked(int family, const unsigned char *a)
+{
+	struct cidr c;
+	size_t i;
+
+	for (i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+		if (cidr_parse(blocked[i], &c) == 0 && cidr_contains(&c, family, a))
+			return 1;
+	return 0;
+}
 
 int
 diag_addr_allowed(const struct sockaddr *sa, char *const *allow, size_t allow_count)
 {
-	unsigned char a[16];
-	int family;
+	unsigned char a6[16], a4[4];
+	int has6 = 0, has4 = 0;
 	struct cidr c;
 	size_t i;
 
 	if (sa->sa_family == AF_INET) {
-		family = AF_INET;
-		memcpy(a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		memcpy(a4, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		has4 = 1;
 	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(in6) || IN6_IS_ADDR_V4COMPAT(in6)) {
-			family = AF_INET;
-			memcpy(a, in6->s6_addr + 12, 4);
-		} else {
-			family = AF_INET6;
-			memcpy(a, in6->s6_addr, 16);
-		}
+		memcpy(a6, ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, 16);
+		has6 = 1;
+		has4 = v4_behind(a6, a4);
 	} else
 		return 0;
+	/* an allow entry may name either form of an address */
 	for (i = 0; i < allow_count; i++)
-		if (allow[i] && cidr_parse(allow[i], &c) == 0 && cidr_contains(&c, family, a))
+		if (allow[i] && cidr_parse(allow[i], &c) == 0 &&
+		    ((has4 && cidr_contains(&c, AF_INET, a4)) ||
+		    (has6 && cidr_contains(&c, AF_INET6, a6))))
 			return 1;
-	for (i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
-		if (cidr_parse(blocked[i], &c) == 0 && cidr_contains(&c, family, a))
-			return 0;
-	return 1;
+	if (has4)
+		return !in_blocked(AF_INET, a4);	/* judged as the IPv4 host */
+	if ((a6[0] & 0xe0) != 0x20)
+		return 0;	/* outside 2000::/3: not global unicast */
+	return !in_blocked(AF_INET6, a6);
 }
 
 /* ------------------------------------------------------------------ time */

@@ -250,12 +250,21 @@ void	diag_report_free(struct diag_report *r);
 
 /*
  * The address policy, exposed for tests: 1 if sa may be probed, i.e. it is
- * inside one of allow[] or is a public unicast address.  IPv4-mapped IPv6
- * addresses are judged as IPv4.  An unparsable CIDR in allow[] is ignored.
+ * inside one of allow[] or is a public unicast address.  An IPv6 address
+ * that stands for an IPv4 host is judged as that host: IPv4-mapped
+ * ::ffff:0:0/96, IPv4-compatible ::/96, SIIT's ::ffff:0:0:0/96 and the
+ * NAT64 well-known prefix 64:ff9b::/96 (an allow entry may name either
+ * form).  Other IPv6 must be global unicast (2000::/3) and outside
+ * 2001::/23 (Teredo, ...), 2001:db8::/32, 2002::/16 (6to4) and 3fff::/20;
+ * the local-use NAT64 prefix 64:ff9b:1::/48 is refused (where its IPv4
+ * address sits is the operator's choice) unless allow[] names it.  An
+ * unparsable CIDR in allow[] is ignored.
  */
 int	diag_addr_allowed(const struct sockaddr *sa, char *const *allow, size_t allow_count);
 /* 1 if the textual address addr is inside cidr ("10.0.0.0/8", "::1/128",
- * a bare address means /32 or /128); 0 if not; -1 if either is unparsable. */
+ * a bare address means /32 or /128); 0 if not; -1 if either is unparsable.
+ * An IPv4-mapped address or CIDR (::ffff:10.0.0.1, ::ffff:10.0.0.0/104) is
+ * the IPv4 one it maps. */
 int	diag_cidr_match(const char *cidr, const char *addr);
 
 #endif

@@ -268,6 +268,116 @@ probe(struct diag_target *t, enum diag_verdict want, struct diag_report *r)
 
 static const char *GOOD_EHLO = "250-mx.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n";
 
+/* diag_addr_allowed on an IPv6 address written as text. */
+static int
+allowed6(const char *addr, char **allow, size_t n)
+{
+	struct sockaddr_in6 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) != 1)
+		return -1;
+	return diag_addr_allowed((struct sockaddr *)&sin6, allow, n);
+}
+
+/*
+ * IPv6 addresses that stand for an IPv4 host are judged as that host:
+ * IPv4-mapped, IPv4-compatible, SIIT's IPv4-translated and the NAT64
+ * well-known prefix.  Those whose IPv4 address cannot be known, or that
+ * go through relays (local-use NAT64 64:ff9b:1::/48, 6to4, Teredo), and
+ * everything outside global unicast 2000::/3, are refused unless an allow
+ * entry names the IPv6 address itself.
+ */
+static void
+test_addr_embedded(void)
+{
+	char *lo[] = { (char *)"127.0.0.0/8" };
+	char *ten[] = { (char *)"10.0.0.0/8" };
+	char *mapped_ten[] = { (char *)"::ffff:10.0.0.0/104" };
+	char *local64[] = { (char *)"64:ff9b:1::/48" };
+	static const struct {
+		const char	*addr;
+		int		 plain;	/* no allow list */
+		int		 lo;	/* ProbeAllow 127.0.0.0/8 */
+	} cases[] = {
+		/* IPv4-mapped ::ffff:0:0/96 */
+		{ "::ffff:127.0.0.1", 0, 1 },
+		{ "::ffff:10.0.0.1", 0, 0 },
+		{ "::ffff:169.254.169.254", 0, 0 },
+		{ "::ffff:0.0.0.0", 0, 0 },
+		{ "::ffff:8.8.8.8", 1, 1 },
+		/* IPv4-translated ::ffff:0:0:0/96 (SIIT) */
+		{ "::ffff:0:7f00:1", 0, 1 },
+		{ "::ffff:0:a00:1", 0, 0 },
+		{ "::ffff:0:808:808", 1, 1 },
+		/* IPv4-compatible ::/96 (deprecated); :: and ::1 are themselves */
+		{ "::127.0.0.1", 0, 1 },
+		{ "::10.0.0.1", 0, 0 },
+		{ "::8.8.8.8", 1, 1 },
+		{ "::", 0, 0 },
+		{ "::1", 0, 0 },
+		/* NAT64 well-known prefix 64:ff9b::/96: the translator goes to
+		 * the IPv4 address in the last 32 bits */
+		{ "64:ff9b::7f00:1", 0, 1 },
+		{ "64:ff9b::a00:1", 0, 0 },
+		{ "64:ff9b::c0a8:101", 0, 0 },
+		{ "64:ff9b::a9fe:a9fe", 0, 0 },
+		{ "64:ff9b::808:808", 1, 1 },
+		/* beyond the /96 it is no NAT64 address: outside 2000::/3 */
+		{ "64:ff9b::1:808:808", 0, 0 },
+		/* local-use NAT64 64:ff9b:1::/48 (RFC 8215), wherever its IPv4 sits */
+		{ "64:ff9b:1::a00:1", 0, 0 },
+		{ "64:ff9b:1::808:808", 0, 0 },
+		{ "64:ff9b:1:7f00:1::", 0, 0 },
+		{ "64:ff9b:1:ffff::7f00:1", 0, 0 },
+		/* 6to4 2002::/16, private or public inside */
+		{ "2002:7f00:1::1", 0, 0 },
+		{ "2002:a00:1::1", 0, 0 },
+		{ "2002:808:808::1", 0, 0 },
+		/* Teredo 2001::/32 and the rest of 2001::/23 */
+		{ "2001:0:4136:e378:8000:63bf:3fff:fdd2", 0, 0 },
+		{ "2001:2::1", 0, 0 },
+		{ "2001:10::1", 0, 0 },
+		/* documentation, discard, unique local, site-local */
+		{ "2001:db8::25", 0, 0 },
+		{ "3fff::25", 0, 0 },
+		{ "100::1", 0, 0 },
+		{ "fc00::1", 0, 0 },
+		{ "fec0::1", 0, 0 },
+		/* not global unicast: outside 2000::/3 */
+		{ "4000::1", 0, 0 },
+		{ "5f00::1", 0, 0 },
+		{ "1::1", 0, 0 },
+		/* public */
+		{ "2001:200::1", 1, 1 },
+		{ "2a00:1450:4001::1b", 1, 1 },
+		{ "2606:4700::1111", 1, 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int plain = allowed6(cases[i].addr, NULL, 0), with_lo = allowed6(cases[i].addr, lo, 1);
+
+		if (plain != cases[i].plain || with_lo != cases[i].lo)
+			fprintf(stderr, "  address %s: %d, with 127.0.0.0/8 allowed %d\n",
+			    cases[i].addr, plain, with_lo);
+		T_EQ_INT(plain, cases[i].plain);
+		T_EQ_INT(with_lo, cases[i].lo);
+	}
+	/* an allow entry matches either form of the address */
+	T_EQ_INT(allowed6("::ffff:10.1.2.3", ten, 1), 1);
+	T_EQ_INT(allowed6("64:ff9b::a01:203", ten, 1), 1);
+	T_EQ_INT(allowed6("::ffff:10.1.2.3", mapped_ten, 1), 1);
+	T_EQ_INT(allowed6("64:ff9b::a01:203", mapped_ten, 1), 1);
+	T_EQ_INT(allowed6("::ffff:192.168.1.1", mapped_ten, 1), 0);
+	/* 6to4 and local-use NAT64 stay refused under an IPv4 allow entry,
+	 * and pass only one that names them */
+	T_EQ_INT(allowed6("2002:a01:203::1", ten, 1), 0);
+	T_EQ_INT(allowed6("64:ff9b:1::a01:203", ten, 1), 0);
+	T_EQ_INT(allowed6("64:ff9b:1::a01:203", local64, 1), 1);
+}
+
 static void
 test_cidr(void)
 {
@@ -285,7 +395,13 @@ test_cidr(void)
 	T_EQ_INT(diag_cidr_match("0.0.0.0/0", "8.8.8.8"), 1);
 	T_EQ_INT(diag_cidr_match("1.2.3.4/33", "1.2.3.4"), -1);
 	T_EQ_INT(diag_cidr_match("x/8", "1.2.3.4"), -1);
-	T_EQ_INT(diag_cidr_match("10.0.0.0/8", "::ffff:10.0.0.1"), 0);
+	/* an IPv4-mapped address, or CIDR, is the IPv4 one it maps */
+	T_EQ_INT(diag_cidr_match("10.0.0.0/8", "::ffff:10.0.0.1"), 1);
+	T_EQ_INT(diag_cidr_match("10.0.0.0/8", "::ffff:11.0.0.1"), 0);
+	T_EQ_INT(diag_cidr_match("::ffff:10.0.0.0/104", "10.9.9.9"), 1);
+	T_EQ_INT(diag_cidr_match("::ffff:10.0.0.0/104", "::ffff:10.9.9.9"), 1);
+	T_EQ_INT(diag_cidr_match("::ffff:10.0.0.0/104", "11.0.0.1"), 0);
+	T_EQ_INT(diag_cidr_match("::/0", "10.0.0.1"), 0);
 
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -321,6 +437,7 @@ test_cidr(void)
 	T_EQ_INT(diag_addr_allowed((struct sockaddr *)&sin6, NULL, 0), 0);
 	inet_pton(AF_INET6, "2a00:1450:4001::1", &sin6.sin6_addr);
 	T_EQ_INT(diag_addr_allowed((struct sockaddr *)&sin6, NULL, 0), 1);
+	test_addr_embedded();
 }
 
 static void
