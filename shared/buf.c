@@ -15,6 +15,14 @@ buf_init(struct buf *b, size_t max)
 	b->cap = 0;
 	b->max = max;
 	b->truncated = 0;
+	b->secret = 0;
+}
+
+void
+buf_init_secret(struct buf *b, size_t max)
+{
+	buf_init(b, max);
+	b->secret = 1;
 }
 
 static void
@@ -29,7 +37,17 @@ buf_reserve(struct buf *b, size_t need)
 		cap *= 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	b->data = xrealloc(b->data, cap);
+	if (b->secret && b->data != NULL) {
+		/* realloc would free the old block as it is */
+		char *data = xmalloc(cap);
+
+		memcpy(data, b->data, b->len + 1);
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+		b->data = data;
+	} else {
+		b->data = xrealloc(b->data, cap);
+	}
 	b->cap = cap;
 }
 
@@ -76,12 +94,20 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_end(ap2);
 	if (n < 0)
 		return -1;
-	if ((size_t)n < sizeof(small))
-		return buf_append(b, small, (size_t)n);
+	if ((size_t)n < sizeof(small)) {
+		rc = buf_append(b, small, (size_t)n);
+		if (b->secret)
+			explicit_bzero(small, sizeof(small));
+		return rc;
+	}
+	if (b->secret)
+		explicit_bzero(small, sizeof(small));
 
 	char *big = xmalloc((size_t)n + 1);
 	vsnprintf(big, (size_t)n + 1, fmt, ap);
 	rc = buf_append(b, big, (size_t)n);
+	if (b->secret)
+		explicit_bzero(big, (size_t)n + 1);
 	free(big);
 	return rc;
 }
@@ -118,6 +144,8 @@ buf_steal(struct buf *b)
 void
 buf_reset(struct buf *b)
 {
+	if (b->secret && b->data)
+		explicit_bzero(b->data, b->len);
 	b->len = 0;
 	b->truncated = 0;
 	if (b->data)
@@ -127,6 +155,11 @@ buf_reset(struct buf *b)
 void
 buf_free(struct buf *b)
 {
+	int secret = b->secret;
+
+	if (secret && b->data)
+		explicit_bzero(b->data, b->cap);
 	free(b->data);
 	buf_init(b, b->max);
+	b->secret = secret;
 }

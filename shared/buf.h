@@ -20,9 +20,15 @@ struct buf {
 	size_t  cap;		/* bytes allocated */
 	size_t  max;		/* hard cap on len */
 	int     truncated;	/* an append was cut short by max */
+	int     secret;		/* wipe every byte left behind (buf_init_secret) */
 };
 
 void	buf_init(struct buf *b, size_t max);
+/* The same for a buffer that will hold a secret (a password, its base64):
+ * no copy is left behind in freed memory.  Growing wipes the old block,
+ * buf_reset and buf_free wipe the data, and buf_printf wipes its scratch
+ * space.  buf_steal hands the secret over: the caller wipes it. */
+void	buf_init_secret(struct buf *b, size_t max);
 int	buf_append(struct buf *b, const void *data, size_t len);
 int	buf_append_str(struct buf *b, const char *s);
 int	buf_append_char(struct buf *b, char c);

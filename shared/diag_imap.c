@@ -377,7 +377,7 @@ begin_command(struct session *s, struct resp *rp, struct buf *wire, size_t cap)
 {
 	resp_init(rp);
 	s->tag++;
-	buf_init(wire, cap);
+	buf_init_secret(wire, cap);	/* may hold credentials */
 	buf_printf(wire, "a%u ", s->tag);
 }
 
@@ -393,8 +393,7 @@ command(struct session *s, const char *line, untagged_fn fn, struct resp *rp)
 	begin_command(s, rp, &wire, 16384);
 	buf_printf(&wire, "%s\r\n", line);
 	w = wire.truncated ? -1 : dg_conn_write(&s->c, wire.data, wire.len, d);
-	explicit_bzero(wire.data, wire.len);	/* may hold credentials */
-	buf_free(&wire);
+	buf_free(&wire);	/* wiped: a secret buffer */
 	if (w < 0) {
 		rp->status = -1;
 		return;
@@ -533,8 +532,7 @@ login_command(struct session *s, struct resp *rp)
 				rp->status = -1;
 				goto out;
 			}
-			explicit_bzero(wire.data, wire.len);
-			buf_reset(&wire);
+			buf_reset(&wire);	/* wiped */
 			read_response(s, rp, NULL, 1, d);
 			if (rp->status != 2)
 				goto out;	/* the server's answer instead of "+" */
@@ -549,9 +547,7 @@ login_command(struct session *s, struct resp *rp)
 	}
 	read_response(s, rp, NULL, 0, d);
 out:
-	if (wire.data)
-		explicit_bzero(wire.data, wire.len);
-	buf_free(&wire);
+	buf_free(&wire);	/* wiped */
 }
 
 /* AUTHENTICATE PLAIN, with the initial response when SASL-IR is offered. */
@@ -574,22 +570,23 @@ authenticate_command(struct session *s, struct resp *rp)
 	free(raw);
 	dg_redact[2] = enc;
 
-	resp_init(rp);
-	s->tag++;
-	buf_init(&wire, 8192);
-	if (s->caps.sasl_ir)
-		buf_printf(&wire, "a%u AUTHENTICATE PLAIN %s\r\n", s->tag, enc);
-	else
-		buf_printf(&wire, "a%u AUTHENTICATE PLAIN\r\n", s->tag);
+	begin_command(s, rp, &wire, 8192);
+	buf_append_str(&wire, "AUTHENTICATE PLAIN");
+	if (s->caps.sasl_ir) {
+		/* appended, not formatted: no printf scratch copy of it */
+		buf_append_char(&wire, ' ');
+		buf_append_str(&wire, enc);
+	}
+	buf_append_str(&wire, "\r\n");
 	if (wire.truncated || dg_conn_write(&s->c, wire.data, wire.len, d) < 0) {
 		rp->status = -1;
 		goto out;
 	}
 	read_response(s, rp, NULL, 1, d);
 	if (rp->status == 2 && !s->caps.sasl_ir) {
-		explicit_bzero(wire.data, wire.len);
-		buf_reset(&wire);
-		buf_printf(&wire, "%s\r\n", enc);
+		buf_reset(&wire);	/* wiped */
+		buf_append_str(&wire, enc);
+		buf_append_str(&wire, "\r\n");
 		buf_reset(&rp->text);
 		if (dg_conn_write(&s->c, wire.data, wire.len, d) < 0) {
 			rp->status = -1;
@@ -606,9 +603,7 @@ authenticate_command(struct session *s, struct resp *rp)
 			rp->kind = RESP_BAD;
 	}
 out:
-	if (wire.data)
-		explicit_bzero(wire.data, wire.len);
-	buf_free(&wire);
+	buf_free(&wire);	/* wiped */
 	/* kept (and redacted) until the end of the probe: the server may echo it */
 	s->enc = enc;
 }
@@ -644,7 +639,7 @@ do_login(struct session *s)
 	}
 	if (quotable(t->password) && strpbrk(t->password, "\"\\")) {
 		struct buf q;
-		buf_init(&q, 4096);
+		buf_init_secret(&q, 4096);
 		append_quoted_bytes(&q, t->password, strlen(t->password));
 		quoted_pw = buf_steal(&q);
 		dg_redact[1] = quoted_pw;

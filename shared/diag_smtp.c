@@ -266,7 +266,7 @@ do_auth(struct session *s)
 		dg_step_add(s->r, 0, 0, "no password given (a password file of mode 0600 is required)", "AUTH");
 		return dg_finish(s->r, DIAG_AUTH_FAILED, "Give the account's password in a file of mode 0600.");
 	}
-	buf_init(&cmd, 4096);
+	buf_init_secret(&cmd, 4096);	/* the credentials: wiped when freed */
 	if (s->caps.plain) {
 		size_t ul = strlen(t->user), pl = strlen(t->password);
 		unsigned char *raw = xmalloc(ul + pl + 2);
@@ -278,7 +278,9 @@ do_auth(struct session *s)
 		explicit_bzero(raw, ul + pl + 2);
 		free(raw);
 		dg_redact[1] = enc;
-		buf_printf(&cmd, "AUTH PLAIN %s", enc);
+		/* appended, not formatted: no printf scratch copy of it */
+		buf_append_str(&cmd, "AUTH PLAIN ");
+		buf_append_str(&cmd, enc);
 		command(&s->c, buf_str(&cmd), &rp);
 	} else {
 		enc_user = dg_b64((const unsigned char *)t->user, strlen(t->user));
@@ -312,8 +314,6 @@ do_auth(struct session *s)
 			v = dg_finish(s->r, DIAG_PROTOCOL_ERROR, "The server answered AUTH in a way no mail client understands.");
 	}
 	reply_free(&rp);
-	if (cmd.data)
-		explicit_bzero(cmd.data, cmd.len);
 	buf_free(&cmd);
 	dg_wipe_free(enc);
 	dg_wipe_free(enc_user);
