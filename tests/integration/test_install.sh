@@ -11,7 +11,9 @@
 #      /usr/sbin and /etc/helpgate and pass systemd-analyze verify (skipped,
 #      with the reason, where systemd-analyze does not work); the man pages
 #      render without a warning; helpgate.conf.5 documents every key of
-#      shared/config.c with its default (tests/lib/check-man-keys.sh).
+#      shared/config.c with its default (tests/lib/check-man-keys.sh), and
+#      helpgatectl.1 every command that BINDIR's helpgatectl lists in its
+#      usage, with the command's options (tests/lib/check-man-commands.sh).
 #   2. An edited config and keyword list survive a second install (the new
 #      versions go beside them as .dist-new, with a note), and "make
 #      uninstall" removes everything else, leaving exactly those two.
@@ -20,7 +22,9 @@
 #   4. Controls, so that the checks can fail: a missing BINDIR program stops
 #      install before it copies anything; a broken config fails -n; a man
 #      page with an unknown macro warns; a man page without a key fails the
-#      key check; a unit with a bogus key fails systemd-analyze verify.
+#      key check; a helpgatectl.1 without a command, or without one of its
+#      options, fails the command check; a unit with a bogus key fails
+#      systemd-analyze verify.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -208,17 +212,33 @@ else
 	sed 's/^\.SH DESCRIPTION$/.SH DESCRIPTION\n.XYZZY nonsense/' "$mandir/man8/helpgate-milter.8" >"$tmp/bad.8"
 	t_like "$(man_warnings "$tmp/bad.8")" "XYZZY|macro" "control: a page with an unknown macro warns"
 fi
-if out=$(sh "$root/tests/lib/check-man-keys.sh" "$root/shared/config.c" "$mandir/man5/helpgate.conf.5" 2>&1); then
-	t_ok "helpgate.conf.5 documents every key of shared/config.c with its default"
-else
-	t_fail "helpgate.conf.5 documents every key of shared/config.c with its default" "$out"
-fi
-sed '/^\.BI "MaxBodyScan /s/MaxBodyScan/MaxBodyScanned/' "$mandir/man5/helpgate.conf.5" >"$tmp/nokey.5"
-out=$(sh "$root/tests/lib/check-man-keys.sh" "$root/shared/config.c" "$tmp/nokey.5" 2>&1)
-t_like "$out" "no entry for MaxBodyScan" "control: the key check notices a key without an entry"
-sed '/^\.BI "PollInterval /,/^\.TP/s/^\.BR 200ms \.$/.BR 300ms ./' "$mandir/man5/helpgate.conf.5" >"$tmp/nodefault.5"
-out=$(sh "$root/tests/lib/check-man-keys.sh" "$root/shared/config.c" "$tmp/nodefault.5" 2>&1)
-t_like "$out" "PollInterval does not give the default" "control: the key check notices a wrong default"
+# doc_check WHAT SCRIPT INPUT PAGE: tests/lib/SCRIPT INPUT PAGE passes.
+doc_check() {
+	local out
+	if out=$(sh "$root/tests/lib/$2" "$3" "$4" 2>&1); then
+		t_ok "$1"
+	else
+		t_fail "$1" "$out"
+	fi
+}
+# doc_control WHAT SCRIPT INPUT PAGE SED EXPECTED: with PAGE edited by the
+# sed script SED, tests/lib/SCRIPT says EXPECTED (so the check can fail).
+doc_control() {
+	sed "$5" "$4" >"$tmp/control.man"
+	t_like "$(sh "$root/tests/lib/$2" "$3" "$tmp/control.man" 2>&1)" "$6" "control: $1"
+}
+keys=(check-man-keys.sh "$root/shared/config.c" "$mandir/man5/helpgate.conf.5")
+cmds=(check-man-commands.sh "$bindir/helpgatectl" "$mandir/man1/helpgatectl.1")
+doc_check "helpgate.conf.5 documents every key of shared/config.c with its default" "${keys[@]}"
+doc_control "the key check notices a key without an entry" "${keys[@]}" \
+	'/^\.BI "MaxBodyScan /s/MaxBodyScan/MaxBodyScanned/' "no entry for MaxBodyScan"
+doc_control "the key check notices a wrong default" "${keys[@]}" \
+	'/^\.BI "PollInterval /,/^\.TP/s/^\.BR 200ms \.$/.BR 300ms ./' "PollInterval does not give the default"
+doc_check "helpgatectl.1 documents every command of helpgatectl's usage, with its options" "${cmds[@]}"
+doc_control "the command check notices a command without an entry" "${cmds[@]}" \
+	'/^\.BI "case wait HG/s/case wait/case hold/' 'no entry for the command "case wait"'
+doc_control "the command check notices an option left out" "${cmds[@]}" \
+	's/\\-\\-no\\-message/\\-\\-quiet/g' 'entry for "case resolve" does not mention --no-message'
 
 # ---------------------------------------------------------------- 2. edited files survive
 cp "$conf" "$tmp/pristine.conf"
