@@ -97,6 +97,7 @@ diag_target_free(struct diag_target *t)
 	for (i = 0; i < t->allow_count; i++)
 		free(t->allow[i]);
 	free(t->allow);
+	free(t->mail_ports);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -40,7 +40,8 @@
  *
  * An address refused by the allow list gives DIAG_PROTOCOL_ERROR with a
  * step "address not allowed" and report->not_allowed set: the issue's
- * verdict list is fixed, so no verdict was added for it.
+ * verdict list is fixed, so no verdict was added for it.  So does a port
+ * outside mail_ports[] of an untrusted target (step "port not allowed").
  */
 #ifndef HG_DIAG_H
 #define HG_DIAG_H
@@ -97,6 +98,19 @@ struct diag_target {
 	char		       **allow;		/* CIDR strings (ProbeAllow) */
 	size_t			 allow_count;
 	char			*resolver;	/* DiagnoseResolver "ADDRESS[:PORT]"; NULL: system */
+	/*
+	 * A target a sender chose (named in their message, or their domain),
+	 * which anyone can do under anyone's From: allow[] does not apply
+	 * (only public unicast addresses are probed), and only the ports in
+	 * mail_ports[] are connected to, by this target and by every
+	 * alternative (an SRV answer may name any port).  A port outside them
+	 * is refused before any lookup: protocol_error, not_allowed, a step
+	 * "port not allowed".  0 for staff's own targets (customer record,
+	 * helpgatectl diagnose).  mail_ports is owned like the strings.
+	 */
+	int			 untrusted;
+	int			*mail_ports;
+	size_t			 mail_port_count;
 };
 
 struct diag_step {

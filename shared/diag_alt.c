@@ -156,6 +156,13 @@ target_copy(struct diag_target *dst, const struct diag_target *src, const char *
 			dst->allow[i] = xstrdup(src->allow[i]);
 		dst->allow_count = src->allow_count;
 	}
+	/* what the sender chose binds every candidate: ports, addresses */
+	dst->untrusted = src->untrusted;
+	if (src->mail_port_count > 0) {
+		dst->mail_ports = xcalloc(src->mail_port_count, sizeof(*dst->mail_ports));
+		memcpy(dst->mail_ports, src->mail_ports, src->mail_port_count * sizeof(*dst->mail_ports));
+		dst->mail_port_count = src->mail_port_count;
+	}
 }
 
 /*

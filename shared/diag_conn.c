@@ -498,6 +498,15 @@ dg_speaks_tls(struct conn *c, const struct diag_target *t)
 
 /* ----------------------------------------------------------------- probe */
 
+static int
+mail_port(const struct diag_target *t, int port)
+{
+	for (size_t i = 0; i < t->mail_port_count; i++)
+		if (t->mail_ports[i] == port)
+			return 1;
+	return 0;
+}
+
 int
 dg_probe_begin(const struct diag_target *t, struct diag_report *r, const char *protocol,
     struct conn *c, long long *start)
@@ -516,6 +525,23 @@ dg_probe_begin(const struct diag_target *t, struct diag_report *r, const char *p
 	if (!t->host || !*t->host || t->port <= 0 || t->port > 65535) {
 		dg_step_add(r, 0, 0, "no host or port", "resolve");
 		dg_finish(r, DIAG_PROTOCOL_ERROR, "Give the server's host name and port.");
+		return -1;
+	}
+	if (t->untrusted && !mail_port(t, t->port)) {
+		struct buf d;
+
+		buf_init(&d, 512);
+		buf_printf(&d, "%d is not a mail port: a server named by the sender is probed only on",
+		    t->port);
+		for (size_t i = 0; i < t->mail_port_count; i++)
+			buf_printf(&d, "%s %d", i ? "," : "", t->mail_ports[i]);
+		if (t->mail_port_count == 0)
+			buf_append_str(&d, " none");
+		dg_step_add(r, 0, 0, buf_str(&d), "port not allowed");
+		buf_free(&d);
+		r->not_allowed = 1;
+		dg_finish(r, DIAG_PROTOCOL_ERROR,
+		    "That port is not a mail port, so helpgate did not connect to it: submission ports are 587 (STARTTLS) and 465 (SSL/TLS).");
 		return -1;
 	}
 	return 0;
@@ -661,8 +687,12 @@ dg_connect(const struct diag_target *t, struct diag_report *r, struct conn *c)
 
 		ai = &res[i];
 		addr_string((const struct sockaddr *)&ai->sa, ai->len, addr, sizeof(addr));
-		if (!diag_addr_allowed((const struct sockaddr *)&ai->sa, t->allow, t->allow_count)) {
-			dg_step_add(r, 0, 0, "address not allowed (loopback, private, link-local, multicast or reserved; see ProbeAllow)",
+		/* ProbeAllow is staff's, for staff's targets: never a sender's */
+		if (!diag_addr_allowed((const struct sockaddr *)&ai->sa, t->untrusted ? NULL : t->allow,
+		    t->untrusted ? 0 : t->allow_count)) {
+			dg_step_add(r, 0, 0, t->untrusted ?
+			    "address not allowed (loopback, private, link-local, multicast or reserved): a server named by the sender is probed only at public addresses, whatever ProbeAllow says" :
+			    "address not allowed (loopback, private, link-local, multicast or reserved; see ProbeAllow)",
 			    "connect %s", addr);
 			continue;
 		}
@@ -691,7 +721,8 @@ dg_connect(const struct diag_target *t, struct diag_report *r, struct conn *c)
 	if (c->fd < 0) {
 		if (!any_tried) {
 			r->not_allowed = 1;
-			dg_finish(r, DIAG_PROTOCOL_ERROR,
+			dg_finish(r, DIAG_PROTOCOL_ERROR, t->untrusted ?
+			    "The server's addresses are private or reserved; helpgate probes a server the sender named only at public addresses." :
 			    "The server's addresses are private or reserved; helpgate probes only public servers (ProbeAllow).");
 		} else if (any_timeout || !any_refused)
 			dg_finish(r, DIAG_CONNECT_TIMEOUT,

@@ -18,7 +18,10 @@
  * combination; a working primary reports no alternative and does not wait
  * for a silent candidate; connect_timeout against a listener whose accept
  * queue is full; the resolver is bounded against a DNS server
- * that never answers; IP literals need no DNS; the password never appears.
+ * that never answers; IP literals need no DNS; the password never appears;
+ * a target a sender chose (untrusted) connects to no port outside its mail
+ * ports and to no loopback address, ProbeAllow or not, and neither do its
+ * candidates (every server counts the connections it accepts).
  * No packet leaves 127.0.0.1: every name lookup here goes to a UDP socket
  * of this test.
  */
@@ -62,8 +65,9 @@ struct script {
 static pid_t children[MAX_CHILDREN];
 static int child_port[MAX_CHILDREN];
 static int nchildren;
-/* AUTH commands received, per child; MAP_SHARED so the parent sees them */
-static int *auth_seen;
+/* AUTH commands and connections received, per child; MAP_SHARED so the
+ * parent sees them */
+static int *auth_seen, *conn_seen;
 
 /* The AUTH commands the server on port has received so far. */
 static int
@@ -74,6 +78,18 @@ logins(int port)
 	for (i = 0; i < nchildren; i++)
 		if (child_port[i] == port)
 			return __atomic_load_n(&auth_seen[i], __ATOMIC_SEQ_CST);
+	return -1;
+}
+
+/* The connections the server on port has accepted so far. */
+static int
+connections(int port)
+{
+	int i;
+
+	for (i = 0; i < nchildren; i++)
+		if (child_port[i] == port)
+			return __atomic_load_n(&conn_seen[i], __ATOMIC_SEQ_CST);
 	return -1;
 }
 
@@ -156,6 +172,7 @@ server_start(const struct script *sc)
 			int fd = accept(lfd, NULL, NULL);
 			if (fd < 0)
 				continue;
+			__atomic_fetch_add(&conn_seen[slot], 1, __ATOMIC_SEQ_CST);
 			serve_one(fd, sc, slot);
 			close(fd);
 		}
@@ -663,18 +680,105 @@ test_resolver_bounded(void)
 	close(ufd);
 }
 
+/* The step of r whose name starts with prefix, or NULL. */
+static const struct diag_step *
+step_named(const struct diag_report *r, const char *prefix)
+{
+	for (size_t i = 0; i < r->step_count; i++)
+		if (strncmp(r->steps[i].name, prefix, strlen(prefix)) == 0)
+			return &r->steps[i];
+	return NULL;
+}
+
+/*
+ * A target a sender chose (untrusted): a port outside mail_ports is refused
+ * before anything (no lookup, no connection), and ProbeAllow does not
+ * apply to it, the primary's or a candidate's: a server on 127.0.0.1 that
+ * a staff target reaches (test_refused_primary) is never connected to.
+ */
+static void
+test_untrusted(void)
+{
+	struct diag_target t;
+	struct diag_report r;
+	struct diag_alternative a;
+	const struct diag_step *st;
+	int other = server_start(&good), mail = server_start(&good), also = server_start(&good);
+	char *pl = ports("%d/none %d/none", mail, also);
+
+	/* the primary's port is no mail port */
+	target_init(&t, other, DIAG_SEC_NONE, 3000);
+	t.untrusted = 1;
+	t.mail_ports = xcalloc(2, sizeof(int));
+	t.mail_ports[0] = 587;
+	t.mail_ports[1] = mail;
+	t.mail_port_count = 2;
+	run(&t, pl, &r, &a);
+	T_EQ_STR(diag_verdict_name(r.verdict), "protocol_error");
+	T_EQ_INT(r.not_allowed, 1);
+	T_EQ_INT(r.step_count, 1);
+	st = step_named(&r, "port not allowed");
+	T_CHECK(st != NULL);
+	if (st != NULL) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "%d is not a mail port", other);
+		T_CONTAINS(st->detail, want);
+		snprintf(want, sizeof(want), "only on 587, %d", mail);
+		T_CONTAINS(st->detail, want);
+	}
+	T_CHECK(step_named(&r, "resolve") == NULL && step_named(&r, "connect") == NULL);
+	/* the candidates: one port allowed but 127.0.0.1 refused in spite
+	 * of ProbeAllow 127.0.0.0/8, one port not allowed */
+	T_EQ_INT(a.found, 0);
+	T_EQ_INT(a.tried, 2);
+	T_EQ_INT(connections(other), 0);
+	T_EQ_INT(connections(mail), 0);
+	T_EQ_INT(connections(also), 0);
+	T_EQ_INT(logins(mail), 0);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+
+	/* a mail port on loopback: the address is refused, ProbeAllow or not */
+	t.port = mail;
+	free(pl);
+	pl = ports("%d/none", also);	/* no port list default: 25 may listen here */
+	run(&t, pl, &r, &a);
+	T_EQ_STR(diag_verdict_name(r.verdict), "protocol_error");
+	T_EQ_INT(r.not_allowed, 1);
+	st = step_named(&r, "connect 127.0.0.1");
+	T_CHECK(st != NULL && !st->ok);
+	if (st != NULL)
+		T_CONTAINS(st->detail, "whatever ProbeAllow says");
+	T_CONTAINS(r.advice, "only at public addresses");
+	T_EQ_INT(connections(mail), 0);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+
+	/* the same target from staff (not untrusted) is probed */
+	t.untrusted = 0;
+	run(&t, pl, &r, &a);
+	T_EQ_STR(diag_verdict_name(r.verdict), "ok");
+	T_EQ_INT(connections(mail), 1);
+	diag_alternative_free(&a);
+	diag_report_free(&r);
+	diag_target_free(&t);
+	free(pl);
+}
+
 int
 main(void)
 {
 	int i;
 
 	signal(SIGPIPE, SIG_IGN);
-	auth_seen = mmap(NULL, MAX_CHILDREN * sizeof(*auth_seen), PROT_READ | PROT_WRITE,
+	auth_seen = mmap(NULL, 2 * MAX_CHILDREN * sizeof(*auth_seen), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (auth_seen == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
+	conn_seen = auth_seen + MAX_CHILDREN;
 	test_refused_primary();
 	test_silent_primary();
 	test_nothing_works();
@@ -687,6 +791,7 @@ main(void)
 	test_primary_ok();
 	test_connect_timeout();
 	test_resolver_bounded();
+	test_untrusted();
 	for (i = 0; i < nchildren; i++) {
 		kill(children[i], SIGKILL);
 		waitpid(children[i], NULL, 0);
