@@ -8,9 +8,9 @@
  * once per nesting level with unbounded recursion (3000 nested multiparts
  * in 160 KB: 0.4 s, growing quadratically).  The walk here
  * scans each multipart body once with memchr(), stops at MSG_MAX_DEPTH
- * levels (cost <= depth x input), treats a missing closing boundary as the
- * end of the input (the caller's scan limit cuts messages short) and never
- * fails.  libetpan parses the From field (mailimf_mailbox_list_parse),
+ * levels (cost <= depth x input) and MSG_MAX_PARTS parts, treats a missing
+ * closing boundary as the end of the input (the caller's scan limit cuts
+ * messages short) and never fails.  libetpan parses the From field (mailimf_mailbox_list_parse),
  * whose grammar is the hairy part of RFC 5322; our own fallback takes over
  * when it rejects a field.
  *
@@ -23,11 +23,17 @@
  * mailmime_encoded_phrase_parse() gives.  Charsets go through iconv
  * (glibc), restricted to the families real mail uses; every conversion
  * turns invalid input into U+FFFD and makes progress on every byte.
+ * Converters stay open for the whole call (struct dec): glibc unloads a
+ * converter module soon after its last user closes, so opening one per
+ * change of charset cost a module load each time (20k encoded-words in 18
+ * charsets: 1.1 s and 21k file opens).
  *
  * Cost.  Everything is linear in the input: header values are unfolded
  * once, encoded-word scanning never rescans a failed stretch, the chosen
  * text part is decoded only up to a multiple of max_text, and the final
- * clean-up pass skips plain ASCII eight bytes at a time.
+ * clean-up pass skips plain ASCII eight bytes at a time.  Per message at
+ * most MSG_MAX_ENCODED_WORDS words are decoded, MSG_MAX_PARTS entities
+ * walked and MSG_MAX_CHARSETS converters opened.
  *
  * Thread-safety: no global state apart from libxml2's one-time
  * initialisation (html_text.c).
@@ -48,9 +54,7 @@
 #include "html_text.h"
 #include "xalloc.h"
 
-#define MSG_MAX_HEADERS		1000
 #define MSG_MAX_VALUE		(64 * 1024)	/* header value, bytes */
-#define MSG_MAX_DEPTH		16		/* MIME nesting levels walked */
 #define MSG_MAX_REFERENCES	256
 #define MSG_MAX_ID		998		/* one msg-id, bytes */
 #define MSG_MAX_ADDR		998
@@ -72,6 +76,50 @@ enum cs_kind {
 	CS_UNKNOWN,	/* a label we do not know: like CS_GUESS, flagged */
 	CS_ICONV	/* convert with iconv from the returned name */
 };
+
+/* One converter kept open: name is the iconv name (charset_lookup()). */
+struct conv_slot {
+	char		name[MSG_CHARSET_MAX];
+	iconv_t		cd;		/* (iconv_t)-1: iconv does not know name */
+};
+
+/*
+ * What one msg_parse() (or msg_decode_header_value(), ...) call decodes
+ * with: its flags, the converters it opened and the work it may still do.
+ * Opening a converter costs a module load when no other converter holds
+ * the module (60 us, two file opens), so each charset's converter is
+ * opened once and stays open until the call ends, for at most
+ * MSG_MAX_CHARSETS charsets (mail uses two or three); a charset past those
+ * is treated as one iconv does not know.  Each cap reached sets
+ * MSG_TRUNCATED.
+ */
+struct dec {
+	unsigned       *flags;
+	struct conv_slot conv[MSG_MAX_CHARSETS];
+	size_t		nconv;
+	size_t		words_left;	/* encoded-words still decoded */
+	size_t		parts_left;	/* MIME entities still walked */
+};
+
+static void
+dec_init(struct dec *dx, unsigned *flags)
+{
+	memset(dx, 0, sizeof(*dx));
+	dx->flags = flags;
+	dx->words_left = MSG_MAX_ENCODED_WORDS;
+	dx->parts_left = MSG_MAX_PARTS;
+}
+
+static void
+dec_free(struct dec *dx)
+{
+	size_t i;
+
+	for (i = 0; i < dx->nconv; i++)
+		if (dx->conv[i].cd != (iconv_t)-1)
+			iconv_close(dx->conv[i].cd);
+	dx->nconv = 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
@@ -518,21 +566,66 @@ charset_lookup(const char *label, size_t n, char *name, size_t namesz)
 	return CS_UNKNOWN;
 }
 
+/* UTF-16 and UTF-32 converters learn the byte order from the first
+ * conversion's byte order mark and keep it: those are used fresh each
+ * time (cheap while the cached one keeps the module loaded). */
+static int
+conv_once(const char *name)
+{
+	return strncmp(name, "UTF-16", 6) == 0 || strncmp(name, "UTF-32", 6) == 0 ||
+	    strncmp(name, "UCS-", 4) == 0 || strcmp(name, "UNICODE") == 0;
+}
+
+/* A converter from name to UTF-8 in its initial state, (iconv_t)-1 when
+ * iconv does not know name or the call has opened converters for
+ * MSG_MAX_CHARSETS others already.  *fresh: the caller closes it after use. */
+static iconv_t
+conv_get(struct dec *dx, const char *name, int *fresh)
+{
+	struct conv_slot *sl = NULL;
+	size_t i;
+
+	*fresh = 0;
+	for (i = 0; i < dx->nconv; i++)
+		if (strcmp(dx->conv[i].name, name) == 0) {
+			sl = &dx->conv[i];
+			break;
+		}
+	if (sl == NULL) {
+		if (dx->nconv == MSG_MAX_CHARSETS || strlen(name) >= sizeof(sl->name)) {
+			*dx->flags |= MSG_TRUNCATED;
+			return (iconv_t)-1;
+		}
+		sl = &dx->conv[dx->nconv++];
+		snprintf(sl->name, sizeof(sl->name), "%s", name);
+		sl->cd = iconv_open("UTF-8", name);
+	}
+	if (sl->cd == (iconv_t)-1)
+		return sl->cd;
+	if (conv_once(name)) {
+		*fresh = 1;
+		return iconv_open("UTF-8", name);
+	}
+	iconv(sl->cd, NULL, NULL, NULL, NULL);	/* back to the initial state */
+	return sl->cd;
+}
+
 /*
  * Converts in[0..len) from the iconv charset name into out (capped).
  * Invalid or incomplete input becomes U+FFFD, one per bad byte, so every
- * call makes progress.  Returns -1 when iconv does not know the name.
+ * call makes progress.  Returns -1 when iconv does not know the name (or
+ * the call converts no more charsets).
  */
 static int
-conv_iconv(const char *name, const char *in, size_t len, struct buf *out)
+conv_iconv(struct dec *dx, const char *name, const char *in, size_t len, struct buf *out)
 {
 	char chunk[2048];
 	iconv_t cd;
 	char *ip = (char *)(uintptr_t)in, *op;
 	size_t il = len, ol, r;
-	int stop = 0;
+	int stop = 0, fresh;
 
-	if ((cd = iconv_open("UTF-8", name)) == (iconv_t)-1)
+	if ((cd = conv_get(dx, name, &fresh)) == (iconv_t)-1)
 		return -1;
 	while (!stop && !out->truncated) {
 		op = chunk;
@@ -558,7 +651,8 @@ conv_iconv(const char *name, const char *in, size_t len, struct buf *out)
 			il--;
 		}
 	}
-	iconv_close(cd);
+	if (fresh)
+		iconv_close(cd);
 	return 0;
 }
 
@@ -612,8 +706,8 @@ mostly_utf8(const char *s, size_t n)
  * label) nothing is copied: *direct is set and out is untouched.
  */
 static void
-to_utf8(const char *label, size_t label_len, const char *in, size_t len,
-    struct buf *out, int *direct, unsigned *flags)
+to_utf8(struct dec *dx, const char *label, size_t label_len, const char *in, size_t len,
+    struct buf *out, int *direct)
 {
 	char name[MSG_CHARSET_MAX];
 	enum cs_kind kind;
@@ -621,19 +715,19 @@ to_utf8(const char *label, size_t label_len, const char *in, size_t len,
 	*direct = 0;
 	kind = charset_lookup(label, label_len, name, sizeof(name));
 	if (kind == CS_ICONV) {
-		if (conv_iconv(name, in, len, out) == 0)
+		if (conv_iconv(dx, name, in, len, out) == 0)
 			return;
 		kind = CS_UNKNOWN;
 	}
 	if (kind == CS_UNKNOWN)
-		*flags |= MSG_UNKNOWN_CHARSET;
+		*dx->flags |= MSG_UNKNOWN_CHARSET;
 	/* Labelled UTF-8, no label or an unknown one: UTF-8 (stray bytes
 	 * become U+FFFD in the final pass) unless it plainly is not. */
 	if (mostly_utf8(in, len)) {
 		*direct = 1;
 		return;
 	}
-	if (conv_iconv(guess_8bit(in, len), in, len, out) < 0)
+	if (conv_iconv(dx, guess_8bit(in, len), in, len, out) < 0)
 		*direct = 1;
 }
 
@@ -643,8 +737,10 @@ msg_charset_to_utf8(const char *charset, const char *in, size_t len,
 {
 	char name[MSG_CHARSET_MAX];
 	struct buf raw, b;
+	struct dec dx;
 	enum cs_kind kind;
 	size_t n;
+	unsigned flags = 0;
 	int r = 0;
 
 	if (in == NULL)
@@ -654,12 +750,14 @@ msg_charset_to_utf8(const char *charset, const char *in, size_t len,
 	if (kind == CS_UNKNOWN)
 		return NULL;
 	buf_init(&raw, SIZE_MAX / 2);
+	dec_init(&dx, &flags);
 	if (kind == CS_ICONV)
-		r = conv_iconv(name, in ? in : "", len, &raw);
+		r = conv_iconv(&dx, name, in ? in : "", len, &raw);
 	else if (kind == CS_GUESS && !mostly_utf8(in, len))
-		r = conv_iconv(guess_8bit(in, len), in, len, &raw);
+		r = conv_iconv(&dx, guess_8bit(in, len), in, len, &raw);
 	else
 		buf_append(&raw, in ? in : "", len);
+	dec_free(&dx);
 	if (r < 0) {
 		buf_free(&raw);
 		return NULL;
@@ -859,7 +957,7 @@ struct ew_dec {
 	char		 pend_cs[MSG_CHARSET_MAX];
 	size_t		 pend_cs_len;
 	const char	*plain_cs;	/* 8-bit text outside words: NULL = UTF-8 */
-	unsigned	*flags;
+	struct dec	*dx;
 };
 
 static void
@@ -869,8 +967,8 @@ ew_flush(struct ew_dec *d)
 
 	if (d->pend.len == 0)
 		return;
-	to_utf8(d->pend_cs, d->pend_cs_len, d->pend.data, d->pend.len, d->out,
-	    &direct, d->flags);
+	to_utf8(d->dx, d->pend_cs, d->pend_cs_len, d->pend.data, d->pend.len, d->out,
+	    &direct);
 	if (direct)
 		buf_append(d->out, d->pend.data, d->pend.len);
 	buf_reset(&d->pend);
@@ -882,7 +980,7 @@ ew_plain(struct ew_dec *d, const char *s, size_t n)
 	if (n == 0)
 		return;
 	ew_flush(d);
-	if (d->plain_cs == NULL || conv_iconv(d->plain_cs, s, n, d->out) < 0)
+	if (d->plain_cs == NULL || conv_iconv(d->dx, d->plain_cs, s, n, d->out) < 0)
 		buf_append(d->out, s, n);
 }
 
@@ -950,9 +1048,11 @@ all_space(const char *s, size_t n)
  * word in an unknown charset is kept decoded when its bytes are valid
  * UTF-8, else left encoded; MSG_UNKNOWN_CHARSET is set either way.  Text
  * outside words that is 8-bit and not UTF-8 is decoded by guess_8bit().
+ * Once the call has decoded MSG_MAX_ENCODED_WORDS words, the rest of the
+ * value is left as it is (MSG_TRUNCATED).
  */
 static void
-hdr_decode(const char *s, size_t n, struct buf *out, unsigned *flags)
+hdr_decode(const char *s, size_t n, struct buf *out, struct dec *dx)
 {
 	struct ew_dec d;
 	struct buf tmp;
@@ -964,7 +1064,7 @@ hdr_decode(const char *s, size_t n, struct buf *out, unsigned *flags)
 
 	memset(&d, 0, sizeof(d));
 	d.out = out;
-	d.flags = flags;
+	d.dx = dx;
 	buf_init(&d.pend, MSG_MAX_VALUE);
 	buf_init(&tmp, MSG_MAX_VALUE);
 	if (!mostly_utf8(s, n))
@@ -981,6 +1081,11 @@ hdr_decode(const char *s, size_t n, struct buf *out, unsigned *flags)
 			i++;
 			continue;
 		}
+		if (dx->words_left == 0) {
+			*dx->flags |= MSG_TRUNCATED;
+			break;
+		}
+		dx->words_left--;
 		buf_reset(&tmp);
 		ok = 1;
 		if (enc == 'b')
@@ -989,7 +1094,7 @@ hdr_decode(const char *s, size_t n, struct buf *out, unsigned *flags)
 			qp_decode(text, textlen, &tmp, 1);
 		kind = ok ? charset_lookup(cs, cslen, name, sizeof(name)) : CS_GUESS;
 		if (ok && kind == CS_UNKNOWN) {
-			*flags |= MSG_UNKNOWN_CHARSET;
+			*dx->flags |= MSG_UNKNOWN_CHARSET;
 			if (utf8_valid(buf_str(&tmp), tmp.len)) {
 				cs = "utf-8";
 				cslen = 5;
@@ -1021,7 +1126,7 @@ hdr_decode(const char *s, size_t n, struct buf *out, unsigned *flags)
 
 /* Decoded, cleaned, trimmed header value; caller frees. */
 static char *
-hdr_value_decode(const char *raw, size_t n, unsigned *flags)
+hdr_value_decode(const char *raw, size_t n, struct dec *dx)
 {
 	struct buf dec, b;
 	const char *s;
@@ -1029,7 +1134,7 @@ hdr_value_decode(const char *raw, size_t n, unsigned *flags)
 	int trunc = 0;
 
 	buf_init(&dec, MSG_MAX_VALUE);
-	hdr_decode(raw, n, &dec, flags);
+	hdr_decode(raw, n, &dec, dx);
 	buf_init(&b, MSG_MAX_VALUE);
 	s = buf_str(&dec);
 	len = dec.len;
@@ -1038,7 +1143,7 @@ hdr_value_decode(const char *raw, size_t n, unsigned *flags)
 	trim_buf(&b);
 	buf_free(&dec);
 	if (trunc)
-		*flags |= MSG_TRUNCATED;
+		*dx->flags |= MSG_TRUNCATED;
 	return buf_steal(&b);
 }
 
@@ -1046,6 +1151,7 @@ char *
 msg_decode_header_value(const char *raw)
 {
 	struct buf unf;
+	struct dec dx;
 	const char *p, *q, *end;
 	unsigned flags = 0;
 	char *r;
@@ -1062,7 +1168,9 @@ msg_decode_header_value(const char *raw)
 		if (q >= end)
 			break;
 	}
-	r = hdr_value_decode(buf_str(&unf), unf.len, &flags);
+	dec_init(&dx, &flags);
+	r = hdr_value_decode(buf_str(&unf), unf.len, &dx);
+	dec_free(&dx);
 	buf_free(&unf);
 	return r;
 }
@@ -1520,11 +1628,14 @@ struct walk {
 	int			 msg_depth;
 	int			 have_msg;
 	unsigned		 flags;
+	struct dec		*dx;	/* its parts_left */
 };
 
 static void walk_body(struct walk *, const struct part_info *, const char *,
     const char *, int);
 
+/* Walks one MIME entity (header and body); after MSG_MAX_PARTS of them
+ * in a call, none (MSG_TRUNCATED). */
 static void
 walk_entity(struct walk *w, const char *p, const char *e, int depth, int digest)
 {
@@ -1532,6 +1643,11 @@ walk_entity(struct walk *w, const char *p, const char *e, int depth, int digest)
 	struct part_info pi;
 	const char *body;
 
+	if (w->dx->parts_left == 0) {
+		*w->dx->flags |= MSG_TRUNCATED;
+		return;
+	}
+	w->dx->parts_left--;
 	memset(&h, 0, sizeof(h));
 	body = hdr_block(p, e, 0, part_hdr, &h, &w->flags);
 	part_info_fill(&pi, h.ct, h.ctl, h.cte, h.ctel, h.cd, h.cdl, digest);
@@ -1562,7 +1678,8 @@ is_delimiter(const char *p, const char *cend, const char *bd, size_t bl)
 /*
  * Splits a multipart body at its delimiters and walks each part.  A
  * missing close delimiter (input cut short) ends the last part at the end
- * of the input.  Returns the number of delimiters seen.
+ * of the input.  Returns the number of delimiters seen; reading stops when
+ * the call may walk no more parts.
  */
 static int
 multipart_split(struct walk *w, const char *b, const char *e, const char *bd,
@@ -1577,6 +1694,10 @@ multipart_split(struct walk *w, const char *b, const char *e, const char *bd,
 		    (d = is_delimiter(p, cend, bd, bl)) == 0)
 			continue;
 		if (part != NULL) {
+			if (w->dx->parts_left == 0) {
+				*w->dx->flags |= MSG_TRUNCATED;
+				return found;
+			}
 			/* The line end before a delimiter belongs to it. */
 			pend = p;
 			if (pend > part && pend[-1] == '\n')
@@ -1747,7 +1868,7 @@ html_meta_charset(const char *s, size_t n, const char **cs)
  * pass cuts on a character boundary.
  */
 static void
-part_text(struct msg *m, const struct part_info *pi, const char *b,
+part_text(struct msg *m, struct dec *dx, const struct part_info *pi, const char *b,
     const char *e, int html, size_t max_text)
 {
 	struct buf td, cv, hb, fin;
@@ -1793,7 +1914,7 @@ part_text(struct msg *m, const struct part_info *pi, const char *b,
 	buf_init(&cv, html ? sat_mul(src_cap, 2) : sat_add(sat_mul(max_text, 2), 64));
 	if (cslen > 0 && !span_eq_ci(cs, cslen, "utf-8"))
 		presize(&cv, sat_add(sat_mul(dlen, 2), 16));
-	to_utf8(cs, cslen, data, dlen, &cv, &direct, &m->flags);
+	to_utf8(dx, cs, cslen, data, dlen, &cv, &direct);
 	if (direct) {
 		u = data;
 		ulen = dlen;
@@ -1859,7 +1980,7 @@ addr_ok(const char *a)
 
 /* The display name: decoded, quotes and escapes removed. */
 static char *
-name_dup(const char *s, size_t n, unsigned *flags)
+name_dup(const char *s, size_t n, struct dec *dx)
 {
 	struct buf b;
 	size_t i;
@@ -1874,26 +1995,26 @@ name_dup(const char *s, size_t n, unsigned *flags)
 			i++;
 		buf_append_char(&b, s[i]);
 	}
-	r = hdr_value_decode(buf_str(&b), b.len, flags);
+	r = hdr_value_decode(buf_str(&b), b.len, dx);
 	buf_free(&b);
 	return r;
 }
 
 /* "addr (Name)": the first comment, as a last resort display name. */
 static char *
-comment_name(const char *s, size_t n, unsigned *flags)
+comment_name(const char *s, size_t n, struct dec *dx)
 {
 	const char *o = memchr(s, '(', n), *c;
 
 	if (o == NULL || (c = memchr(o, ')', (size_t)(s + n - o))) == NULL)
 		return NULL;
-	return name_dup(o + 1, (size_t)(c - o - 1), flags);
+	return name_dup(o + 1, (size_t)(c - o - 1), dx);
 }
 
 /* Our own reading of From, for what libetpan rejects: the last <...>, or
  * else the first word with an '@'. */
 static void
-from_fallback(struct msg *m, const char *s, size_t n)
+from_fallback(struct msg *m, struct dec *dx, const char *s, size_t n)
 {
 	const char *lt = NULL, *gt, *p, *end = s + n, *t;
 	size_t i;
@@ -1905,7 +2026,7 @@ from_fallback(struct msg *m, const char *s, size_t n)
 		}
 	if (lt != NULL && (gt = memchr(lt, '>', (size_t)(end - lt))) != NULL) {
 		m->from_address = addr_dup(lt + 1, (size_t)(gt - lt - 1));
-		m->from_name = name_dup(s, (size_t)(lt - s), &m->flags);
+		m->from_name = name_dup(s, (size_t)(lt - s), dx);
 		return;
 	}
 	for (p = s; p < end; p = t) {
@@ -1915,7 +2036,7 @@ from_fallback(struct msg *m, const char *s, size_t n)
 			;
 		if (t > p && memchr(p, '@', (size_t)(t - p)) != NULL) {
 			m->from_address = addr_dup(p, (size_t)(t - p));
-			m->from_name = comment_name(s, n, &m->flags);
+			m->from_name = comment_name(s, n, dx);
 			return;
 		}
 		if (t == p)
@@ -1941,7 +2062,7 @@ parens_shallow(const char *s, size_t n)
 }
 
 static void
-parse_from(struct msg *m, const char *s, size_t n)
+parse_from(struct msg *m, struct dec *dx, const char *s, size_t n)
 {
 	struct mailimf_mailbox_list *ml = NULL;
 	struct mailimf_mailbox *mb;
@@ -1964,18 +2085,18 @@ parse_from(struct msg *m, const char *s, size_t n)
 			    strlen(mb->mb_addr_spec));
 			if (mb->mb_display_name != NULL)
 				m->from_name = name_dup(mb->mb_display_name,
-				    strlen(mb->mb_display_name), &m->flags);
+				    strlen(mb->mb_display_name), dx);
 		}
 		mailimf_mailbox_list_free(ml);
 	}
 	if (m->from_address == NULL) {
 		free(m->from_name);
 		m->from_name = NULL;
-		from_fallback(m, s, n);
+		from_fallback(m, dx, s, n);
 	}
 	if (m->from_name == NULL || m->from_name[0] == '\0') {
 		free(m->from_name);
-		m->from_name = comment_name(s, n, &m->flags);
+		m->from_name = comment_name(s, n, dx);
 	}
 }
 
@@ -2080,6 +2201,7 @@ parse_references(struct msg *m, const char *raw)
 
 struct top {
 	struct msg	*m;
+	struct dec	*dx;
 	size_t		 cap;
 	struct buf	 unf;
 	int		 seen_from;
@@ -2134,12 +2256,12 @@ top_hdr(void *arg, const char *name, size_t nlen, const char *val, size_t vlen)
 	if (!has_encoded_word_start(u, ul) && utf8_valid(u, ul))
 		h->value = xstrdup(h->raw);
 	else
-		h->value = hdr_value_decode(u, ul, &m->flags);
+		h->value = hdr_value_decode(u, ul, t->dx);
 	if (trunc)
 		m->flags |= MSG_TRUNCATED;
 	if (!t->seen_from && span_eq_ci(name, nlen, "from")) {
 		t->seen_from = 1;
-		parse_from(m, u, ul);
+		parse_from(m, t->dx, u, ul);
 	}
 }
 
@@ -2157,6 +2279,7 @@ msg_parse(const char *raw, size_t len, size_t max_text)
 {
 	struct msg *m = xcalloc(1, sizeof(*m));
 	struct top t;
+	struct dec dx;
 	struct walk w;
 	struct part_info pi;
 	const char *end, *body, *ct, *cte, *cd, *s;
@@ -2166,8 +2289,10 @@ msg_parse(const char *raw, size_t len, size_t max_text)
 		len = 0;
 	}
 	end = raw + len;
+	dec_init(&dx, &m->flags);
 	memset(&t, 0, sizeof(t));
 	t.m = m;
+	t.dx = &dx;
 	buf_init(&t.unf, MSG_MAX_VALUE);
 	body = hdr_block(raw, end, 1, top_hdr, &t, &m->flags);
 	buf_free(&t.unf);
@@ -2190,6 +2315,7 @@ msg_parse(const char *raw, size_t len, size_t max_text)
 	m->content_type = xstrdup(pi.type);
 
 	memset(&w, 0, sizeof(w));
+	w.dx = &dx;
 	walk_body(&w, &pi, body, end, 0);
 	m->flags |= w.flags;
 	/* Forwarded messages are read only when there is nothing else, and
@@ -2200,13 +2326,14 @@ msg_parse(const char *raw, size_t len, size_t max_text)
 		int d = w.msg_depth + 1;
 
 		memset(&w, 0, sizeof(w));
+		w.dx = &dx;
 		walk_entity(&w, mb, me, d, 0);
 		m->flags |= w.flags & ~(unsigned)MSG_REPORT;
 	}
 	if (w.have_plain)
-		part_text(m, &w.plain_pi, w.plain, w.plain_end, 0, max_text);
+		part_text(m, &dx, &w.plain_pi, w.plain, w.plain_end, 0, max_text);
 	else if (w.have_html) {
-		part_text(m, &w.html_pi, w.html, w.html_end, 1, max_text);
+		part_text(m, &dx, &w.html_pi, w.html, w.html_end, 1, max_text);
 		m->flags |= MSG_HTML_ONLY;
 	} else {
 		m->text = xstrdup("");
@@ -2214,6 +2341,7 @@ msg_parse(const char *raw, size_t len, size_t max_text)
 	}
 	if (blank_text(m->text))
 		m->flags |= MSG_NO_TEXT;
+	dec_free(&dx);
 	return m;
 }
 

@@ -8,13 +8,17 @@
  *     (any charset iconv knows; adjacent words joined).  A word in an
  *     unknown charset is kept decoded when its bytes are valid UTF-8 and is
  *     otherwise left as it was; MSG_UNKNOWN_CHARSET is set either way.
+ *     At most MSG_MAX_ENCODED_WORDS words are decoded per message; words
+ *     after those are left as they were (MSG_TRUNCATED).
  *     Raw 8-bit header text is UTF-8 when valid, else decoded by guess
  *     (windows-1251, KOI8 or windows-1252).  CR, LF and NUL become spaces.
  *   - the body text: the first text/plain part that is not an attachment
  *     (Content-Disposition: attachment, or a name/filename parameter), else
  *     the first such text/html part reduced to text (MSG_HTML_ONLY);
- *     nested multiparts are walked (at most 16 levels); an attached
- *     message/rfc822 is read only when there is no other text.  Transfer
+ *     nested multiparts are walked (at most MSG_MAX_DEPTH levels, at most
+ *     MSG_MAX_PARTS parts in all: deeper or later parts are not read, and
+ *     MSG_MALFORMED or MSG_TRUNCATED says so); an attached message/rfc822
+ *     is read only when there is no other text.  Transfer
  *     encoding (quoted-printable, base64, 7bit/8bit) and charset (utf-8,
  *     koi8-r, windows-1251, iso-8859-*, ...) are decoded to UTF-8; a part
  *     without a charset is UTF-8 when valid, else guessed as above; line
@@ -27,9 +31,11 @@
  * free of NUL bytes, and capped: at most 1000 headers, 64 KiB per header
  * value, 256 references, max_text bytes of body text.
  *
- * Cost is linear in the input (nesting depth is capped, the chosen part is
- * decoded only up to a multiple of max_text); about 30 us for 100 KB of
- * plain text.  Thread-safe: no shared state (libxml2 is initialised once).
+ * Cost is linear in the input (nesting depth, parts and encoded-words are
+ * capped, a charset converter is opened once per message and charset, the
+ * chosen part is decoded only up to a multiple of max_text); about 30 us
+ * for 100 KB of plain text.  Thread-safe: no
+ * shared state (libxml2 is initialised once).
  * The result is owned by the caller: msg_free() (accepts NULL).
  */
 #ifndef HG_MSG_H
@@ -47,6 +53,17 @@
 #define MSG_REPORT		0x10	/* multipart/report or message/delivery-status
 					 * (not inside a forwarded message/rfc822) */
 #define MSG_NO_TEXT		0x20	/* no text part, or only white space in it */
+
+/* Work caps per message (per call of msg_parse(), msg_decode_header_value()
+ * or msg_charset_to_utf8()): past them the rest is not decoded, never an
+ * error; MSG_TRUNCATED says a cap cut something off (MSG_MALFORMED for
+ * depth).  A charset past MSG_MAX_CHARSETS is treated as one iconv does
+ * not know. */
+#define MSG_MAX_HEADERS		1000	/* header fields kept */
+#define MSG_MAX_DEPTH		16	/* MIME nesting levels walked */
+#define MSG_MAX_PARTS		1000	/* MIME entities walked, all levels */
+#define MSG_MAX_ENCODED_WORDS	4096	/* RFC 2047 encoded-words decoded, all headers */
+#define MSG_MAX_CHARSETS	64	/* charsets converted (distinct iconv names) */
 
 struct msg_header {
 	char	*name;		/* as sent, e.g. "Subject" */

@@ -4,7 +4,10 @@
  * Every parse result also goes through check_invariants(): all strings
  * valid UTF-8, no NUL inside text, text_len consistent, within max_text.
  * Sample messages are read from tests/data (found relative to the current
- * directory or up to three levels above it, or from $HG_TEST_DATA).
+ * directory or up to three levels above it, or from $HG_TEST_DATA).  The
+ * work caps (MSG_MAX_*) are shown holding at their values, and a message
+ * past one still classified, with the shipped rules (conf/keywords, found
+ * like tests/data).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -13,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
+#include "classify.h"
 #include "msg.h"
 #include "t.h"
 
@@ -1291,6 +1296,195 @@ test_threads(void)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Work caps: past each the rest is not decoded, and the message is still
+ * classified. */
+
+static struct classify_rules *
+load_rules(void)
+{
+	static const char *const dirs[] = { "conf/keywords", "../conf/keywords",
+	    "../../conf/keywords", "../../../conf/keywords" };
+	struct classify_rules *r = NULL;
+	struct buf errors;
+	char path[512];
+	const char *slash;
+	size_t i;
+
+	buf_init(&errors, 64 * 1024);
+	if (exe_path != NULL && (slash = strrchr(exe_path, '/')) != NULL) {
+		snprintf(path, sizeof(path), "%.*s/../../../conf/keywords",
+		    (int)(slash - exe_path), exe_path);
+		r = classify_rules_load(path, NULL);
+	}
+	for (i = 0; r == NULL && i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		r = classify_rules_load(dirs[i], i + 1 == sizeof(dirs) / sizeof(dirs[0]) ? &errors : NULL);
+	if (r == NULL)
+		fprintf(stderr, "conf/keywords: %s", buf_str(&errors));
+	buf_free(&errors);
+	return r;
+}
+
+/* The content urgency and category classify_message() gives m. */
+static void
+expect_class(const struct classify_rules *rules, const struct msg *m, const char *urgency,
+    const char *category)
+{
+	struct classify_result r;
+
+	T_CHECK(rules != NULL);
+	if (rules == NULL)
+		return;
+	classify_message(rules, m, "client@client.test", &r);
+	T_EQ_STR(classify_urgency_name(r.content_urgency), urgency);
+	T_EQ_STR(r.category, category);
+}
+
+/* n encoded-words in X-Words, then the Subject as one more. */
+static struct msg *
+parse_words(struct buf *b, size_t n)
+{
+	buf_reset(b);
+	buf_append_str(b, "From: Ivan <ivan@client.test>\nX-Words:");
+	for (size_t i = 0; i < n; i++)
+		buf_append_str(b, " =?utf-8?Q?x?=");
+	buf_append_str(b, "\nSubject: =?utf-8?Q?Cannot_send_mail?=\n\n"
+	    "Since this morning nothing goes out.\n");
+	T_CHECK(!b->truncated);
+	return parse_n(b->data, b->len, 65536);
+}
+
+/* Multipart: n parts with one text part at index text_at (-1: none), each
+ * other part an attachment. */
+static struct msg *
+parse_parts(struct buf *b, size_t n, size_t text_at)
+{
+	buf_reset(b);
+	buf_append_str(b, "From: Ivan <ivan@client.test>\nSubject: Cannot send mail\n"
+	    "Content-Type: multipart/mixed; boundary=b\n\n");
+	for (size_t i = 0; i < n; i++)
+		buf_append_str(b, i == text_at ?
+		    "--b\nContent-Type: text/plain\n\nnothing goes out, we are losing orders\n" :
+		    "--b\nContent-Type: application/octet-stream\n\nx\n");
+	buf_append_str(b, "--b--\n");
+	T_CHECK(!b->truncated);
+	return parse_n(b->data, b->len, 65536);
+}
+
+/* levels nested multiparts, the text in the innermost. */
+static struct msg *
+parse_nested(struct buf *b, int levels)
+{
+	buf_reset(b);
+	buf_append_str(b, "From: Ivan <ivan@client.test>\nSubject: Cannot send mail\n");
+	for (int i = 0; i < levels; i++)
+		buf_printf(b, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+	buf_append_str(b, "Content-Type: text/plain\n\nnothing goes out, we are losing orders\n");
+	for (int i = levels - 1; i >= 0; i--)
+		buf_printf(b, "--b%d--\n", i);
+	T_CHECK(!b->truncated);
+	return parse_n(b->data, b->len, 65536);
+}
+
+/* Encoded-words in n distinct charsets (iconv names), then the Subject in
+ * one more: KOI8-R. */
+static struct msg *
+parse_charsets(struct buf *b, size_t n)
+{
+	size_t k = 0;
+
+	buf_reset(b);
+	buf_append_str(b, "From: Ivan <ivan@client.test>\nX-Charsets:");
+	for (int v = 2; v <= 16 && k < n; v++)
+		for (int sp = 0; sp < 3 && k < n; sp++, k++)	/* ISO-8859-2, ISO8859-2, ISO_8859-2 */
+			buf_printf(b, " =?%s%d?Q?a?=", sp == 0 ? "iso-8859-" : sp == 1 ? "iso8859-" :
+			    "iso_8859-", v);
+	for (int v = 0; v <= 8 && k < n; v++, k++)
+		buf_printf(b, " =?windows-125%d?Q?a?=", v);
+	for (int v = 0; v <= 8 && k < n; v++, k++)
+		buf_printf(b, " =?cp125%d?Q?a?=", v);
+	for (int v = 0; v < 6 && k < n; v++, k++)
+		buf_printf(b, " =?%s?Q?a?=", (const char *[]){ "cp437", "cp850", "cp852",
+		    "cp855", "cp857", "cp860" }[v]);
+	T_CHECK(k == n);
+	buf_append_str(b, "\nSubject: =?koi8-r?Q?=F3=D2=CF=DE=CE=CF!_cannot_send_mail?=\n\n"
+	    "Nothing goes out.\n");
+	return parse_n(b->data, b->len, 65536);
+}
+
+static void
+test_caps(void)
+{
+	struct classify_rules *rules = load_rules();
+	struct buf b;
+	struct msg *m;
+
+	buf_init(&b, 4 * 1024 * 1024);
+
+	/* MSG_MAX_ENCODED_WORDS: the Subject is the word past the cap */
+	m = parse_words(&b, MSG_MAX_ENCODED_WORDS - 1);
+	T_EQ_INT(strlen(msg_header(m, "X-Words")), MSG_MAX_ENCODED_WORDS - 1);
+	T_EQ_STR(m->subject, "Cannot send mail");
+	T_CHECK(!(m->flags & MSG_TRUNCATED));
+	expect_class(rules, m, "P2", "outgoing-mail");
+	msg_free(m);
+	m = parse_words(&b, MSG_MAX_ENCODED_WORDS);
+	T_EQ_INT(strlen(msg_header(m, "X-Words")), MSG_MAX_ENCODED_WORDS);
+	T_EQ_STR(m->subject, "=?utf-8?Q?Cannot_send_mail?=");	/* left as it was */
+	T_CHECK(m->flags & MSG_TRUNCATED);
+	T_EQ_STR(m->text, "Since this morning nothing goes out.\n");
+	expect_class(rules, m, "P2", "outgoing-mail");
+	msg_free(m);
+
+	/* MSG_MAX_PARTS: a text part past the cap is not read */
+	m = parse_parts(&b, MSG_MAX_PARTS, MSG_MAX_PARTS - 1);
+	T_EQ_STR(m->text, "nothing goes out, we are losing orders");
+	T_CHECK(!(m->flags & (MSG_TRUNCATED | MSG_MALFORMED)));
+	expect_class(rules, m, "P1", "outgoing-mail");
+	msg_free(m);
+	m = parse_parts(&b, MSG_MAX_PARTS + 1, MSG_MAX_PARTS);
+	T_EQ_STR(m->text, "");
+	T_CHECK(m->flags & MSG_TRUNCATED);
+	T_CHECK(m->flags & MSG_NO_TEXT);
+	expect_class(rules, m, "P2", "outgoing-mail");	/* the Subject alone */
+	msg_free(m);
+	/* the cap is per message: 30000 parts cost no more than 1000 */
+	m = parse_parts(&b, 30000, 0);
+	T_EQ_STR(m->text, "nothing goes out, we are losing orders");
+	T_CHECK(m->flags & MSG_TRUNCATED);
+	msg_free(m);
+
+	/* MSG_MAX_DEPTH: the top multipart and MSG_MAX_DEPTH - 1 nested ones
+	 * are walked, a multipart deeper than that is not */
+	m = parse_nested(&b, MSG_MAX_DEPTH);
+	T_EQ_STR(m->text, "nothing goes out, we are losing orders");
+	T_CHECK(!(m->flags & MSG_MALFORMED));
+	expect_class(rules, m, "P1", "outgoing-mail");
+	msg_free(m);
+	m = parse_nested(&b, MSG_MAX_DEPTH + 1);
+	T_EQ_STR(m->text, "");
+	T_CHECK(m->flags & MSG_MALFORMED);
+	expect_class(rules, m, "P2", "outgoing-mail");
+	msg_free(m);
+
+	/* MSG_MAX_CHARSETS: a charset past the cap is treated as one iconv
+	 * does not know (the 8-bit text guessed: windows-1252 here) */
+	m = parse_charsets(&b, MSG_MAX_CHARSETS - 1);
+	T_EQ_STR(m->subject, "Срочно! cannot send mail");
+	T_CHECK(!(m->flags & MSG_TRUNCATED));
+	expect_class(rules, m, "P1", "outgoing-mail");
+	msg_free(m);
+	m = parse_charsets(&b, MSG_MAX_CHARSETS);
+	T_EQ_STR(m->subject, "óÒÏÞÎÏ! cannot send mail");
+	T_CHECK(m->flags & MSG_TRUNCATED);
+	T_CHECK(m->flags & MSG_UNKNOWN_CHARSET);
+	expect_class(rules, m, "P2", "outgoing-mail");
+	msg_free(m);
+
+	buf_free(&b);
+	classify_rules_free(rules);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1309,6 +1503,7 @@ main(int argc, char **argv)
 	test_charset_api();
 	test_sample_files();
 	test_attachment_big();
+	test_caps();
 	T_EQ_INT(invariant_failures, 0);
 	return t_done();
 }
