@@ -11,7 +11,7 @@
 #   make install    install (PREFIX, DESTDIR, SYSCONFDIR, ...: see mk/install.mk); make uninstall
 
 CC        ?= gcc
-PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls libcares
+PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls libcares libpsl
 CPPFLAGS  += -D_GNU_SOURCE -Ishared -Iworker
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP
@@ -130,7 +130,7 @@ $(BUILD)/tests/bench-classify: $(BUILD)/tests/bench/bench-classify.o $(LIBHG)
 # libFuzzer needs clang; the targets link the shared sources directly.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishared $(PKG_CFLAGS)
-FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints build/fuzz/fuzz-spool
+FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints build/fuzz/fuzz-spool build/fuzz/fuzz-authres
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BIN)
 build/fuzz/fuzz-msg: tests/fuzz/fuzz_msg.c $(SHARED_SRC)
@@ -142,6 +142,9 @@ build/fuzz/fuzz-mailhints: tests/fuzz/fuzz_mailhints.c $(SHARED_SRC)
 build/fuzz/fuzz-spool: tests/fuzz/fuzz_spool.c $(SHARED_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+build/fuzz/fuzz-authres: tests/fuzz/fuzz_authres.c $(SHARED_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 FUZZ_SECONDS ?= 60
 fuzz: deps fuzz-build
@@ -151,6 +154,8 @@ fuzz: deps fuzz-build
 	build/fuzz/fuzz-mailhints -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-mailhints-run tests/fuzz/corpus-mailhints tests/data
 	@mkdir -p build/fuzz/corpus-spool-run
 	build/fuzz/fuzz-spool -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-spool-run tests/fuzz/corpus-spool
+	@mkdir -p build/fuzz/corpus-authres-run
+	build/fuzz/fuzz-authres -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=2 build/fuzz/corpus-authres-run tests/fuzz/corpus-authres
 
 clean:
 	rm -rf build bin

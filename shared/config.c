@@ -24,7 +24,7 @@ enum config_type {
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
 	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
 	CT_RESOLVER,
-	CT_MODE, CT_GLOB_LIST,
+	CT_MODE, CT_TOKEN_LIST, CT_ACK_POLICY,
 };
 
 struct config_row {
@@ -48,8 +48,16 @@ static const struct config_row config_rows[] = {
 	 * From or an envelope sender: SASL logins ({auth_authen}) matching a
 	 * StaffLogin glob or being a staff address, or a client address
 	 * ({client_addr}) inside a StaffNetwork. */
-	{ "StaffLogin",		CT_GLOB_LIST,	 OFF(staff_logins),	  NULL, 0, 0 },
+	{ "StaffLogin",		CT_TOKEN_LIST,	 OFF(staff_logins),	  NULL, 0, 0 },
 	{ "StaffNetwork",	CT_CIDR_LIST,	 OFF(staff_networks),	  NULL, 0, 0 },
+	/* Whose Authentication-Results count, and what makes a From worth an
+	 * automatic answer (authres.h). */
+	{ "TrustedAuthservID",	CT_TOKEN_LIST,	 OFF(trusted_authserv_ids), NULL, 0, 0 },
+	{ "AckPolicy",		CT_ACK_POLICY,	 0,			  "aligned", 0, 0 },
+	/* Caps no sender can pass by varying its address. */
+	{ "AckPerHour",		CT_INT,		 OFF(ack_global_per_hour), "1000", 0, 10000000 },
+	{ "P1NoticePerDomainPerHour", CT_INT,	 OFF(p1_notice_per_domain), "3", 0, 10000 },
+	{ "P1NoticePerHour",	CT_INT,		 OFF(p1_notice_per_hour),  "20", 0, 100000 },
 	{ "Relay",		CT_URL,		 OFF(relay),		  NULL, 0, 0 },
 	{ "RelayCredentials",	CT_PATH,	 OFF(relay_credentials),  NULL, 0, 0 },
 	{ "Timezone",		CT_TIMEZONE,	 OFF(timezone),		  "UTC", 0, 0 },
@@ -1075,9 +1083,21 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		cfg->ack_per_day = (int)day;
 		return 0;
 	}
-	case CT_GLOB_LIST:
+	case CT_ACK_POLICY:
+		if (strcasecmp(value, "aligned") == 0)
+			cfg->ack_policy = CONFIG_ACK_ALIGNED;
+		else if (strcasecmp(value, "dmarc") == 0)
+			cfg->ack_policy = CONFIG_ACK_DMARC;
+		else if (strcasecmp(value, "any") == 0)
+			cfg->ack_policy = CONFIG_ACK_ANY;
+		else {
+			snprintf(err, errlen, "%s: \"%s\" is not aligned, dmarc or any", row->name, value);
+			return -1;
+		}
+		return 0;
+	case CT_TOKEN_LIST:
 		if (value[0] == '\0' || strpbrk(value, " \t")) {
-			snprintf(err, errlen, "%s: \"%s\" is not a login pattern", row->name, value);
+			snprintf(err, errlen, "%s: \"%s\" is not a single word", row->name, value);
 			return -1;
 		}
 		for (char *p = value; *p; p++)
@@ -1178,7 +1198,7 @@ config_free(struct config *cfg)
 			free(*(char **)((char *)cfg + row->offset));
 			break;
 		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST: case CT_CIDR_LIST:
-		case CT_GLOB_LIST:
+		case CT_TOKEN_LIST:
 			strlist_free((struct strlist *)((char *)cfg + row->offset));
 			break;
 		default:

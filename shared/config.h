@@ -66,6 +66,8 @@ struct business_day {
 
 enum config_clock { CONFIG_CLOCK_24X7, CONFIG_CLOCK_BUSINESS };
 
+enum config_ack_policy { CONFIG_ACK_ALIGNED, CONFIG_ACK_DMARC, CONFIG_ACK_ANY };
+
 /* Escalate N after=breach|warning[+DURATION] to=ADDRESS */
 struct escalation {
 	int	 level;
@@ -84,6 +86,11 @@ struct config {
 	struct strlist	 staff_addresses;	/* lowercase */
 	struct strlist	 staff_logins;		/* StaffLogin: lowercase fnmatch globs of SASL logins */
 	struct strlist	 staff_networks;	/* StaffNetwork: CIDRs of staff's own relays */
+	struct strlist	 trusted_authserv_ids;	/* TrustedAuthservID, lowercase */
+	enum config_ack_policy ack_policy;	/* AckPolicy (authres.h) */
+	long		 ack_global_per_hour;	/* AckPerHour: all acknowledgements */
+	long		 p1_notice_per_domain;	/* P1NoticePerDomainPerHour */
+	long		 p1_notice_per_hour;	/* P1NoticePerHour */
 	char		*relay;			/* smtp:// or smtps:// URL, may be NULL */
 	char		*relay_credentials;	/* file with user:password, may be NULL */
 	char		*timezone;		/* IANA name */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "authres.h"
 #include "sla.h"
 
 #define DAY_SECONDS	86400
@@ -131,6 +132,7 @@ intake_fill_message(const struct intake_input *in, const struct intake_result *o
 	copy_utf8(rec->category, sizeof(rec->category), out->cls.category);
 	copy_utf8(rec->auto_reason, sizeof(rec->auto_reason), out->cls.auto_reason);
 	copy_utf8(rec->excerpt, sizeof(rec->excerpt), m->text ? m->text : "");
+	copy_utf8(rec->sender_auth, sizeof(rec->sender_auth), out->sender_auth);
 	/* Kept so that a reply to this message can carry the whole thread;
 	 * the newest ids matter most, so drop the oldest when they do not fit. */
 	size_t used = 0, start = 0;
@@ -236,6 +238,22 @@ intake_classify(const struct intake_input *in, struct intake_result *out)
 		intake_add_reason(&out->cls, "unauthenticated staff claim: treated as a client");
 	}
 	snprintf(out->tier, sizeof(out->tier), "unknown");
+	/* Whether the From may be answered automatically: staff see the
+	 * case either way, the worker reads the verdict. */
+	if (!out->staff && out->cls.auto_reason[0] == '\0') {
+		char why[32];
+		enum authres_verdict v = authres_check(in->cfg, in->msg, in->envelope_from, why,
+		    sizeof(why));
+
+		snprintf(out->sender_auth, sizeof(out->sender_auth), "%s:%s",
+		    v == AUTHRES_VERIFIED ? "verified" : "unverified", why);
+		if (v != AUTHRES_VERIFIED) {
+			char reason[96];
+
+			snprintf(reason, sizeof(reason), "From not verified (%s): no automatic answer", why);
+			intake_add_reason(&out->cls, reason);
+		}
+	}
 }
 
 void

@@ -49,6 +49,8 @@ struct intake_result {
 	int			watch;
 	int			staff;		/* the sender is staff (authenticated) */
 	int			staff_claim;	/* From or MAIL FROM says staff, the MTA did not */
+	char			sender_auth[48];	/* may the From be answered: authres.h,
+						 * "verified:<how>" or "unverified:<why>" */
 	time_t			first_due;
 	char			error[160];	/* why degraded */
 	enum store_rc		store_rc;	/* the store's verdict when degraded */

@@ -125,6 +125,8 @@ struct message_rec {
 	char		references[1024];	/* the message's References ids, space-separated, without <> */
 	char		ack[64];	/* the worker's acknowledgement decision: "" undecided,
 					 * "queued", or "skip:<reason>" */
+	char		sender_auth[48];	/* "verified:<how>", "unverified:<why>" (authres.h);
+					 * "" for messages older than the check */
 };
 
 /* Adds m (m->id ignored, set on return).  STORE_EXISTS when a message with
@@ -184,9 +186,17 @@ enum store_rc store_outbox_update(struct store *s, const struct outbox_rec *o);
  * crash, a row in "sending" with relay_seen set was accepted by the relay
  * and must not be sent again.  STORE_NOTFOUND when no such row waits. */
 enum store_rc store_outbox_relay_seen(struct store *s, const char *message_id);
-/* Acknowledgements to recipient created at or after since. */
+/* Acknowledgements to recipient, or to any of its +detail variants (the
+ * same mailbox), created at or after since. */
 enum store_rc store_outbox_count_acks(struct store *s, const char *recipient,
     long long since, int *count);
+/* Outbox rows of kind created at or after since whose Message-ID matches
+ * the LIKE pattern (NULL or "": any). */
+enum store_rc store_outbox_count_kind(struct store *s, const char *kind,
+    const char *message_id_like, long long since, int *count);
+/* Notices matching message_id_like about cases whose client is in domain. */
+enum store_rc store_outbox_count_domain_notices(struct store *s, const char *message_id_like,
+    const char *client_domain, long long since, int *count);
 /* case_id 0: all rows.  Newest first; content is not loaded. */
 enum store_rc store_outbox_list(struct store *s, long long case_id, int limit,
     int (*cb)(struct outbox_rec *o, void *arg), void *arg);

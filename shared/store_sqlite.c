@@ -219,6 +219,13 @@ static const char store_schema_v4[] =
 	"INSERT INTO diagnoses (case_id, created, protocol, skipped)"
 	"  SELECT id, 0, 'smtp', 'predates-diagnosis' FROM cases WHERE category = 'outgoing-mail';";
 
+/* v5: who may be answered (authres.h), and the caps a sender cannot pass
+ * by varying its address: acknowledgements per hour in all, P1 notices. */
+static const char store_schema_v5[] =
+	"ALTER TABLE messages ADD COLUMN sender_auth TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX outbox_acks_recent ON outbox (created) WHERE kind = 'ack';"
+	"CREATE INDEX outbox_notices_recent ON outbox (created) WHERE kind = 'notice';";
+
 static const struct {
 	int		 version;
 	const char	*sql;
@@ -227,6 +234,7 @@ static const struct {
 	{ 2, store_schema_v2 },
 	{ 3, store_schema_v3 },
 	{ 4, store_schema_v4 },
+	{ 5, store_schema_v5 },
 };
 
 #define STORE_SCHEMA_VERSION \
@@ -241,7 +249,7 @@ static const struct {
 			"cause, lesson, incident, paused_total"
 #define MESSAGE_COLS	"id, case_id, message_id, direction, sender, received, " \
 			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt, " \
-			"refs, ack"
+			"refs, ack, sender_auth"
 #define OUTBOX_COLS	"id, case_id, kind, recipient, envelope_from, message_id, state, " \
 			"attempts, next_attempt, created, sent_at, relay_seen, last_error"
 #define CUSTOMER_MAIL_COLS "address, smtp_host, smtp_port, smtp_security, smtp_user, " \
@@ -276,6 +284,8 @@ enum store_stmt_id {
 	ST_OUTBOX_UPDATE,
 	ST_OUTBOX_RELAY_SEEN,
 	ST_OUTBOX_COUNT_ACKS,
+	ST_OUTBOX_COUNT_KIND,
+	ST_OUTBOX_COUNT_P1_DOMAIN,
 	ST_OUTBOX_LIST,
 	ST_CASE_SET_STATUS,
 	ST_CASE_ASSIGN,
@@ -335,8 +345,8 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_MESSAGE_ADD] =
 	    "INSERT INTO messages (case_id, message_id, direction, sender, received,"
 	    " date_header, subject, queue_id, urgency, category, auto_reason, excerpt,"
-	    " refs, ack)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	    " refs, ack, sender_auth)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	/* The "<> ''" term lets SQLite use the partial unique index. */
 	[ST_MESSAGE_CASE] =
 	    "SELECT case_id FROM messages WHERE message_id = ?1 AND message_id <> ''",
@@ -399,8 +409,19 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_OUTBOX_RELAY_SEEN] =
 	    "UPDATE outbox SET relay_seen = 1"
 	    " WHERE message_id = ?1 AND state IN ('pending', 'sending')",
+	/* one address and its +detail variants (?3 "local+", ?4 "local,", ?5
+	 * the LIKE pattern "local+%@domain"): the range uses outbox_acks_to */
 	[ST_OUTBOX_COUNT_ACKS] =
-	    "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient = ?1 AND created >= ?2",
+	    "SELECT count(*) FROM outbox WHERE kind = 'ack' AND created >= ?2 AND"
+	    " (recipient = ?1 OR (recipient >= ?3 AND recipient < ?4 AND recipient LIKE ?5 ESCAPE '\\'))",
+	[ST_OUTBOX_COUNT_KIND] =
+	    "SELECT count(*) FROM outbox WHERE kind = ?1 AND created >= ?2"
+	    " AND (?3 = '' OR message_id LIKE ?3)",
+	/* P1 notices about cases of one client domain (?3 "%@domain") */
+	[ST_OUTBOX_COUNT_P1_DOMAIN] =
+	    "SELECT count(*) FROM outbox o JOIN cases c ON c.id = o.case_id"
+	    " WHERE o.kind = 'notice' AND o.created >= ?1 AND o.message_id LIKE ?2"
+	    " AND c.client LIKE ?3 ESCAPE '\\'",
 	[ST_OUTBOX_LIST] =
 	    "SELECT " OUTBOX_COLS " FROM outbox WHERE ?1 = 0 OR case_id = ?1"
 	    " ORDER BY id DESC LIMIT ?2",
@@ -704,6 +725,7 @@ store_row_message(sqlite3_stmt *st, struct message_rec *m)
 	COPY_FIELD(m->excerpt, st, 12);
 	COPY_FIELD(m->references, st, 13);
 	COPY_FIELD(m->ack, st, 14);
+	COPY_FIELD(m->sender_auth, st, 15);
 }
 
 static void
@@ -1343,6 +1365,7 @@ store_message_add(struct store *s, struct message_rec *m)
 	BIND_FIELD(st, 12, m->excerpt, &rc);
 	BIND_FIELD(st, 13, m->references, &rc);
 	BIND_FIELD(st, 14, m->ack, &rc);
+	BIND_FIELD(st, 15, m->sender_auth, &rc);
 	ret = store_exec_stmt(s, st, rc, NULL);
 	if (ret == STORE_OK)
 		m->id = sqlite3_last_insert_rowid(s->db);
@@ -1573,21 +1596,100 @@ store_outbox_relay_seen(struct store *s, const char *message_id)
 	return ret;
 }
 
+/* s with LIKE's wildcards escaped by '\', appended to out. */
+static void
+store_like_escape(char *out, size_t outlen, const char *s)
+{
+	size_t o = strlen(out);
+
+	for (; *s && o + 2 < outlen; s++) {
+		if (*s == '%' || *s == '_' || *s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o] = '\0';
+}
+
+/* Runs a count(*) statement whose parameters are already bound. */
+static enum store_rc
+store_count(struct store *s, sqlite3_stmt *st, int rc, int *count)
+{
+	long long n = 0;
+	enum store_rc ret = store_one_int(s, st, rc, &n);
+
+	*count = (int)n;
+	return ret == STORE_NOTFOUND ? STORE_OK : ret;
+}
+
 enum store_rc
 store_outbox_count_acks(struct store *s, const char *recipient, long long since, int *count)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_ACKS);
-	long long n = 0;
-	enum store_rc ret;
+	char base[320], lo[330], hi[330], like[700] = "";
+	const char *at;
 	int rc = SQLITE_OK;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_text(st, 1, recipient, sizeof(((struct outbox_rec *)0)->recipient) - 1, &rc);
+	/* local+detail@domain counts as local@domain */
+	snprintf(base, sizeof(base), "%s", recipient);
+	at = strrchr(base, '@');
+	char *plus = memchr(base, '+', at ? (size_t)(at - base) : strlen(base));
+	if (plus != NULL && at != NULL)
+		memmove(plus, at, strlen(at) + 1);
+	at = strrchr(base, '@');
+	size_t local = at ? (size_t)(at - base) : strlen(base);
+	snprintf(lo, sizeof(lo), "%.*s+", (int)local, base);
+	snprintf(hi, sizeof(hi), "%.*s,", (int)local, base);
+	memcpy(like, base, local);
+	like[local] = '\0';
+	{
+		char tmp[330];
+
+		snprintf(tmp, sizeof(tmp), "%s", like);
+		like[0] = '\0';
+		store_like_escape(like, sizeof(like), tmp);
+	}
+	snprintf(like + strlen(like), sizeof(like) - strlen(like), "+%%");
+	store_like_escape(like, sizeof(like), at ? at : "");
+	bind_text(st, 1, base, sizeof(base) - 1, &rc);
 	bind_int(st, 2, since, &rc);
-	ret = store_one_int(s, st, rc, &n);
-	*count = (int)n;
-	return ret == STORE_NOTFOUND ? STORE_OK : ret;
+	bind_text(st, 3, lo, sizeof(lo) - 1, &rc);
+	bind_text(st, 4, hi, sizeof(hi) - 1, &rc);
+	bind_text(st, 5, like, sizeof(like) - 1, &rc);
+	return store_count(s, st, rc, count);
+}
+
+enum store_rc
+store_outbox_count_kind(struct store *s, const char *kind, const char *message_id_like,
+    long long since, int *count)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_KIND);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, kind, 32, &rc);
+	bind_int(st, 2, since, &rc);
+	bind_text(st, 3, message_id_like ? message_id_like : "", 512, &rc);
+	return store_count(s, st, rc, count);
+}
+
+enum store_rc
+store_outbox_count_domain_notices(struct store *s, const char *message_id_like,
+    const char *client_domain, long long since, int *count)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_P1_DOMAIN);
+	char like[600] = "%@";
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	store_like_escape(like, sizeof(like), client_domain);
+	bind_int(st, 1, since, &rc);
+	bind_text(st, 2, message_id_like, 512, &rc);
+	bind_text(st, 3, like, sizeof(like) - 1, &rc);
+	return store_count(s, st, rc, count);
 }
 
 /* ---- case life cycle ---- */

@@ -176,6 +176,14 @@ else
 	echo "  (build/fuzz/fuzz-spool not built: skipped)"
 fi
 
+if [ -x build/fuzz/fuzz-authres ]; then
+	export -f fuzz_regression
+	run_suite "fuzz/fuzz-authres regression" bash -c 'fuzz_regression "$@"' _ \
+	    "$root/build/fuzz/fuzz-authres" tests/fuzz/corpus-authres
+else
+	echo "  (build/fuzz/fuzz-authres not built: skipped)"
+fi
+
 echo "== $((SECONDS - start_all))s; logs in $logdir"
 if [ "${#failed_suites[@]}" != 0 ]; then
 	echo "failed suites: ${failed_suites[*]}"

@@ -335,6 +335,16 @@ ack_skip_reason(const struct ack_ctx *a, struct store *s, const struct message_r
 		return "support-address";
 	if (ack_no_reply(a, c->client))
 		return "no-reply-sender";
+	/* a From nobody vouched for: answering it would mail whoever an
+	 * attacker names (authres.h) */
+	if (strncmp(m->sender_auth, "unverified:", 11) == 0) {
+		snprintf(why, whylen, "sender-unverified:%s", m->sender_auth + 11);
+		return why;
+	}
+	if ((*rc = store_outbox_count_kind(s, "ack", NULL, now - 3600, &count)) != STORE_OK)
+		return NULL;
+	if (count >= a->cfg->ack_global_per_hour)
+		return "rate-limit-all";
 	if ((*rc = store_outbox_count_acks(s, c->client, now - 3600, &count)) != STORE_OK)
 		return NULL;
 	if (count >= a->cfg->ack_per_hour)
@@ -539,16 +549,61 @@ ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_
 	return 0;
 }
 
-/* A new P1 case: the escalation address hears of it at once. */
-static int
-ack_build_p1_notice(struct ack_ctx *a, const struct case_rec *c, time_t now,
-    struct outbox_rec *o, char *err, size_t errlen)
+/* How a new P1 case is paged.  Anyone can send mail that reads as an
+ * outage, so pages are capped per client domain and in all per hour; the
+ * first case over a cap sends one "flood" notice saying that paging is
+ * paused, and the rest are only in the queue (helpgatectl sla). */
+enum ack_p1_page { ACK_P1_PAGE, ACK_P1_FLOOD, ACK_P1_FOLDED };
+
+static enum store_rc
+ack_p1_budget(const struct ack_ctx *a, struct store *s, const struct case_rec *c, time_t now,
+    enum ack_p1_page *page, char *scope, size_t scopelen)
 {
+	const char *at = strrchr(c->client, '@');
+	const char *domain = at ? at + 1 : c->client;
+	int n_domain = 0, n_all = 0, floods = 0;
+	enum store_rc rc;
+
+	*page = ACK_P1_PAGE;
+	if ((rc = store_outbox_count_domain_notices(s, "hg-%.p1.%", domain, now - 3600,
+	    &n_domain)) != STORE_OK ||
+	    (rc = store_outbox_count_kind(s, "notice", "hg-%.p1.%", now - 3600, &n_all)) != STORE_OK)
+		return rc;
+	if (n_domain < a->cfg->p1_notice_per_domain && n_all < a->cfg->p1_notice_per_hour)
+		return STORE_OK;
+	if (n_domain >= a->cfg->p1_notice_per_domain) {
+		snprintf(scope, scopelen, "from %.250s", domain);
+		rc = store_outbox_count_domain_notices(s, "hg-%.p1-flood.%", domain, now - 3600, &floods);
+	} else {
+		snprintf(scope, scopelen, "in all");
+		rc = store_outbox_count_kind(s, "notice", "hg-%.p1-flood.%", now - 3600, &floods);
+	}
+	*page = floods == 0 ? ACK_P1_FLOOD : ACK_P1_FOLDED;
+	return rc;
+}
+
+/* A new P1 case: the escalation address hears of it at once, or of the
+ * flood it is part of (ack_p1_budget). */
+static int
+ack_build_p1_notice(struct ack_ctx *a, const struct case_rec *c, enum ack_p1_page page,
+    const char *scope, time_t now, struct outbox_rec *o, char *err, size_t errlen)
+{
+	char event[640];
 	struct ack_notice_spec n = {
 		.template_kind = "notice-p1", .tag = "p1", .headline = "new critical case",
 		.recipient = a->cfg->escalation_address, .event = "A new critical case arrived.",
 	};
 
+	if (page == ACK_P1_FLOOD) {
+		snprintf(event, sizeof(event), "More new critical cases arrived %s within the hour "
+		    "than are paged one by one (P1NoticePerDomainPerHour %ld, P1NoticePerHour %ld): "
+		    "this is the last page for them until an hour has passed; see helpgatectl sla.",
+		    scope, a->cfg->p1_notice_per_domain, a->cfg->p1_notice_per_hour);
+		n.template_kind = "notice-sla";	/* the one that says {{event}} */
+		n.tag = "p1-flood";
+		n.headline = "critical cases arriving faster than paged";
+		n.event = event;
+	}
 	return ack_notice(a, c, &n, now, o, err, errlen);
 }
 
@@ -700,7 +755,15 @@ ack_decide(struct ack_ctx *a, struct store *s, const struct message_rec *m, time
 	    (rc = timers_schedule(a, s, c, now)) != STORE_OK)
 		goto fail;
 	if (notice) {
-		if (ack_build_p1_notice(a, c, now, &o, err, sizeof(err)) != 0) {
+		enum ack_p1_page page;
+		char scope[300] = "";
+
+		if ((rc = ack_p1_budget(a, s, c, now, &page, scope, sizeof(scope))) != STORE_OK)
+			goto fail;
+		if (page == ACK_P1_FOLDED) {
+			notice = 0;
+			log_info("HG-%lld: P1 notice folded: paging is paused for cases %s", c->id, scope);
+		} else if (ack_build_p1_notice(a, c, page, scope, now, &o, err, sizeof(err)) != 0) {
 			log_warnx("HG-%lld: cannot render the P1 notice: %s", c->id, err);
 		} else if ((rc = store_outbox_add(s, &o)) != STORE_OK && rc != STORE_EXISTS) {
 			goto fail;
@@ -810,6 +873,13 @@ ack_close_loop(struct ack_ctx *a, struct store *s, const struct case_rec *c, tim
 	if (store_case_first_message(s, c->id, &first) == STORE_OK) {
 		struct ack_first fm = { first, m };
 		store_message_list(s, c->id, ack_find_message, &fm);
+	}
+	/* a From nobody vouched for is not mailed automatically (authres.h) */
+	if (strncmp(m->sender_auth, "unverified:", 11) == 0) {
+		log_info("HG-%lld: no close-the-loop message: the client's From was not verified (%s)",
+		    c->id, m->sender_auth + 11);
+		free(m);
+		return 0;
 	}
 	if (ack_build_reply(a, c, m, "close", NULL, now, &o, err, errlen) != 0) {
 		free(m);

@@ -229,6 +229,7 @@ Syslog no
 KeywordsDir $root/conf/keywords
 TemplatesDir $root/conf/templates
 AckRateLimit 100000 100000
+AckPerHour 10000000
 PollInterval 100ms
 DiagnoseCAFile $TB_CA
 DiagnoseTimeout ${timeout_s}s

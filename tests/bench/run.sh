@@ -202,7 +202,7 @@ bench_ack_latency() {
 		return
 	fi
 	cp "$MS_T/helpgate.conf" "$wconf"
-	printf 'Relay smtp://127.0.0.1:%s\nAckRateLimit 100000 100000\nPollInterval 100ms\n' \
+	printf 'Relay smtp://127.0.0.1:%s\nAckRateLimit 100000 100000\nAckPerHour 10000000\nPollInterval 100ms\n' \
 	    "${port[helpgate]}" >>"$wconf"
 	ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$wconf" || { missed=$((missed + 1)); return; }
 	# The throughput rounds left thousands of new cases: let the worker

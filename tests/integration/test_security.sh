@@ -9,7 +9,12 @@
 #   2. our own headers: a stranger's X-Helpgate-* on mail to staff, on
 #      null-sender mail and with a made-up or replayed seal is removed;
 #      the worker's own letters keep theirs and are confirmed (relay_seen)
-#      only by a valid seal.
+#      only by a valid seal;
+#   3. backscatter and paging on demand: a forged From gets no
+#      acknowledgement (AckPolicy aligned), +detail variants share one
+#      rate limit, Authentication-Results count only from
+#      TrustedAuthservID, and a flood of P1 messages from one domain pages
+#      staff at most P1NoticePerDomainPerHour times plus one flood notice.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -24,7 +29,7 @@ done
 ms_init || exit 1
 MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
 export MS_DELIVERY=maildir
-export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com evil.test"
+export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com evil.test victim.test partner.test"
 tb_start_bed "$MS_MILTER_SOCKET" || { t_fail "test bed starts"; t_done; exit 1; }
 
 conf="$MS_T/helpgate.conf"
@@ -36,6 +41,10 @@ SupportAddress support@example.com
 StaffDomain staff.example.com
 StaffLogin $TB_USER
 NoticeAddress staff@staff.example.com
+EscalationAddress oncall@staff.example.com
+TrustedAuthservID mx.helpgate.test
+AckRateLimit 3 20
+P1NoticePerDomainPerHour 2
 Timezone UTC
 Syslog no
 KeywordsDir $repo/conf/keywords
@@ -166,6 +175,67 @@ smtp25 --data "$MS_T/n3.eml" --from '<>' --to ann@client.test
 by_id ann@client.test pending-1@example.com >/dev/null || t_fail "n3 delivered"
 t_is "$(sq "SELECT relay_seen FROM outbox WHERE message_id = 'pending-1@example.com'")" 0 \
 	"2e: an unsealed message cannot mark an outbox row as in the relay"
+
+# ---- 3. backscatter and paging on demand
+count_dir() { find "$MS_T/mail" -path "$1" -path '*/new/*' -type f 2>/dev/null | wc -l; }
+# 3a. 12 outage reports "from" victim+N@victim.test, sent by evil.test
+for i in $(seq 1 12); do
+	ms_mkmsg "$MS_T/v$i.eml" "Victim <victim+$i@victim.test>" "URGENT: all our mail is down!!!" \
+		"victim-$i@evil.test" "We cannot send or receive any mail since this morning. Urgent!!!"
+	smtp25 --data "$MS_T/v$i.eml" --from attacker@evil.test || t_fail "victim message $i sent"
+done
+f=$(by_id support@example.com victim-12@evil.test) || t_fail "victim messages delivered"
+t_like "$(hdr "$f" X-Helpgate-Case)" '^HG-[0-9]+$' "3a: a forged From still opens and tags a case (staff must see it)"
+t_like "$(hdr "$f" X-Helpgate-Reasons)" 'From not verified \(not-aligned\): no automatic answer' \
+	"3a: X-Helpgate-Reasons tells staff the From is not verified"
+decided() { [ "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'victim-%' AND ack <> ''")" = 12 ]; }
+ms_wait_for 20 decided || t_fail "the worker decided the 12 messages"
+t_is "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'victim-%' AND ack = 'skip:sender-unverified:not-aligned'")" 12 \
+	"3a: all 12 recorded as skip:sender-unverified:not-aligned"
+sleep 2
+t_is "$(count_dir '*/victim*@victim.test/*')" 0 "3a: the victim got no acknowledgement at all (12 forged From)"
+t_is "$(sq "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient LIKE 'victim%'")" 0 "3a: none queued"
+# the 12 are P1: oncall is paged twice for victim.test, then told of the flood once
+p1_notices() { grep -l "^X-Helpgate-Notice: $1\$" "$MS_T/mail/oncall@staff.example.com/new/"* 2>/dev/null | wc -l; }
+ms_wait_for 20 test "$(p1_notices p1-flood)" -ge 1
+sleep 2
+t_is "$(p1_notices p1)" 2 "3a: 12 P1 cases from one domain page on-call P1NoticePerDomainPerHour (2) times"
+t_is "$(p1_notices p1-flood)" 1 "3a: ... plus one notice that paging is paused for that domain"
+flood=$(grep -l '^X-Helpgate-Notice: p1-flood$' "$MS_T/mail/oncall@staff.example.com/new/"* | head -n 1)
+t_like "$(python3 -c 'import email,sys; from email import policy; m=email.message_from_binary_file(open(sys.argv[1],"rb"),policy=policy.default); print(m.get_body().get_content())' "$flood")" \
+	'from victim.test' "3a: the flood notice names the domain"
+
+# 3b. victim+N@client.test, aligned this time: one mailbox, one rate limit
+for i in $(seq 1 6); do
+	ms_mkmsg "$MS_T/p$i.eml" "Pat <pat+$i@client.test>" "Question $i" "plus-$i@client.test" "How do I add an alias ($i)?"
+	smtp25 --data "$MS_T/p$i.eml" --from "pat+$i@client.test" || t_fail "plus message $i sent"
+done
+plus_decided() { [ "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'plus-%' AND ack <> ''")" = 6 ]; }
+ms_wait_for 20 plus_decided || t_fail "the worker decided the 6 messages"
+sleep 2
+t_is "$(sq "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient LIKE 'pat+%@client.test'")" 3 \
+	"3b: pat+1..6@ share one mailbox's AckRateLimit (3 an hour)"
+t_is "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'plus-%' AND ack = 'skip:rate-limit-hour'")" 3 \
+	"3b: the other 3 recorded as rate-limited"
+
+# 3c. Authentication-Results: only the trusted authserv-id counts
+ms_mkmsg "$MS_T/ar1.eml" "Dee <dee@partner.test>" "Alias question" "ar-1@partner.test" "How do I add an alias?" \
+	"Authentication-Results: mx.helpgate.test; dkim=pass header.d=partner.test; spf=fail smtp.mailfrom=esp.test"
+smtp25 --data "$MS_T/ar1.eml" --from bounce-123@esp.test
+ms_mkmsg "$MS_T/ar2.eml" "Dan <dan@partner.test>" "Alias question" "ar-2@partner.test" "How do I add an alias?" \
+	"Authentication-Results: evil.test; dkim=pass header.d=partner.test; dmarc=pass header.from=partner.test"
+smtp25 --data "$MS_T/ar2.eml" --from bounce-124@esp.test
+ms_mkmsg "$MS_T/ar3.eml" "Dot <dot@partner.test>" "Alias question" "ar-3@partner.test" "How do I add an alias?" \
+	"Authentication-Results: mx.helpgate.test; dmarc=fail header.from=partner.test"
+smtp25 --data "$MS_T/ar3.eml" --from dot@partner.test
+ar_decided() { [ "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'ar-%' AND ack <> ''")" = 3 ]; }
+ms_wait_for 20 ar_decided || t_fail "the worker decided the 3 messages"
+t_is "$(sq "SELECT ack FROM messages WHERE message_id = 'ar-1@partner.test'")" queued \
+	"3c: DKIM aligned with From, stamped by the trusted authserv-id: acknowledged (envelope at an ESP)"
+t_is "$(sq "SELECT ack FROM messages WHERE message_id = 'ar-2@partner.test'")" skip:sender-unverified:not-aligned \
+	"3c: the same results under another authserv-id are not read"
+t_is "$(sq "SELECT ack FROM messages WHERE message_id = 'ar-3@partner.test'")" skip:sender-unverified:dmarc-fail \
+	"3c: a trusted dmarc=fail wins over an aligned envelope"
 
 t_is "$(kill -0 "$worker_pid" 2>/dev/null && echo alive)" alive "the worker kept running"
 ms_stop_pid "$worker_pid"

@@ -30,6 +30,7 @@ Database $MS_T/hg.db
 DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 StaffDomain staff.example.com
+StaffNetwork 127.0.0.2/32
 Timezone Europe/Kyiv
 Syslog no
 KeywordsDir $repo/conf/keywords
@@ -114,7 +115,7 @@ t_like "$(cat "$notice")" "Client: +pat@client.test" "notice names the client"
 set_now 2026-12-01T12:00:00+02:00
 send rob@client.test "Cannot receive mail" "No incoming mail since yesterday evening."
 c2=$(wait_case rob@client.test)
-send sam@staff.example.com "Re: [$c2] Cannot receive mail" "Hello Rob, we are on it." --to rob@client.test
+send sam@staff.example.com "Re: [$c2] Cannot receive mail" "Hello Rob, we are on it." --to rob@client.test --local-interface 127.0.0.2
 sleep 1
 set_now 2026-12-02T12:00:00+02:00
 sleep 1.5

@@ -232,7 +232,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 4);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 5);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name IN ('customers', 'cases', 'messages')"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -247,7 +247,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 4);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 5);
 
 	/* A newer schema than the code knows is refused, and left alone. */
 	path_in_tmp(path, sizeof(path), "newer.db");
@@ -1023,6 +1023,7 @@ test_upgrade_from_v1(void)
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN cause");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN lesson");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN incident");
+	raw_sql(path, "ALTER TABLE messages DROP COLUMN sender_auth");
 	raw_sql(path, "DROP TABLE outbox");
 	raw_sql(path, "DROP INDEX messages_undecided");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN ack");
@@ -1034,7 +1035,7 @@ test_upgrade_from_v1(void)
 	s = open_ok(path, 1000);
 	if (s == NULL)
 		return;
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 4);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 5);
 	n = 0;
 	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
@@ -1181,9 +1182,16 @@ test_diagnoses(void)
 	raw_sql(path, "DROP TABLE customer_mail");
 	raw_sql(path, "DROP TABLE diagnoses");
 	raw_sql(path, "DROP INDEX cases_outgoing");
+	raw_sql(path, "DROP INDEX outbox_acks_recent");
+	raw_sql(path, "DROP INDEX outbox_notices_recent");
+	raw_sql(path, "ALTER TABLE messages DROP COLUMN sender_auth");
 	if ((s = open_ok(path, 1000)) == NULL)
 		return;
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM diagnoses WHERE skipped = 'predates-diagnosis'"), 2);
+	/* v5: messages from before the check have no verdict ("": answered as before) */
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM messages WHERE sender_auth <> ''"), 0);
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	    " AND name IN ('outbox_acks_recent', 'outbox_notices_recent')"), 2);
 	n = 0;
 	T_EQ_INT(store_diagnosis_pending(s, 0, 10, count_cases_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
