@@ -112,7 +112,11 @@ static const struct config_row config_rows[] = {
 	{ "DiagnoseResolver",	CT_RESOLVER,	 OFF(diagnose_resolver),  NULL, 0, 0 },
 	/* The worker's automatic diagnosis of new outgoing-mail cases. */
 	{ "DiagnoseConcurrency", CT_INT,	 OFF(diagnose_concurrency), "4", 1, 64 },
+	/* Per sender domain (a sender varies its address, +detail included, at
+	 * will, not its domain), and all senders together: a message can
+	 * make helpgate probe, so no sender may make it probe without end. */
 	{ "DiagnosePerCustomerPerHour", CT_INT,	 OFF(diagnose_per_hour),  "6", 0, 10000 },
+	{ "DiagnosePerHour",	CT_INT,		 OFF(diagnose_global_per_hour), "60", 0, 100000 },
 	{ "DiagnoseTellClient",	CT_BOOL,	 OFF(diagnose_tell_client), "yes", 0, 0 },
 };
 

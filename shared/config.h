@@ -143,7 +143,9 @@ struct config {
 	size_t		 diagnose_port_count;
 	char		*diagnose_resolver;	/* DiagnoseResolver ADDRESS[:PORT]; NULL: resolv.conf */
 	long		 diagnose_concurrency;	/* DiagnoseConcurrency: the worker's probe threads */
-	long		 diagnose_per_hour;	/* DiagnosePerCustomerPerHour: automatic runs */
+	long		 diagnose_per_hour;	/* DiagnosePerCustomerPerHour: automatic runs
+						 * per sender domain */
+	long		 diagnose_global_per_hour;	/* DiagnosePerHour: all automatic runs */
 	int		 diagnose_tell_client;	/* DiagnoseTellClient: send the client a working setting */
 	int		 refcount;
 };

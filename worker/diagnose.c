@@ -68,6 +68,11 @@ struct diagnose_ctx {
 	size_t			 in_flight;
 	struct diag_job		*retry;		/* finished, the store was busy */
 	long long		 watermark;	/* highest case id looked at */
+	/* DiagnosePerHour: when each run of the last hour started, oldest
+	 * first; read from the store once (runs before a restart count) */
+	time_t			*starts;
+	size_t			 nstarts, starts_cap;
+	int			 starts_known;
 };
 
 /* ---------------------------------------------------------------- jobs */
@@ -256,6 +261,7 @@ diagnose_free(struct diagnose_ctx *d)
 		next = j->flight_next;
 		job_free(j);
 	}
+	free(d->starts);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
@@ -441,6 +447,71 @@ record_skip(struct store *s, const struct case_rec *c, const char *customer, con
 	return rc;
 }
 
+/*
+ * The DiagnosePerCustomerPerHour key: what a sender cannot vary.  An
+ * address, "+detail" and all, is the sender's to choose (and a From is
+ * forged at will); the domain is not: "@domain", lower case.  Every sender
+ * of a domain shares its runs, whether the domain is theirs or forged.
+ */
+static void
+rate_key(const char *client, char *out, size_t outlen)
+{
+	const char *dom = domain_of(client);
+	size_t len;
+
+	if (snprintf(out, outlen, "@%s", dom != NULL ? dom : client) >= (int)outlen)
+		out[outlen - 1] = '\0';	/* cut: still one key per domain */
+	config_normalize_address(out);
+	while ((len = strlen(out)) > 1 && out[len - 1] == '.')
+		out[len - 1] = '\0';
+}
+
+static void
+global_started(struct diagnose_ctx *d, time_t now)
+{
+	if (d->nstarts == d->starts_cap) {
+		d->starts_cap = d->starts_cap ? 2 * d->starts_cap : 64;
+		d->starts = xrealloc(d->starts, d->starts_cap * sizeof(*d->starts));
+	}
+	d->starts[d->nstarts++] = now;
+}
+
+/* DiagnosePerHour: forgets the starts older than the hour and says in
+ * *room whether another run fits.  The first call reads the runs of the
+ * last hour from the store, all counted as started now (a restart does not
+ * reset the cap; it may hold a little longer than the hour). */
+static enum store_rc
+global_room(struct diagnose_ctx *d, struct store *s, const struct config *cfg, time_t now,
+    int *room)
+{
+	size_t old = 0;
+
+	if (!d->starts_known) {
+		struct store_stats st;
+		long long ran = 0;
+		enum store_rc rc;
+
+		if ((rc = store_stats(s, (long long)now - DIAGNOSE_WINDOW, &st)) != STORE_OK) {
+			store_stats_clear(&st);
+			return rc;
+		}
+		for (size_t i = 0; i < st.nverdict; i++)
+			ran += st.verdict[i].n;
+		store_stats_clear(&st);
+		for (; ran > 0 && d->nstarts < (size_t)cfg->diagnose_global_per_hour; ran--)
+			global_started(d, now);
+		d->starts_known = 1;
+	}
+	while (old < d->nstarts && d->starts[old] <= now - DIAGNOSE_WINDOW)
+		old++;
+	if (old > 0) {
+		memmove(d->starts, d->starts + old, (d->nstarts - old) * sizeof(*d->starts));
+		d->nstarts -= old;
+	}
+	*room = d->nstarts < (size_t)cfg->diagnose_global_per_hour;
+	return STORE_OK;
+}
+
 static int
 in_flight_for(const struct diagnose_ctx *d, const char *customer, long long case_id, int *same_case)
 {
@@ -462,21 +533,19 @@ start_one(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, const stru
     time_t now)
 {
 	const struct config *cfg = ack_config(a);
-	struct customer cust;
 	struct diag_job *j;
 	const char *why, *domain = domain_of(c->client);
 	char customer[320];
 	enum store_rc rc;
-	int count = 0, same = 0, got;
+	int count = 0, same = 0, got, room;
 
-	rc = store_customer_lookup(s, c->client, &cust);
-	if (rc != STORE_OK && rc != STORE_NOTFOUND)
-		return rc;
-	snprintf(customer, sizeof(customer), "%s", rc == STORE_OK ? cust.address : c->client);
+	rate_key(c->client, customer, sizeof(customer));
 	if ((why = ack_nobody_to_answer(a, c->client)) != NULL)
 		return record_skip(s, c, customer, why, now);
 	if (cfg->diagnose_per_hour <= 0)
 		return record_skip(s, c, customer, "disabled (DiagnosePerCustomerPerHour 0)", now);
+	if (cfg->diagnose_global_per_hour <= 0)
+		return record_skip(s, c, customer, "disabled (DiagnosePerHour 0)", now);
 	if ((rc = store_diagnosis_count_since(s, customer, now - DIAGNOSE_WINDOW, &count)) != STORE_OK)
 		return rc;
 	count += in_flight_for(d, customer, c->id, &same);
@@ -484,6 +553,10 @@ start_one(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, const stru
 		return STORE_OK;
 	if (count >= cfg->diagnose_per_hour)
 		return record_skip(s, c, customer, "rate-limit", now);
+	if ((rc = global_room(d, s, cfg, now, &room)) != STORE_OK)
+		return rc;
+	if (!room)
+		return record_skip(s, c, customer, "global-rate-limit", now);
 
 	j = xcalloc(1, sizeof(*j));
 	j->case_id = c->id;
@@ -526,6 +599,7 @@ start_one(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, const stru
 	j->flight_next = d->flight;
 	d->flight = j;
 	d->in_flight++;
+	global_started(d, now);
 	pool_grow(d, (size_t)cfg->diagnose_concurrency);
 	pthread_mutex_lock(&d->mu);
 	if (d->todo_tail != NULL)
