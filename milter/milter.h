@@ -19,8 +19,6 @@
 struct milter_snapshot {
 	struct config		*cfg;
 	struct classify_rules	*rules;
-	struct seal_key		 seal;		/* SealKeyFile */
-	int			 have_seal;	/* 0: no letter can prove itself */
 	int			 refs;
 };
 
@@ -33,6 +31,9 @@ extern struct smfiDesc milter_filter_desc;
 /* Opens the store for the filter; retried lazily from the filter when it
  * fails (a missing database directory must not stop mail). */
 void	milter_store_init(const char *path, long timeout_ms);
+/* Reads (or makes) SealKeyFile; called once running as UserID, and again
+ * from the filter (at most once a minute) while it fails. */
+void	milter_seal_init(const char *path);
 void	milter_store_shutdown(void);
 
 /*

@@ -291,6 +291,57 @@ filter_outbound_seen(const char *message_id)
 	pthread_mutex_unlock(&store_lock);
 }
 
+/* ---- the seal key: helpgate's own letters prove themselves (seal.h) ---- */
+
+static pthread_mutex_t	 seal_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct seal_key	 seal_key;
+static int		 seal_loaded;
+static char		*seal_path;
+static time_t		 seal_next_try;
+
+void
+milter_seal_init(const char *path)
+{
+	char err[512];
+
+	pthread_mutex_lock(&seal_lock);
+	if (path != NULL && (seal_path == NULL || strcmp(seal_path, path) != 0)) {
+		free(seal_path);
+		seal_path = xstrdup(path);
+	}
+	if (!seal_loaded && seal_path != NULL) {
+		if (seal_key_load(seal_path, &seal_key, err, sizeof(err)) == 0) {
+			seal_loaded = 1;
+		} else {
+			/* mail still flows; helpgate's letters lose their headers */
+			log_warnx("%s: X-Helpgate-* headers are removed from every message, helpgate's "
+			    "own letters too, until the key can be read (retried every minute)", err);
+			seal_next_try = time(NULL) + 60;
+		}
+	}
+	pthread_mutex_unlock(&seal_lock);
+}
+
+/* Whether value seals message_id (seal_verify), loading the key first when
+ * an earlier try failed a minute ago or more. */
+static int
+filter_seal_valid(const char *value, const char *message_id)
+{
+	time_t now = time(NULL);
+	int ok = 0;
+
+	pthread_mutex_lock(&seal_lock);
+	if (!seal_loaded && seal_path != NULL && now >= seal_next_try) {
+		pthread_mutex_unlock(&seal_lock);
+		milter_seal_init(NULL);
+		pthread_mutex_lock(&seal_lock);
+	}
+	if (seal_loaded)
+		ok = seal_verify(&seal_key, value, message_id, now, NULL);
+	pthread_mutex_unlock(&seal_lock);
+	return ok;
+}
+
 /* ---- the spool: degraded support mail waits there for its case ---- */
 
 static pthread_mutex_t	 spool_log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -564,7 +615,6 @@ filter_eom(SMFICTX *ctx)
 	char *reasons;
 	const char *queue_id;
 	int failures = 0, deleted = 0;
-	long long sealed_case;
 
 	if (fc == NULL)
 		return SMFIS_ACCEPT;
@@ -573,8 +623,7 @@ filter_eom(SMFICTX *ctx)
 		queue_id = "";
 	/* helpgate's own letter, proved by its seal: its headers stay, and the
 	 * outbox row learns that the relay has it whole */
-	if (fc->seal != NULL && fc->message_id != NULL && fc->snap->have_seal &&
-	    seal_verify(&fc->snap->seal, fc->seal, fc->message_id, time(NULL), &sealed_case)) {
+	if (fc->seal != NULL && fc->message_id != NULL && filter_seal_valid(fc->seal, fc->message_id)) {
 		filter_outbound_seen(fc->message_id);
 		filter_reset_message(fc);
 		return SMFIS_ACCEPT;

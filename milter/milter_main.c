@@ -92,14 +92,6 @@ snapshot_load(const char *path)
 	snap->cfg = cfg;
 	snap->rules = rules;
 	snap->refs = 1;
-	/* Without the key mail still flows; only helpgate's own letters lose
-	 * their X-Helpgate-* headers like anyone's. */
-	char err[512];
-	if (seal_key_load(cfg->seal_key_file, &snap->seal, err, sizeof(err)) == 0)
-		snap->have_seal = 1;
-	else
-		log_warnx("%s: X-Helpgate-* headers are removed from every message, helpgate's "
-		    "own letters too, until the key can be read", err);
 	return snap;
 }
 
@@ -211,7 +203,11 @@ socket_open(const char *spec, const struct config *cfg)
 	umask(old_umask);
 	if (path == NULL)
 		return;
-	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0)
+	/* the socket libmilter just made, not whatever a link there points to */
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+		fatalx("%s is not the socket just made (a link or another file): not touched", path);
+	if (gid != (gid_t)-1 && lchown(path, (uid_t)-1, gid) != 0)
 		fatal("SocketGroup: chown %s to group %s", path, cfg->socket_group);
 	if (chmod(path, (mode_t)cfg->socket_mode) != 0)
 		fatal("SocketMode: chmod %s to %04o", path, (unsigned)cfg->socket_mode);
@@ -238,6 +234,10 @@ main(int argc, char **argv)
 	struct milter_snapshot *snap;
 	struct config *cfg;
 	static sigset_t reload_set;
+
+	/* the store, its -wal/-shm, the spool and the seal key are the
+	 * daemons' alone; the socket gets SocketMode explicitly */
+	umask(077);
 	pthread_t reloader;
 
 	while ((ch = getopt(argc, argv, "c:p:fnh")) != -1) {
@@ -292,12 +292,13 @@ main(int argc, char **argv)
 
 	if (!foreground)
 		daemon_detach();
-	if (cfg->pidfile != NULL)
-		daemon_write_pidfile(cfg->pidfile);
 	if (cfg->userid != NULL)
 		daemon_drop_privileges(cfg->userid);
+	if (cfg->pidfile != NULL)
+		daemon_write_pidfile(cfg->pidfile);
 
 	milter_store_init(cfg->database, cfg->store_timeout_ms);
+	milter_seal_init(cfg->seal_key_file);
 
 	/*
 	 * The reload thread starts with every signal blocked.  libmilter takes

@@ -47,6 +47,21 @@ fi
 mkdir -p "$var/run" "$var/log"
 rm -f "$var/run/stack.env" "$var/run/milter.sock"
 ms_init_dir "$var" || exit 1
+# The daemons drop root for the user INSTALL creates (UserID), as in a real
+# deployment: var/ is group-writable for it (the database, its -wal and
+# -shm, the spool and the seal key are made there), and what an earlier
+# run left behind as root becomes its own.
+if ! id helpgate >/dev/null 2>&1; then
+	say "make run: adding the system user helpgate (as INSTALL does)"
+	adduser --system --group --home /nonexistent --no-create-home helpgate >/dev/null 2>&1 ||
+		useradd --system --user-group --home-dir /nonexistent --no-create-home helpgate ||
+		{ say "make run: cannot add the user helpgate"; exit 1; }
+fi
+chgrp helpgate "$var"
+chmod 0775 "$var"
+for f in "$var"/helpgate.db* "$var/seal.key" "$var/spool"; do
+	[ -e "$f" ] && chown -R helpgate:helpgate "$f"
+done
 MS_SMTP_PORT=$port
 export MS_DELIVERY=maildir MS_MAILDIR_DOMAINS=static:all
 T_DONE=1	# Ctrl-C is the normal way out: no failure report at exit
@@ -57,7 +72,7 @@ conf=$var/run/helpgate.conf
 cat_conf() {
 	say "# written by make run (scripts/run-stack.sh): conf/helpgate.conf with the"
 	say "# private stack's values below; edit conf/helpgate.conf, not this file"
-	grep -viE '^[[:space:]]*(Socket|Database|Relay|KeywordsDir|TemplatesDir|Syslog|SyslogFacility|PidFile|UserID|DiagnoseCAFile|ProbeAllow|DiagnosePorts|DiagnoseResolver|SpoolDirectory)[[:space:]]' \
+	grep -viE '^[[:space:]]*(Socket|SocketMode|Database|Relay|KeywordsDir|TemplatesDir|Syslog|SyslogFacility|PidFile|UserID|DiagnoseCAFile|ProbeAllow|DiagnosePorts|DiagnoseResolver|SpoolDirectory)[[:space:]]' \
 		"$root/conf/helpgate.conf"
 	cat <<EOF
 Socket			unix:$var/run/milter.sock
@@ -67,6 +82,8 @@ Relay			smtp://127.0.0.1:$port
 KeywordsDir		$root/conf/keywords
 TemplatesDir		$root/conf/templates
 Syslog			no
+UserID			helpgate
+SocketMode		0666
 DiagnoseCAFile		$TB_CA
 ProbeAllow		127.0.0.0/8
 DiagnosePorts		$TB_SUBMISSION_PORT/starttls $TB_SMTPS_PORT/tls

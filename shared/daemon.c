@@ -47,7 +47,9 @@ daemon_write_pidfile(const char *path)
 	char line[32];
 	int fd, n;
 
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
+	/* never through a link an attacker left there (the caller has dropped
+	 * its privileges first, so this is belt and braces) */
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)) == -1)
 		fatal("PidFile %s", path);
 	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
 	if (write(fd, line, (size_t)n) != n)

@@ -33,6 +33,7 @@ struct ack_ctx {
 	struct template_file	*files;
 	size_t			 file_count;
 	struct seal_key		 seal;		/* every letter is sealed (seal.h) */
+	int			 have_seal;	/* ack_load_seal succeeded */
 };
 
 /* ---- templates ---- */
@@ -118,11 +119,15 @@ ack_ctx_new(const struct config *cfg, char *err, size_t errlen)
 		ack_ctx_free(a);
 		return NULL;
 	}
-	if (seal_key_load(cfg->seal_key_file, &a->seal, err, errlen) != 0) {
-		ack_ctx_free(a);
-		return NULL;
-	}
 	return a;
+}
+
+int
+ack_load_seal(struct ack_ctx *a, char *err, size_t errlen)
+{
+	if (!a->have_seal && seal_key_load(a->cfg->seal_key_file, &a->seal, err, errlen) == 0)
+		a->have_seal = 1;
+	return a->have_seal ? 0 : -1;
 }
 
 void
@@ -464,7 +469,7 @@ ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct 
 		.extra = extra,
 		.extra_count = automatic ? sizeof(extra) / sizeof(extra[0]) : 1,
 		.body = buf_str(&body),
-		.seal_key = &a->seal,
+		.seal_key = a->have_seal ? &a->seal : NULL,
 		.case_id = c->id,
 	};
 	o->content = compose_message(&msg);
@@ -505,7 +510,7 @@ ack_staff_outbox(const struct ack_ctx *a, const struct case_rec *c, const char *
 		.extra = extra,
 		.extra_count = extra_count,
 		.body = buf_str(body),
-		.seal_key = &a->seal,
+		.seal_key = a->have_seal ? &a->seal : NULL,
 		.case_id = c->id,
 	};
 	o->content = compose_message(&msg);

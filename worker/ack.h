@@ -25,6 +25,11 @@ struct ack_ctx;
  * when a template is missing or broken. */
 struct ack_ctx	*ack_ctx_new(const struct config *cfg, char *err, size_t errlen);
 void		 ack_ctx_free(struct ack_ctx *a);	/* accepts NULL */
+/* Reads (or makes, the first time) SealKeyFile, so that every letter is
+ * sealed (seal.h).  Call it as the user the daemons run as: the key must
+ * not end up owned by root.  Without it letters go out unsealed and
+ * helpgate-milter treats their X-Helpgate-* headers as a stranger's. */
+int		 ack_load_seal(struct ack_ctx *a, char *err, size_t errlen);
 
 /* Decides about at most limit undecided messages; returns how many it
  * handled, or -1 when the store failed (logged). */

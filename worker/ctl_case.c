@@ -725,7 +725,10 @@ ctl_cmd_case_resolve(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		    "what we learn from it");
 	if (ctl_config(ctl) == NULL)
 		return CTL_EXIT_FAIL;
-	if (!quiet && (a = ack_ctx_new(ctl->cfg, err, sizeof(err))) == NULL) {
+	if (!quiet && (a = ack_ctx_new(ctl->cfg, err, sizeof(err))) != NULL &&
+	    ack_load_seal(a, err, sizeof(err)) != 0)
+		ctl_err("warning: %s: the message goes out unsealed", err);
+	if (!quiet && a == NULL) {
 		ctl_err("%s", err);
 		return CTL_EXIT_FAIL;
 	}

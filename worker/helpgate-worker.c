@@ -96,6 +96,18 @@ struct worker_setup {
 	struct classify_rules	*rules;	/* for mail replayed from the spool */
 };
 
+/* The seal key, once running as UserID (never made by root for the
+ * daemons' user); a reload loads it for the new context. */
+static void
+worker_load_seal(struct worker_setup *w)
+{
+	char err[512];
+
+	if (w->ack != NULL && ack_load_seal(w->ack, err, sizeof(err)) != 0)
+		log_warnx("%s: letters go out unsealed, and helpgate-milter removes their "
+		    "X-Helpgate-* headers like a stranger's", err);
+}
+
 static int
 setup_load(const char *path, struct worker_setup *w)
 {
@@ -248,6 +260,8 @@ main(int argc, char **argv)
 	time_t trouble_since = 0, trouble_logged = 0;
 	char err[512];
 
+	umask(077);	/* the store, the spool and the seal key are the daemons' alone */
+
 	/* First of all, so that a signal during start-up is a request, not
 	 * the default action (death for SIGUSR1). */
 	memset(&sa, 0, sizeof(sa));
@@ -291,10 +305,11 @@ main(int argc, char **argv)
 		daemon_detach();
 
 
-	if (w.cfg->pidfile != NULL)
-		daemon_write_pidfile(w.cfg->pidfile);
 	if (w.cfg->userid != NULL)
 		daemon_drop_privileges(w.cfg->userid);
+	if (w.cfg->pidfile != NULL)
+		daemon_write_pidfile(w.cfg->pidfile);
+	worker_load_seal(&w);
 	/* One worker per store: two would both send what is due. */
 	char lock_path[4096];
 	int lock_fd;
@@ -323,6 +338,7 @@ main(int argc, char **argv)
 				log_set_level(fresh.cfg->log_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 				setup_free(&w);
 				w = fresh;
+				worker_load_seal(&w);
 				relay_close(relay);
 				relay = NULL;
 				relay_retry = 0;
