@@ -311,6 +311,58 @@ diagnose_target_config(struct diag_target *t, const struct config *cfg)
 		t->resolver = xstrdup(cfg->diagnose_resolver);
 }
 
+/* Did staff, not the sender, choose what is probed?  For now: the settings
+ * came from the customer record.  (The sender-authenticity verdict the
+ * intake is getting is to widen this to authenticated senders.) */
+static int
+sender_trusted(const struct diag_job *j)
+{
+	return strcmp(j->source, "customer record") == 0;
+}
+
+/* SMTP's and IMAP's own ports: with DiagnosePorts, the only ones a target
+ * a sender chose is probed on. */
+static const int smtp_mail_ports[] = { 25, 465, 587, 2525 };
+static const int imap_mail_ports[] = { 143, 993 };
+
+static void
+port_add(struct diag_target *t, int port)
+{
+	for (size_t i = 0; i < t->mail_port_count; i++)
+		if (t->mail_ports[i] == port)
+			return;
+	t->mail_ports[t->mail_port_count++] = port;
+}
+
+/*
+ * A target a sender chose (their message, their domain; anyone may write
+ * either under anyone's From): no ProbeAllow, which is staff's, for staff's
+ * targets and the tests; only mail ports, DiagnosePorts and SMTP's own for
+ * SMTP, IMAP's for IMAP (diag.h, untrusted).
+ */
+static void
+target_untrust(struct diag_target *t, const struct config *cfg, int imap)
+{
+	for (size_t i = 0; i < t->allow_count; i++)
+		free(t->allow[i]);
+	free(t->allow);
+	t->allow = NULL;
+	t->allow_count = 0;
+	t->untrusted = 1;
+	free(t->mail_ports);
+	t->mail_port_count = 0;
+	t->mail_ports = xcalloc(cfg->diagnose_port_count + 4, sizeof(*t->mail_ports));
+	if (imap) {
+		for (size_t i = 0; i < sizeof(imap_mail_ports) / sizeof(imap_mail_ports[0]); i++)
+			port_add(t, imap_mail_ports[i]);
+		return;
+	}
+	for (size_t i = 0; i < cfg->diagnose_port_count; i++)
+		port_add(t, cfg->diagnose_ports[i]);
+	for (size_t i = 0; i < sizeof(smtp_mail_ports) / sizeof(smtp_mail_ports[0]); i++)
+		port_add(t, smtp_mail_ports[i]);
+}
+
 void
 diagnose_ports_text(const struct config *cfg, struct buf *out)
 {
@@ -399,6 +451,10 @@ settings_from_message(struct store *s, struct diag_job *j, long long case_id,
 			target_set(&j->smtp, h.smtp_host, h.smtp_port,
 			    h.smtp_security >= 0 ? diag_security_name(h.smtp_security) : NULL);
 			j->source = "client's message";
+			/* the names guessed and the SRV record asked are the
+			 * sender's own, not those of a domain the text names */
+			if (domain_of(client) != NULL)
+				j->domain = xstrdup(domain_of(client));
 			found = 1;
 		}
 	}
@@ -591,6 +647,11 @@ start_one(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, const stru
 	diagnose_target_config(&j->smtp, cfg);
 	if (j->has_imap)
 		diagnose_target_config(&j->imap, cfg);
+	if (!sender_trusted(j)) {
+		target_untrust(&j->smtp, cfg, 0);
+		if (j->has_imap)
+			target_untrust(&j->imap, cfg, 1);
+	}
 	struct buf ports;
 	diagnose_ports_text(cfg, &ports);
 	j->ports = buf_steal(&ports);
@@ -651,6 +712,18 @@ diagnose_start(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, time_
 
 /* ------------------------------------------------------------ recording */
 
+/* An IPv4 or IPv6 address rather than a name. */
+static int
+ip_literal(const char *host)
+{
+	if (strchr(host, ':') != NULL || host[0] == '[')
+		return 1;
+	for (const char *p = host; *p; p++)
+		if (!isdigit((unsigned char)*p) && *p != '.')
+			return 0;
+	return 1;
+}
+
 /* The incident key: the SMTP host without its first label when it has
  * three or more (smtp.provider.example and mail.provider.example are one
  * provider), an address as it is. */
@@ -658,19 +731,58 @@ static void
 provider_key(const char *host, char *out, size_t outlen)
 {
 	const char *dot = strchr(host, '.');
-	int ip = 1, dots = 0;
+	int dots = 0;
 
-	for (const char *p = host; *p; p++) {
-		if (*p == '.')
-			dots++;
-		if (!isdigit((unsigned char)*p) && *p != '.')
-			ip = 0;
-	}
-	if (strchr(host, ':') != NULL)
-		ip = 1;
-	snprintf(out, outlen, "%s", !ip && dots >= 2 && dot != NULL ? dot + 1 : host);
+	for (const char *p = host; *p; p++)
+		dots += *p == '.';
+	snprintf(out, outlen, "%s", !ip_literal(host) && dots >= 2 && dot != NULL ? dot + 1 : host);
 	for (char *p = out; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
+}
+
+/* 1 if host is domain or a name under it (case-insensitive, a final dot
+ * ignored); an address is only itself. */
+static int
+host_within(const char *host, const char *domain)
+{
+	size_t hl = strlen(host), dl = strlen(domain);
+
+	while (hl > 0 && host[hl - 1] == '.')
+		hl--;
+	while (dl > 0 && domain[dl - 1] == '.')
+		dl--;
+	if (dl == 0 || hl < dl)
+		return 0;
+	if (hl == dl)
+		return strncasecmp(host, domain, hl) == 0;
+	return !ip_literal(domain) && host[hl - dl - 1] == '.' &&
+	    strncasecmp(host + hl - dl, domain, dl) == 0;
+}
+
+/*
+ * May the client be told this working setting?  A letter from the support
+ * domain saying "use this server with the same user name and password" is
+ * believed, so it names only a server that is the client's already: within
+ * the provider of the settings staff stored (that host, or its parent
+ * domain) or within the sender's own domain.  When the message or the
+ * sender's domain chose the target (anyone can write that message, under
+ * anyone's From), only a host within the sender's own domain.  Staff see
+ * every alternative in the note either way.
+ */
+static int
+alternative_tellable(const struct diag_job *j)
+{
+	const char *own = domain_of(j->client);
+	char provider[256];
+
+	if (j->alt.host == NULL)
+		return 0;
+	if (own != NULL && host_within(j->alt.host, own))
+		return 1;
+	if (!sender_trusted(j) || j->smtp.host == NULL)
+		return 0;
+	provider_key(j->smtp.host, provider, sizeof(provider));
+	return host_within(j->alt.host, j->smtp.host) || host_within(j->alt.host, provider);
 }
 
 struct similar {
@@ -806,7 +918,8 @@ row_fill(struct diagnosis_rec *r, const struct diag_job *j, const char *protocol
 
 /* What the client is told: "ack" (the acknowledgement, not decided yet,
  * will carry the setting), "follow-up" (it went already: a short message
- * follows), "no:<why>", or "" when there is nothing to tell. */
+ * follows), "no:<why>", "withheld:outside-domain" (alternative_tellable
+ * said no: staff only), or "" when there is nothing to tell. */
 static enum store_rc
 client_note_decide(struct ack_ctx *a, struct store *s, const struct diag_job *j,
     struct message_rec *first, char *note, size_t notelen)
@@ -819,6 +932,10 @@ client_note_decide(struct ack_ctx *a, struct store *s, const struct diag_job *j,
 	note[0] = '\0';
 	if (!j->alt.found || j->smtp_r.verdict == DIAG_OK)
 		return STORE_OK;
+	if (!alternative_tellable(j)) {
+		snprintf(note, notelen, "withheld:outside-domain");
+		return STORE_OK;
+	}
 	if (!cfg->diagnose_tell_client) {
 		snprintf(note, notelen, "no:DiagnoseTellClient");
 		return STORE_OK;
@@ -849,6 +966,10 @@ client_note_text(const char *note)
 		return "a short follow-up in their thread gives them the working setting.";
 	if (strcmp(note, "no:DiagnoseTellClient") == 0)
 		return "not told (DiagnoseTellClient no).";
+	if (strcmp(note, "withheld:outside-domain") == 0)
+		return "not told: the working server is outside the client's own domain (and "
+		    "outside the provider of their stored settings, if any), and helpgate names "
+		    "only servers that are the client's already; tell them yourself if it is right.";
 	if (strncmp(note, "no:", 3) == 0)
 		return "not told (no automatic mail to this sender).";
 	return "";

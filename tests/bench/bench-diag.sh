@@ -237,6 +237,7 @@ DiagnoseResolver $TB_DNS
 ProbeAllow 127.0.0.0/8
 DiagnosePorts $TB_SUBMISSION_PORT/starttls $TB_SMTPS_PORT/tls
 DiagnosePerCustomerPerHour 10000
+DiagnosePerHour 100000
 DiagnoseConcurrency $2
 Relay smtp://127.0.0.1:$MS_SINK_PORT
 EOF

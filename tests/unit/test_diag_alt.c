@@ -69,29 +69,21 @@ static int nchildren;
  * parent sees them */
 static int *auth_seen, *conn_seen;
 
-/* The AUTH commands the server on port has received so far. */
+/* seen[] of the server on port: what it has received so far. */
 static int
-logins(int port)
+seen_by(const int *seen, int port)
 {
 	int i;
 
 	for (i = 0; i < nchildren; i++)
 		if (child_port[i] == port)
-			return __atomic_load_n(&auth_seen[i], __ATOMIC_SEQ_CST);
+			return __atomic_load_n(&seen[i], __ATOMIC_SEQ_CST);
 	return -1;
 }
 
-/* The connections the server on port has accepted so far. */
-static int
-connections(int port)
-{
-	int i;
-
-	for (i = 0; i < nchildren; i++)
-		if (child_port[i] == port)
-			return __atomic_load_n(&conn_seen[i], __ATOMIC_SEQ_CST);
-	return -1;
-}
+/* The AUTH commands, the connections the server on port got so far. */
+static int logins(int port) { return seen_by(auth_seen, port); }
+static int connections(int port) { return seen_by(conn_seen, port); }
 
 static void
 s_write(int fd, const char *s)
