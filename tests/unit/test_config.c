@@ -232,7 +232,8 @@ test_bad_config(void)
 	    "ProbeAllow 127.0.0.0/33\n"
 	    "DiagnosePorts 587/starttls 99999/tls\n"
 	    "DiagnosePorts 587/smoke\n"
-	    "DiagnoseCAFile\n");
+	    "DiagnoseCAFile\n"
+	    "DiagnosePerHour 100001\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
@@ -263,6 +264,7 @@ test_bad_config(void)
 	T_CONTAINS(buf_str(&errors), "bad.conf:25: DiagnosePorts: \"99999/tls\" is not PORT/SECURITY");
 	T_CONTAINS(buf_str(&errors), "bad.conf:26: DiagnosePorts: \"587/smoke\" is not PORT/SECURITY");
 	T_CONTAINS(buf_str(&errors), "bad.conf:27: DiagnoseCAFile needs a value");
+	T_CONTAINS(buf_str(&errors), "bad.conf:28: DiagnosePerHour: \"100001\" is not a number from 0 to 100000");
 	buf_free(&errors);
 
 	buf_init(&errors, 8192);
@@ -311,6 +313,9 @@ test_shipped_config(void)
 			T_EQ_INT(cfg->diagnose_security[1], DIAG_SEC_TLS);
 			T_EQ_INT(cfg->diagnose_ports[3], 2525);
 		}
+		/* what one sender domain, and everyone, may make it probe */
+		T_EQ_INT(cfg->diagnose_per_hour, 6);
+		T_EQ_INT(cfg->diagnose_global_per_hour, 60);
 	}
 	config_unref(cfg);
 	buf_free(&errors);
