@@ -61,6 +61,8 @@ ctl() { "$root/bin/helpgatectl" -c "$CONF" "$@"; }
 # The trial customer, with the wrong security for the port they named.
 pwfile=$var/run/demo-trial.pw
 (umask 077 && printf '%s\n' "$TB_PASS" >"$pwfile")
+# 0600 and the daemons' own: the worker runs as helpgate (make run)
+id helpgate >/dev/null 2>&1 && chown helpgate "$pwfile"
 ctl customer add @newco.example --tier trial >/dev/null || exit 1
 ctl customer set @newco.example --smtp "127.0.0.1:$SMTPS_PORT" --security starttls \
 	--user "$TB_USER" --password-file "$pwfile" >/dev/null || exit 1

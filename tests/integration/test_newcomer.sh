@@ -27,7 +27,7 @@ leftovers() {
 	local p
 	for p in /proc/[0-9]*; do
 		[ "${p#/proc/}" = "$$" ] && continue
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$clone" ||
+		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF "$clone" ||
 			[ "$(readlink "$p/cwd" 2>/dev/null)" = "$clone" ]; then
 			echo "${p#/proc/}"
 		fi
