@@ -94,12 +94,7 @@ done
 
 bench_rounds "$rounds" "$messages" || exit 1
 declare -A med
-printf '%-8s' median
-for s in "${setups[@]}"; do
-	# shellcheck disable=SC2086
-	med[$s]=$(median ${rate[$s]})
-	printf ' %10s' "${med[$s]}"
-done
+bench_medians
 printf '\n'
 say "trivial/none       = $(ratio "${med[trivial]}" "${med[none]}") (what any libmilter filter costs Sendmail)"
 check_target helpgate/trivial "$(ratio "${med[helpgate]}" "${med[trivial]}")" '>=' 0.95 target

@@ -101,3 +101,15 @@ bench_rounds() {
 		printf '\n'
 	done
 }
+
+# bench_medians: med[SETUP] = the median of rate[SETUP] for each setup,
+# printed as the table's "median" row.
+bench_medians() {
+	local s
+	printf '%-8s' median
+	for s in "${setups[@]}"; do
+		# shellcheck disable=SC2086
+		med[$s]=$(median ${rate[$s]})
+		printf ' %10s' "${med[$s]}"
+	done
+}

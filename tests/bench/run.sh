@@ -127,12 +127,7 @@ done
 bench_rounds "$rounds" "$messages" || exit 1
 
 declare -A med
-printf '%-8s' median
-for s in "${setups[@]}"; do
-	# shellcheck disable=SC2086
-	med[$s]=$(median ${rate[$s]})
-	printf ' %10s' "${med[$s]}"
-done
+bench_medians
 printf '\n%-8s' spread
 for s in "${setups[@]}"; do
 	# shellcheck disable=SC2086

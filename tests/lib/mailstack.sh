@@ -93,15 +93,7 @@ ms_free_port() {
 ms_init() {
 	umask 022
 	MS_T=$(mktemp -d /tmp/helpgate-test.XXXXXX) || return 1
-	chmod 755 "$MS_T"
-	export MS_T
-	ms_free_port MS_SMTP_PORT || return 1
-	ms_free_port MS_SINK_PORT || return 1
-	export MS_SMTP_PORT MS_SINK_PORT
-	MS_POSTFIX_UP=0
-	trap ms_cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	_ms_init_in
 }
 
 # ms_init_dir DIR: like ms_init, but everything lives in DIR (made if
@@ -111,8 +103,13 @@ ms_init_dir() {
 	umask 022
 	mkdir -p "$1" || return 1
 	MS_T=$(cd "$1" && pwd) || return 1
-	chmod 755 "$MS_T"
 	MS_KEEP_DIR=1
+	_ms_init_in
+}
+
+# _ms_init_in: the rest of ms_init once MS_T is there.
+_ms_init_in() {
+	chmod 755 "$MS_T"
 	export MS_T
 	ms_free_port MS_SMTP_PORT || return 1
 	ms_free_port MS_SINK_PORT || return 1
