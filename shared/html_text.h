@@ -20,8 +20,9 @@
 /* html[0..len) must be UTF-8 (the caller converts the charset first; any
  * <meta charset> in the document is ignored).  Returns at most max bytes of
  * text, NUL-terminated, never NULL; *outlen gets its length.  *truncated is
- * set to 1 when the text (or the input, past INT_MAX) was cut, else left
- * alone.  The result is UTF-8 unless the input was not; callers that need
+ * set to 1 when the text (or the input, past INT_MAX, or where the walk
+ * that caps attributes could not follow libxml2: html_text.c) was cut,
+ * else left alone.  The result is UTF-8 unless the input was not; callers that need
  * a guarantee sanitise it.  Caller frees. */
 char	*html_text_extract(const char *html, size_t len, size_t max,
 	    size_t *outlen, int *truncated);
