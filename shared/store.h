@@ -320,7 +320,7 @@ enum store_rc store_customer_mail_remove(struct store *s, const char *address);
 struct diagnosis_rec {
 	long long	id;
 	long long	case_id;
-	char		customer[320];	/* rate-limit key: the customer record, else the client */
+	char		customer[320];	/* rate-limit key: "@" and the sender's domain */
 	char		client[320];	/* the sender */
 	long long	created;
 	char		protocol[8];	/* "smtp", "imap" */
