@@ -147,9 +147,13 @@ build/fuzz/fuzz-authres: tests/fuzz/fuzz_authres.c $(SHARED_SRC)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 FUZZ_SECONDS ?= 60
+# Seconds one input may take: decoding and classifying are linear, so an
+# input slower than this is a finding (tests/fuzz/corpus/adv-*: the shapes
+# of bench-classify that once took seconds).
+FUZZ_TIMEOUT ?= 2
 fuzz: deps fuzz-build
 	@mkdir -p tests/fuzz/corpus-run
-	build/fuzz/fuzz-msg -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus-run tests/fuzz/corpus tests/data
+	build/fuzz/fuzz-msg -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=$(FUZZ_TIMEOUT) tests/fuzz/corpus-run tests/fuzz/corpus tests/data
 	@mkdir -p build/fuzz/corpus-mailhints-run
 	build/fuzz/fuzz-mailhints -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-mailhints-run tests/fuzz/corpus-mailhints tests/data
 	@mkdir -p build/fuzz/corpus-spool-run

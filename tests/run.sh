@@ -9,7 +9,7 @@
 #   2. every tests/integration/test_*.sh and tests/milter/*.sh, with the
 #      absolute path of BUILD_DIR/bin as $1
 #   3. the fuzz regression: build/fuzz/fuzz-msg (if built) executes each
-#      file of tests/fuzz/corpus and tests/data once, build/fuzz/fuzz-mailhints
+#      file of tests/fuzz/corpus and tests/data once (10 s at most each), build/fuzz/fuzz-mailhints
 #      each of tests/fuzz/corpus-mailhints and tests/data, build/fuzz/fuzz-spool
 #      each of tests/fuzz/corpus-spool; one pass or
 #      failure per target.
@@ -98,7 +98,8 @@ run_suite() {
 }
 
 # fuzz_regression FUZZ [DIR...]: run a fuzz target over every file of the
-# DIRs (default: tests/fuzz/corpus and tests/data) once.
+# DIRs (default: tests/fuzz/corpus and tests/data) once; with
+# FUZZ_REGRESSION_TIMEOUT set, an input taking longer (seconds) fails it.
 fuzz_regression() {
 	local fuzz=$1 files=()
 	local d dirs
@@ -115,7 +116,8 @@ fuzz_regression() {
 		return 0
 	fi
 	# Files as arguments: libFuzzer executes each once and mutates nothing.
-	if printf '%s\0' "${files[@]}" | xargs -0 "$fuzz" -runs=0; then
+	if printf '%s\0' "${files[@]}" |
+	    xargs -0 "$fuzz" -runs=0 ${FUZZ_REGRESSION_TIMEOUT:+-timeout=$FUZZ_REGRESSION_TIMEOUT}; then
 		echo "${#files[@]} inputs ran clean"
 		echo "1 passed, 0 failed"
 	else
@@ -157,7 +159,10 @@ done
 echo "== fuzz regression"
 if [ -x build/fuzz/fuzz-msg ]; then
 	export -f fuzz_regression
-	run_suite "fuzz/fuzz-msg regression" bash -c 'fuzz_regression "$1"' _ "$root/build/fuzz/fuzz-msg"
+	# The adversarial shapes (tests/fuzz/corpus/adv-*) each within 10 s,
+	# sanitizers and a busy machine included (linear: well under 1 s).
+	run_suite "fuzz/fuzz-msg regression" env FUZZ_REGRESSION_TIMEOUT=10 \
+	    bash -c 'fuzz_regression "$1"' _ "$root/build/fuzz/fuzz-msg"
 else
 	echo "  (build/fuzz/fuzz-msg not built: skipped)"
 fi

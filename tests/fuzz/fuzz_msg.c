@@ -9,6 +9,13 @@
  *
  * Rules: $HELPGATE_FUZZ_KEYWORDS or conf/keywords (run from the top of the
  * tree).  Build with -DFUZZ_NO_CLASSIFY to fuzz msg.c alone.
+ *
+ * Every step is linear in the input, so time is a promise too: make fuzz
+ * gives each input FUZZ_TIMEOUT (2) seconds, the regression run in make
+ * check 10, and tests/fuzz/corpus/adv-* holds the adversarial shapes of
+ * tests/bench/bench-classify.c at 64 KB (bench-classify --corpus DIR
+ * writes them), which took 16-40 s here when decoding or classifying
+ * still rescanned its input.
  */
 #include <stdint.h>
 #include <stdio.h>
