@@ -180,15 +180,6 @@ shape_prose(struct buf *b, size_t n)
 	}
 }
 
-/* The outage phrase first, so that shouting is judged. */
-static void
-shape_caps_line(struct buf *b, size_t n)
-{
-	head(b, "help", NULL);
-	buf_append_str(b, "Cannot send mail. ");
-	fill(b, n, "WORD ");
-}
-
 /* Random capitalised words of 3-9 letters; sep ends each word, and with
  * line set a line ends after every one to four words. */
 static void
@@ -223,16 +214,6 @@ shape_caps_lines(struct buf *b, size_t n)
 	caps_words(b, n, 1);
 }
 
-/* Runs of three capitals inside one long word: each run is a possible
- * shouted word that turns out not to be one. */
-static void
-shape_caps_in_word(struct buf *b, size_t n)
-{
-	head(b, "help", NULL);
-	buf_append_str(b, "Cannot send mail. ");
-	fill(b, n, "ABCd");
-}
-
 static void
 shape_caps_subject(struct buf *b, size_t n)
 {
@@ -249,25 +230,6 @@ shape_caps_subject(struct buf *b, size_t n)
 		buf_append_str(b, "WORD ");
 	}
 	buf_append_str(b, "\r\n\r\nPlease help.\r\n");
-}
-
-static void
-shape_quote_deep(struct buf *b, size_t n)
-{
-	head(b, "Re: help", NULL);
-	buf_append_str(b, "Cannot send mail.\n\n");
-	fill(b, n, "> > > > > > > > > > > > > > > > > > > > > > > > > URGENT quoted words\n");
-}
-
-static void
-shape_wrote_lines(struct buf *b, size_t n)
-{
-	head(b, "Re: help", NULL);
-	buf_append_str(b, "Cannot send mail.\n\n");
-	fill(b, n, "On Mon, 23 Nov 2026 at 09:30, Ivan Petrov <ivan@client.test> wrote:\n"
-	    "> CANNOT SEND\n"
-	    "Am 23.11.2026 um 09:30 schrieb Ivan Petrov <ivan@client.test>:\n"
-	    "> still broken\n");
 }
 
 /* Encoded-words in the Subject and, past a header value's 64 KiB, in
@@ -342,26 +304,29 @@ shape_header_huge(struct buf *b, size_t n)
 	buf_append_str(b, "\r\nSubject: help\r\n\r\nCannot send mail.\r\n");
 }
 
+/* first, then pre NUMBER post for 0, 1, ... as long as it fits, then last */
+static void
+numbered(struct buf *b, size_t n, const char *first, const char *pre, const char *post,
+    const char *last)
+{
+	buf_append_str(b, first);
+	for (unsigned i = 0; b->len + 64 <= n; i++)
+		buf_printf(b, "%s%u%s", pre, i, post);
+	buf_append_str(b, last);
+}
+
 static void
 shape_headers_many(struct buf *b, size_t n)
 {
-	unsigned i;
-
-	buf_append_str(b, "From: Ivan Petrov <ivan@client.test>\r\n");
-	for (i = 0; b->len + 64 <= n; i++)
-		buf_printf(b, "X-H%u: value =?UTF-8?B?0J/RgNC+?= %u\r\n", i, i);
-	buf_append_str(b, "Subject: help\r\n\r\nCannot send mail.\r\n");
+	numbered(b, n, "From: Ivan Petrov <ivan@client.test>\r\n",
+	    "X-H", ": value =?UTF-8?B?0J/RgNC+?=\r\n", "Subject: help\r\n\r\nCannot send mail.\r\n");
 }
 
 static void
 shape_references(struct buf *b, size_t n)
 {
-	unsigned i;
-
-	buf_append_str(b, "From: Ivan Petrov <ivan@client.test>\r\nSubject: Re: help\r\nReferences:");
-	for (i = 0; b->len + 64 <= n; i++)
-		buf_printf(b, "\r\n <id%u.%u@client.test>", i, i * 7919u);
-	buf_append_str(b, "\r\n\r\nCannot send mail.\r\n");
+	numbered(b, n, "From: Ivan Petrov <ivan@client.test>\r\nSubject: Re: help\r\nReferences:",
+	    "\r\n <id", "@client.test>", "\r\n\r\nCannot send mail.\r\n");
 }
 
 static void
@@ -384,73 +349,54 @@ shape_html_nested(struct buf *b, size_t n)
 static void
 shape_html_attrs(struct buf *b, size_t n)
 {
-	unsigned i;
-
 	head(b, "help", "text/html; charset=utf-8");
-	buf_append_str(b, "<html><body><p>Cannot send mail.</p><p");
-	for (i = 0; b->len + 48 <= n; i++)
-		buf_printf(b, " a%u=\"%u\"", i, i);
-	buf_append_str(b, ">URGENT</p></body></html>");
+	numbered(b, n, "<html><body><p>Cannot send mail.</p><p", " a", "=\"1\"",
+	    ">URGENT</p></body></html>");
 }
 
-static void
-shape_bangs(struct buf *b, size_t n)
-{
-	head(b, "help", NULL);
-	buf_append_str(b, "Cannot send mail");
-	fill(b, n, "!!! HELP!! ");
-}
-
-static void
-shape_blank_runs(struct buf *b, size_t n)
-{
-	head(b, "help", NULL);
-	fill(b, n, "cannot                                                       send "
-	    "mail                                                       server\n");
-}
-
-/* Base64 and quoted-printable bodies with a line break every few bytes. */
-static void
-shape_base64(struct buf *b, size_t n)
-{
-	head(b, "help", "text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: base64");
-	fill(b, n, "8+/Q0snUxSDQz97U1SDOxSDP1NDSwdfM0cXU09EK\r\n");
-}
-
-static void
-shape_qp(struct buf *b, size_t n)
-{
-	head(b, "help", "text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable");
-	fill(b, n, "Cannot send=\r\n mail =E2=80=99 = =3D =  \r\n=\r\n");
-}
-
+/* A shape is built by gen, or else is head(subject, ctype), lead, and unit
+ * as often as it fits. */
 struct shape {
 	const char	*name;
 	void		(*gen)(struct buf *, size_t);
+	const char	*subject, *ctype, *lead, *unit;
 };
 
 static const struct shape shapes[] = {
-	{ "prose", shape_prose },		/* the baseline: first */
-	{ "caps-line", shape_caps_line },
-	{ "caps-words", shape_caps_words },
-	{ "caps-lines", shape_caps_lines },
-	{ "caps-in-word", shape_caps_in_word },
-	{ "caps-subject", shape_caps_subject },
-	{ "quote-deep", shape_quote_deep },
-	{ "wrote-lines", shape_wrote_lines },
-	{ "encoded-words", shape_encoded_words },
-	{ "charsets", shape_charsets },
-	{ "mime-parts", shape_mime_parts },
-	{ "mime-deep", shape_mime_deep },
-	{ "header-huge", shape_header_huge },
-	{ "headers-many", shape_headers_many },
-	{ "references", shape_references },
-	{ "html-nested", shape_html_nested },
-	{ "html-attrs", shape_html_attrs },
-	{ "bangs", shape_bangs },
-	{ "blank-runs", shape_blank_runs },
-	{ "base64", shape_base64 },
-	{ "qp", shape_qp },
+	{ "prose", shape_prose, NULL, NULL, NULL, NULL },	/* the baseline: first */
+	/* the outage phrase first, so that shouting is judged */
+	{ "caps-line", NULL, "help", NULL, "Cannot send mail. ", "WORD " },
+	{ "caps-words", shape_caps_words, NULL, NULL, NULL, NULL },
+	{ "caps-lines", shape_caps_lines, NULL, NULL, NULL, NULL },
+	/* runs of three capitals inside one long word: each a possible
+	 * shouted word that turns out not to be one */
+	{ "caps-in-word", NULL, "help", NULL, "Cannot send mail. ", "ABCd" },
+	{ "caps-subject", shape_caps_subject, NULL, NULL, NULL, NULL },
+	{ "quote-deep", NULL, "Re: help", NULL, "Cannot send mail.\n\n",
+	  "> > > > > > > > > > > > > > > > > > > > > > > > > URGENT quoted words\n" },
+	{ "wrote-lines", NULL, "Re: help", NULL, "Cannot send mail.\n\n",
+	  "On Mon, 23 Nov 2026 at 09:30, Ivan Petrov <ivan@client.test> wrote:\n"
+	  "> CANNOT SEND\n"
+	  "Am 23.11.2026 um 09:30 schrieb Ivan Petrov <ivan@client.test>:\n"
+	  "> still broken\n" },
+	{ "encoded-words", shape_encoded_words, NULL, NULL, NULL, NULL },
+	{ "charsets", shape_charsets, NULL, NULL, NULL, NULL },
+	{ "mime-parts", shape_mime_parts, NULL, NULL, NULL, NULL },
+	{ "mime-deep", shape_mime_deep, NULL, NULL, NULL, NULL },
+	{ "header-huge", shape_header_huge, NULL, NULL, NULL, NULL },
+	{ "headers-many", shape_headers_many, NULL, NULL, NULL, NULL },
+	{ "references", shape_references, NULL, NULL, NULL, NULL },
+	{ "html-nested", shape_html_nested, NULL, NULL, NULL, NULL },
+	{ "html-attrs", shape_html_attrs, NULL, NULL, NULL, NULL },
+	{ "bangs", NULL, "help", NULL, "Cannot send mail", "!!! HELP!! " },
+	{ "blank-runs", NULL, "help", NULL, "",
+	  "cannot                                                       send "
+	  "mail                                                       server\n" },
+	/* base64 and quoted-printable bodies with a line break every few bytes */
+	{ "base64", NULL, "help", "text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: base64",
+	  "", "8+/Q0snUxSDQz97U1SDOxSDP1NDSwdfM0cXU09EK\r\n" },
+	{ "qp", NULL, "help", "text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable",
+	  "", "Cannot send=\r\n mail =E2=80=99 = =3D =  \r\n=\r\n" },
 };
 #define NSHAPES	(sizeof(shapes) / sizeof(shapes[0]))
 
@@ -492,7 +438,13 @@ static void
 build_shape(const struct shape *sh, size_t bytes, struct buf *raw)
 {
 	buf_init(raw, bytes + 4096);
-	sh->gen(raw, bytes);
+	if (sh->gen != NULL) {
+		sh->gen(raw, bytes);
+		return;
+	}
+	head(raw, sh->subject, sh->ctype);
+	buf_append_str(raw, sh->lead);
+	fill(raw, bytes, sh->unit);
 }
 
 /* Returns the number of SUPERLINEAR shapes. */
