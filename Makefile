@@ -8,6 +8,7 @@
 #   make check      deps + ASan/UBSan build + every unit and integration test
 #   make bench      deps + release build + benchmarks (ratios against baselines)
 #   make fuzz       libFuzzer targets for a while (FUZZ_SECONDS=60)
+#   make eval       the classifier on labelled mail (tests/eval/; EVAL_ARGS=--misses)
 #   make install    install (PREFIX, DESTDIR, SYSCONFDIR, ...: see mk/install.mk); make uninstall
 
 CC        ?= gcc
@@ -102,7 +103,7 @@ demo: deps
 # UNIT_BIN names this make's BUILD tree, so the sanitizer tree is reached
 # through a target name, not through the expanded list.
 .PHONY: unit-bins
-unit-bins: $(UNIT_BIN)
+unit-bins: $(UNIT_BIN) $(BUILD)/tests/eval-classify
 
 unit:
 	@$(MAKE) --no-print-directory SANITIZE=1 unit-bins
@@ -120,6 +121,18 @@ bench: deps
 	@bash tests/bench/run.sh
 
 $(BUILD)/tests/bench-timers: $(BUILD)/tests/bench/bench-timers.o $(WORKER_MODS) $(LIBHG)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# make eval: the classifier on labelled mail written from the rubric alone
+# (tests/eval/: a dev part to look at, a test part only scored).
+EVAL_CORPORA := $(wildcard tests/eval/corpus-*)
+.PHONY: eval
+eval: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tests/eval-classify
+	@$(BUILD)/tests/eval-classify conf/keywords $(EVAL_ARGS) $(EVAL_CORPORA)
+
+$(BUILD)/tests/eval-classify: $(BUILD)/tests/eval/eval.o $(LIBHG)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
