@@ -151,6 +151,7 @@ struct classify_rules {
 	struct ac	main_ac, lang_ac;
 	struct markers	attribution, separator, qheader, signature;
 	struct markers	reply;		/* subject prefixes of a reply or forward */
+	struct markers	autosubj;	/* subject prefixes of an automatic reply */
 	/* bit b0 << 8 | b1: a line starting with raw bytes b0 b1 may start
 	 * with a separator, quote-header or signature marker */
 	unsigned char	marker_pair[65536 / 8];
@@ -1140,6 +1141,14 @@ parse_line(struct loader *ld, const char *file, int lineno, char *line)
 		markers_add(r, &r->reply, rest, restlen, 0);
 		return;
 	}
+	if (kwlen == 12 && memcmp(p, "auto-subject", 12) == 0) {
+		if (restlen == 0 || restlen > 48 || !utf8_valid(rest, restlen)) {
+			load_error(ld, file, lineno, "usage: auto-subject PREFIX (e.g. Out of Office:)");
+			return;
+		}
+		markers_add(r, &r->autosubj, rest, restlen, 0);
+		return;
+	}
 	if ((kwlen == 17 && memcmp(p, "quote-attribution", 17) == 0) ||
 	    (kwlen == 15 && memcmp(p, "quote-separator", 15) == 0) ||
 	    (kwlen == 12 && memcmp(p, "quote-header", 12) == 0) ||
@@ -1469,6 +1478,7 @@ classify_rules_load(const char *dir, struct buf *errors)
 	markers_finish(r, &r->qheader);
 	markers_finish(r, &r->signature);
 	markers_finish(r, &r->reply);
+	markers_finish(r, &r->autosubj);
 
 	if (ld.nerrors == 0 && ld.nacr > 0) {
 		size_t size = 16;
@@ -1530,6 +1540,7 @@ classify_rules_free(struct classify_rules *r)
 	markers_free(&r->qheader);
 	markers_free(&r->signature);
 	markers_free(&r->reply);
+	markers_free(&r->autosubj);
 	if (r->acronyms)
 		for (size_t i = 0; i <= r->acronym_mask; i++)
 			free(r->acronyms[i]);
@@ -2532,6 +2543,27 @@ auto_reason(const struct msg *m, const char *envelope_from, char *out, size_t ou
 /* ------------------------------------------------------------------ */
 /* Decision and reasons                                                */
 
+/* Whether the scored text (subject and unquoted body) asks something:
+ * a question mark, or so few words that it can only be a request for
+ * help ("help", "???" under a quoted invoice). */
+static int
+scored_question(const struct scan *sc)
+{
+	size_t words = 0;
+	int in_word = 0;
+
+	if (memchr(sc->f, '?', sc->flen) != NULL)
+		return 1;
+	for (size_t i = 0; i < sc->flen; i++) {
+		int w = !(sc->f[i] == ' ' || sc->f[i] == '\n');
+
+		if (w && !in_word)
+			words++;
+		in_word = w;
+	}
+	return words <= 3;
+}
+
 /* The original text behind folded offset fpos. */
 static const char *
 orig_at(const struct scan *sc, size_t fpos)
@@ -2734,6 +2766,10 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 		return;
 	if (tlen == 0 && m->text)
 		tlen = strlen(text);
+	/* An out-of-office reply whose software set no header saying so:
+	 * its subject still says what it is, in the sender's language. */
+	if (!out->auto_reason[0] && line_starts_with(r, &r->autosubj, subject, subject + slen, 0))
+		snprintf(out->auto_reason, sizeof(out->auto_reason), "autoreply-subject");
 
 	sc = xcalloc(1, sizeof(*sc));
 	sc->r = r;
@@ -2777,8 +2813,11 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 		u = 3;
 	else if (howto)
 		u = 4;
+	else if (scored_question(sc))
+		u = 4;	/* nothing broken, something asked: "???", "is there ...?" */
 	else
 		u = 3;
+	out->problem = security || outage || defect;
 	if (workaround && !security && u < 3)
 		u = 3;
 	if (out->auto_reason[0])
@@ -2829,7 +2868,8 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 	if (howto)
 		reason_class(&rb, sc, C_HOWTO, "howto", NULL, NULL);
 	if (!security && !outage && !defect && !howto && !out->auto_reason[0])
-		rb_item(&rb, "no problem wording: P3", 22);
+		rb_item(&rb, u == 4 ? "a question, no problem wording: P4" : "no problem wording: P3",
+		    u == 4 ? 34 : 22);
 	if (sc->quoted)
 		rb_item(&rb, "quoted text ignored", 19);
 	if (best >= 0) {
@@ -2867,7 +2907,9 @@ classify_adjust(struct classify_result *r, const char *tier, int watch,
 		r->urgency = u;
 		return;
 	}
-	if (r->header_priority) {
+	/* a sender's priority flag lifts a problem, not a question about
+	 * prices (the rubric: it never lifts what is P4 by content) */
+	if (r->header_priority && r->problem) {
 		rb_item(&rb, "header priority +1", 18);
 		raises++;
 	}

@@ -54,6 +54,10 @@
  *     reply-prefix PREFIX       a subject starting with PREFIX ("Re:", "AW:",
  *                               "Ответ:") is inherited from the message
  *                               answered and is not scored
+ *     auto-subject PREFIX       a subject starting with PREFIX ("Automatic
+ *                               reply:", "Abwesenheitsnotiz:") marks an
+ *                               automatic reply (auto_reason
+ *                               "autoreply-subject") even without headers
  * Quoted text is not scored: lines starting with '>', and everything after
  * a separator or quote-header block.  After an attribution line, when the
  * next non-blank line starts with '>', only the '>' lines are quoted (the
@@ -64,7 +68,9 @@
  *
  * Urgency (content): security -> P1; outage with impact, SHOUTING or "!!!"
  * -> P1; outage -> P2; defect -> P3 (workaround caps at P3, except for
- * security); howto without outage or defect -> P4; otherwise P3.
+ * security); howto without outage or defect -> P4; a question with nothing
+ * broken named (a '?' in the scored text, or three words at most: "help",
+ * "???") -> P4; otherwise P3.
  * SHOUTING: three all-capital words of three or more letters within about
  * ten long words, or a subject whose long words are mostly capitals;
  * acronyms and lines quoting a server reply ("550 5.7.1 ...") do not count.
@@ -75,9 +81,10 @@
  * so it never pages anyone.
  *
  * classify_message() leaves urgency == content_urgency; classify_adjust()
- * then raises one level (never above P1) for each of: header priority,
- * tier trial, incident watch, third or later message on an open case within
- * 24 hours.
+ * then raises one level (never above P1) for each of: header priority
+ * (only when the text names something broken: a sender's flag does not
+ * make a price question urgent), tier trial, incident watch, third or later
+ * message on an open case within 24 hours.
  */
 #ifndef HG_CLASSIFY_H
 #define HG_CLASSIFY_H
@@ -105,6 +112,8 @@ struct classify_result {
 	char	lang[8];		/* "en", "ru", "uk", "de", ... (default "en") */
 	char	auto_reason[64];	/* "" for a person; else "auto-submitted", "list", ... */
 	int	header_priority;	/* X-Priority 1-2 / Importance: high / Priority: urgent */
+	int	problem;		/* the text names something broken (security, outage,
+					 * defect): only then does header_priority raise it */
 	char	reasons[600];		/* human-readable evidence, UTF-8, "; "-separated,
 					 * at most CLASSIFY_REASONS_MAX bytes, no CR/LF */
 	size_t	reasons_content_len;	/* classify_adjust() cuts reasons back to

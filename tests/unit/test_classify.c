@@ -626,13 +626,21 @@ test_adjust(void)
 		{ "X-MSMail-Priority", "High" },
 	};
 	for (size_t i = 0; i < sizeof(hp) / sizeof(hp[0]); i++) {
-		tmsg_init(&t, "", "How do I change my signature?");
+		tmsg_init(&t, "", "The settings page shows an error when I save my signature.");
 		tmsg_header(&t, hp[i][0], hp[i][1]);
 		r = classify_full(rules, &t, "client@example.org");
 		T_EQ_INT(r.header_priority, 1);
 		classify_adjust(&r, "standard", 0, 1);
-		T_EQ_INT(r.urgency, 3);
+		T_EQ_INT(r.urgency, 2);
 		T_CONTAINS(r.reasons, "header priority +1");
+		/* ... but it never lifts a question: what is P4 by content
+		 * (how-to, prices) stays P4 whatever the sender's flag says */
+		tmsg_init(&t, "", "How do I change my signature?");
+		tmsg_header(&t, hp[i][0], hp[i][1]);
+		r = classify_full(rules, &t, "client@example.org");
+		classify_adjust(&r, "standard", 0, 1);
+		T_EQ_INT(r.urgency, 4);
+		T_CHECK(strstr(r.reasons, "header priority") == NULL);
 	}
 	static const char *const nohp[][2] = {
 		{ "X-Priority", "3 (Normal)" }, { "X-Priority", "5" }, { "Importance", "normal" },
@@ -645,8 +653,8 @@ test_adjust(void)
 		T_EQ_INT(r.header_priority, 0);
 	}
 
-	/* all four at once from P4: P1 at most */
-	tmsg_init(&t, "", "How do I change my signature?");
+	/* all four at once from P3: P1 at most */
+	tmsg_init(&t, "", "The settings page shows an error when I save my signature.");
 	tmsg_header(&t, "Importance", "high");
 	r = classify_full(rules, &t, "client@example.org");
 	classify_adjust(&r, "trial", 1, 4);
@@ -900,6 +908,44 @@ test_reasons(void)
 	T_CONTAINS(r.reasons, "no problem wording");
 }
 
+/* Out-of-office replies known by their subject alone, and messages that
+ * name nothing broken but ask something (issue 13). */
+static void
+test_auto_subject_and_questions(void)
+{
+	struct classify_result r;
+	struct tmsg t;
+
+	static const char *const ooo[] = {
+		"Automatic reply: URGENT cannot send mail", "Out of Office: Re: [HG-12] outage",
+		"Abwesenheitsnotiz: Ihre Anfrage", "Réponse automatique : panne", "Автоответ: Не работает почта",
+		"Автовідповідь: терміново", "Respuesta automática: urgente", "Risposta automatica: urgente",
+	};
+	for (size_t i = 0; i < sizeof(ooo) / sizeof(ooo[0]); i++) {
+		tmsg_init(&t, ooo[i], "I am out of the office until Monday. Urgent: nothing works!!!");
+		r = classify_full(rules, &t, "client@example.org");
+		T_EQ_STR(r.auto_reason, "autoreply-subject");
+		T_EQ_INT(r.urgency, 4);
+	}
+	/* a person who mentions being out of office is a person */
+	tmsg_init(&t, "Out of office next week: please change my plan", "Can I switch to the yearly plan?");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_STR(r.auto_reason, "");
+
+	/* "???" under a quoted invoice, a bare "help": questions, P4 */
+	tmsg_init(&t, "Re: Invoice 2026-11", "???\n\n> Invoice 2026-11: 49.00 EUR due on 1 December.\n");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 4);
+	T_CONTAINS(r.reasons, "a question, no problem wording: P4");
+	tmsg_init(&t, "", "help");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 4);
+	/* a statement with nothing recognised stays the cautious P3 */
+	tmsg_init(&t, "Calendar", "The calendar shows last week's appointments on the wrong days since the update.");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.content_urgency, 3);
+}
+
 static void
 test_robustness(void)
 {
@@ -912,7 +958,7 @@ test_robustness(void)
 	/* NULL strings */
 	memset(&m, 0, sizeof(m));
 	classify_message(rules, &m, NULL, &r);
-	T_EQ_INT(r.content_urgency, 3);
+	T_EQ_INT(r.content_urgency, 4);	/* no words at all: like a bare "???" */
 	T_EQ_STR(r.category, "other");
 	T_EQ_STR(r.lang, "en");
 	T_EQ_STR(r.auto_reason, "");
@@ -1083,6 +1129,7 @@ main(void)
 	test_categories();
 	test_lang();
 	test_reasons();
+	test_auto_subject_and_questions();
 	test_robustness();
 	test_long_text();
 	test_threads();
