@@ -2830,6 +2830,14 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 			best = (int)i;
 	if (best >= 0)
 		snprintf(out->category, sizeof(out->category), "%s", r->classes[best].value);
+	/* Nothing broken, only asked ("which SMTP port for Thunderbird?"):
+	 * the words of mail flow name the topic, not a failure, and a
+	 * mail-flow category would start a diagnosis nobody needs. */
+	if (best >= 0 && u == 4 && !out->auto_reason[0] && !security && !outage && !defect &&
+	    (strcmp(out->category, "outgoing-mail") == 0 || strcmp(out->category, "incoming-mail") == 0)) {
+		snprintf(out->category, sizeof(out->category), "other");
+		best = -1;
+	}
 	decide_lang(sc, out->lang, sizeof(out->lang));
 
 	rb.s = out->reasons;

@@ -940,6 +940,16 @@ test_auto_subject_and_questions(void)
 	tmsg_init(&t, "", "help");
 	r = classify_full(rules, &t, "client@example.org");
 	T_EQ_INT(r.urgency, 4);
+	/* a settings question names mail flow but nothing broken: category
+	 * other (no diagnosis for it), P4 */
+	tmsg_init(&t, "SMTP settings", "Which SMTP port and security should I use in Thunderbird? Thanks!");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 4);
+	T_EQ_STR(r.category, "other");
+	/* the same words with a failure stay outgoing-mail */
+	tmsg_init(&t, "SMTP", "Thunderbird cannot send any email since this morning, SMTP error 535.");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_STR(r.category, "outgoing-mail");
 	/* a statement with nothing recognised stays the cautious P3 */
 	tmsg_init(&t, "Calendar", "The calendar shows last week's appointments on the wrong days since the update.");
 	r = classify_full(rules, &t, "client@example.org");
