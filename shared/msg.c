@@ -10,9 +10,9 @@
  * scans each multipart body once with memchr(), stops at MSG_MAX_DEPTH
  * levels (cost <= depth x input) and MSG_MAX_PARTS parts, treats a missing
  * closing boundary as the end of the input (the caller's scan limit cuts
- * messages short) and never fails.  libetpan parses the From field (mailimf_mailbox_list_parse),
- * whose grammar is the hairy part of RFC 5322; our own fallback takes over
- * when it rejects a field.
+ * messages short) and never fails.  libetpan parses the From field
+ * (mailimf_mailbox_list_parse), whose grammar is the hairy part of RFC
+ * 5322; our own fallback takes over when it rejects a field.
  *
  * Decoding.  Quoted-printable, base64 and RFC 2047 are decoded here rather
  * than by libetpan: its QP decoder turns a stray "=" followed by non-hex

@@ -164,7 +164,8 @@ fi
 
 say ""
 say "== Classifier throughput (100 KB message, one core; target >= 5000 messages/s)"
-say "   and adversarial shapes at 16, 64 and 256 KB (cost x4 per x4 of input; SUPERLINEAR above 6)"
+say "   and adversarial shapes at 16, 64 and 256 KB (cost x4 per x4 of input; SUPERLINEAR above 6"
+say "   and 1.5 times plain prose's step in the same run)"
 if [ -x "$builddir/tests/bench-classify" ]; then
 	out=$("$builddir/tests/bench-classify")
 	rc=$?
