@@ -5,7 +5,8 @@
 #
 #   a  forged X-Helpgate-* headers are deleted (change to an empty value at
 #      the right index, per name, case-insensitively counted) and ours added
-#   b  a non-support message is let go with ACCEPT at DATA; the next message
+#   b  a non-support message is read to its headers only (forged X-Helpgate-*
+#      deleted, nothing added); the next message
 #      on the same connection is still tagged, and an aborted one leaves
 #      nothing behind
 #   c  an urgent outage gets X-Helpgate-Urgency P1 and Importance: high
@@ -378,7 +379,14 @@ scenario(function()
 	local conn = connect()
 	envelope(conn, "sales: ", "<client@client.test>", { "<sales@example.com>", "<billing@example.org>" })
 	step("sales: DATA", mt.data, conn)
-	reply_is(conn, SMFIR_ACCEPT, "non-support mail: ACCEPT at DATA, before any header")
+	reply_is(conn, SMFIR_CONTINUE,
+	    "non-support mail: DATA answered CONTINUE (its headers are read: a sender's X-Helpgate-* go from all mail)")
+	content(conn, "sales: ", { { "Subject", "Price list" }, { "X-Helpgate-Notice", "breach" } }, {})
+	step("sales: EOM", mt.eom, conn)
+	check(mt.eom_check(conn, MT_HDRDELETE, "X-Helpgate-Notice", 1),
+	    "non-support mail: a forged X-Helpgate-Notice is deleted")
+	check(added(conn, "X-Helpgate-Case") == nil and added(conn, "X-Helpgate-Urgency") == nil,
+	    "non-support mail: nothing of ours added")
 
 	-- The MTA goes on with the next message on the same connection.
 	envelope(conn, "next: ", "<client@client.test>", { "<sales@example.com>", "<Support@Example.COM>" })
@@ -559,7 +567,8 @@ raw 2 0x7f 'mail <client@client.test>' 'rcpt <sales@example.com>' \
 	'header Subject: URGENT: cannot send any email' 'header X-Helpgate-Urgency: P1' 'eoh' \
 	'body Nobody can send email. URGENT!!!' 'eom'
 raw_has "g-protocol2: non-support mail: EOM answered ACCEPT" '^reply EOM a$'
-raw_lacks "g-protocol2: non-support mail: no header change at EOM" '^mod '
+raw_has "g-protocol2: non-support mail: the sender's X-Helpgate-Urgency deleted" '^mod m 1 X-Helpgate-Urgency $'
+raw_lacks "g-protocol2: non-support mail: nothing of ours added" '^mod h '
 
 # The milter logged one line per tagged message and no sanitizer report.
 log=$(cat "$milter_log")
