@@ -49,6 +49,8 @@
 #define HEAD_BITS	1024
 #define LANG_SCAN	4096	/* folded bytes read for language evidence: ~600 words */
 #define SHOW_PER_CLASS	2	/* phrases quoted per class in reasons */
+#define GROUP_HITS	32	/* places kept per word group and message (near rules) */
+#define MAX_NEAR	64	/* near rules */
 #define SHOW_PHRASE_MAX	40	/* bytes of one quoted phrase in reasons */
 #define CONTENT_REASONS_MAX 220	/* leaves room for classify_adjust()'s raises */
 #define DEFAULT_THRESHOLD 2
@@ -61,7 +63,7 @@ enum { C_OUTAGE, C_IMPACT, C_SECURITY, C_DEFECT, C_WORKAROUND, C_HOWTO, C_BASE }
 static const char *const base_class_names[C_BASE] = {
 	"outage", "impact", "security", "defect", "workaround", "howto",
 };
-enum class_kind { K_BASE, K_CATEGORY, K_LANG };
+enum class_kind { K_BASE, K_CATEGORY, K_LANG, K_GROUP };
 
 /* Character flags, for ASCII bytes and decoded code points alike. */
 #define CF_LETTER	0x01
@@ -152,6 +154,18 @@ struct classify_rules {
 	struct markers	attribution, separator, qheader, signature;
 	struct markers	reply;		/* subject prefixes of a reply or forward */
 	struct markers	autosubj;	/* subject prefixes of an automatic reply */
+	/* "near CLASSES WEIGHT WINDOW group:A group:B": a word of group A and
+	 * one of group B within WINDOW folded bytes of each other count as
+	 * one phrase of CLASSES (a function and its state, said apart:
+	 * "logins ... from another country") */
+	struct near_rule {
+		int		a, b;		/* group classes */
+		uint32_t	window;
+		int		cls[8];
+		int		ncls;
+		int		weight;
+	}		near[MAX_NEAR];
+	size_t		nnear;
 	/* bit b0 << 8 | b1: a line starting with raw bytes b0 b1 may start
 	 * with a separator, quote-header or signature marker */
 	unsigned char	marker_pair[65536 / 8];
@@ -850,6 +864,15 @@ class_lookup(struct classify_rules *r, const char *name, size_t len, const char 
 			if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
 			    name[i] == '-'))
 				return -1;
+	} else if (len > 6 && memcmp(name, "group:", 6) == 0) {
+		kind = K_GROUP;
+		vlen = len - 6;
+		if (vlen > 40)
+			return -1;
+		for (size_t i = 6; i < len; i++)
+			if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+			    name[i] == '-'))
+				return -1;
 	} else if (len > 5 && memcmp(name, "lang:", 5) == 0) {
 		kind = K_LANG;
 		vlen = len - 5;
@@ -1172,6 +1195,62 @@ parse_line(struct loader *ld, const char *file, int lineno, char *line)
 				markers_add(r, &r->signature, rest, restlen, 0);
 			marker_pairs(r, rest, restlen);
 		}
+		return;
+	}
+	if (kwlen == 4 && memcmp(p, "near", 4) == 0) {
+		const char *tok[5], *tend[5], *q = rest;
+		struct near_rule nr;
+		const char *why = NULL;
+		long v;
+		int n = 0;
+
+		memset(&nr, 0, sizeof(nr));
+		for (; n < 5 && q < rest + restlen; n++) {
+			tok[n] = q;
+			tend[n] = skip_token(q);
+			q = skip_blanks(tend[n]);
+		}
+		if (n != 5 || q != rest + restlen) {
+			load_error(ld, file, lineno, "usage: near CLASS[,CLASS] WEIGHT WINDOW group:A group:B");
+			return;
+		}
+		for (const char *c = tok[0]; c < tend[0] && nr.ncls < 8;) {
+			const char *ce = memchr(c, ',', (size_t)(tend[0] - c));
+			int cls;
+
+			if (ce == NULL)
+				ce = tend[0];
+			if ((cls = class_lookup(r, c, (size_t)(ce - c), &why)) < 0) {
+				load_error(ld, file, lineno, "%s '%.*s'", why, (int)(ce - c), c);
+				return;
+			}
+			nr.cls[nr.ncls++] = cls;
+			c = ce + 1;
+		}
+		if (parse_int(tok[1], (size_t)(tend[1] - tok[1]), -10, 10, &v) < 0) {
+			load_error(ld, file, lineno, "bad weight '%.*s' (integer -10..10)",
+			    (int)(tend[1] - tok[1]), tok[1]);
+			return;
+		}
+		nr.weight = (int)v;
+		if (parse_int(tok[2], (size_t)(tend[2] - tok[2]), 1, 400, &v) < 0) {
+			load_error(ld, file, lineno, "bad window '%.*s' (bytes 1..400)",
+			    (int)(tend[2] - tok[2]), tok[2]);
+			return;
+		}
+		nr.window = (uint32_t)v;
+		nr.a = class_lookup(r, tok[3], (size_t)(tend[3] - tok[3]), &why);
+		nr.b = class_lookup(r, tok[4], (size_t)(tend[4] - tok[4]), &why);
+		if (nr.a < 0 || nr.b < 0 || r->classes[nr.a].kind != K_GROUP ||
+		    r->classes[nr.b].kind != K_GROUP) {
+			load_error(ld, file, lineno, "near: the last two words must be group:NAME classes");
+			return;
+		}
+		if (r->nnear == MAX_NEAR) {
+			load_error(ld, file, lineno, "more than %d near rules", MAX_NEAR);
+			return;
+		}
+		r->near[r->nnear++] = nr;
 		return;
 	}
 	if (kwlen == 7 && memcmp(p, "acronym", 7) == 0) {
@@ -1597,6 +1676,8 @@ struct scan {
 	size_t		nanch, capanch;
 	uint8_t	       *seen;		/* per phrase: 1 body, 2 subject */
 	int		score[MAX_CLASSES];
+	struct span	ghit[MAX_CLASSES][GROUP_HITS];	/* word groups: where they matched */
+	uint8_t		nghit[MAX_CLASSES];
 	int		langcount[MAX_CLASSES];
 	struct span	shown[MAX_CLASSES][SHOW_PER_CLASS];
 	uint8_t		nshown[MAX_CLASSES];
@@ -2241,6 +2322,15 @@ hit(struct scan *sc, uint32_t phrase, size_t start, size_t end, int stem)
 	for (uint32_t i = 0; i < ph->cw_count; i++) {
 		const struct cw *cw = &r->cws[ph->cw_first + i];
 
+		if (r->classes[cw->cls].kind == K_GROUP) {
+			if (sc->nghit[cw->cls] < GROUP_HITS) {
+				struct span *g = &sc->ghit[cw->cls][sc->nghit[cw->cls]++];
+
+				g->start = (uint32_t)start;
+				g->end = (uint32_t)end;
+			}
+			continue;
+		}
 		sc->score[cw->cls] += cw->weight * mult;
 		if (!first)
 			continue;
@@ -2543,6 +2633,43 @@ auto_reason(const struct msg *m, const char *envelope_from, char *out, size_t ou
 /* ------------------------------------------------------------------ */
 /* Decision and reasons                                                */
 
+/* The near rules: each counts once per message, as one phrase would,
+ * shown in the reasons as the stretch from one word to the other (both
+ * quoted when that is short).  At most GROUP_HITS places per group, so
+ * the cost is bounded whatever the text. */
+static void
+near_rules(struct scan *sc)
+{
+	const struct classify_rules *r = sc->r;
+
+	for (size_t k = 0; k < r->nnear; k++) {
+		const struct near_rule *nr = &r->near[k];
+		const struct span *A = sc->ghit[nr->a], *B = sc->ghit[nr->b];
+		int found = 0;
+		size_t s = 0, e = 0;
+
+		for (int i = 0; i < sc->nghit[nr->a] && !found; i++)
+			for (int j = 0; j < sc->nghit[nr->b] && !found; j++) {
+				const struct span *x = A[i].start <= B[j].start ? &A[i] : &B[j];
+				const struct span *y = x == &A[i] ? &B[j] : &A[i];
+
+				if (y->start >= x->end && y->start - x->end <= nr->window &&
+				    (x->start >= sc->subj_end) == (y->start >= sc->subj_end)) {
+					found = 1;
+					s = x->start;
+					e = y->end;
+				}
+			}
+		if (!found)
+			continue;
+		for (int c = 0; c < nr->ncls; c++) {
+			sc->score[nr->cls[c]] += nr->weight;
+			if (nr->weight > 0)
+				show(sc->shown[nr->cls[c]], &sc->nshown[nr->cls[c]], s, e, nr->weight);
+		}
+	}
+}
+
 /* Whether the scored text (subject and unquoted body) asks something:
  * a question mark, or so few words that it can only be a request for
  * help ("help", "???" under a quoted invoice). */
@@ -2792,6 +2919,7 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 	ac_scan(sc, &r->lang_ac, sc->flen < LANG_SCAN ? sc->flen : LANG_SCAN, 1);
 	letter_stats(sc, sc->flen < LANG_SCAN ? sc->flen : LANG_SCAN);
 
+	near_rules(sc);
 	security = class_on(sc, C_SECURITY);
 	outage = class_on(sc, C_OUTAGE);
 	if (outage && !security && !out->auto_reason[0])

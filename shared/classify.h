@@ -23,6 +23,8 @@
  *     howto       questions, requests, thanks, information (P4)
  *     category:NAME   evidence for category NAME (outgoing-mail, ...);
  *                 NAME is [a-z0-9-], at most 47 bytes
+ *     group:NAME  a word group for near rules (below); counts nothing by
+ *                 itself
  *     lang:CODE   evidence that the text is in language CODE ("de"); read
  *                 over the first 4 KB only, every occurrence counts.
  *                 lang is "ru" or "uk" when Cyrillic letters are at least
@@ -54,6 +56,15 @@
  *     reply-prefix PREFIX       a subject starting with PREFIX ("Re:", "AW:",
  *                               "Ответ:") is inherited from the message
  *                               answered and is not scored
+ *     near CLASS[,CLASS] WEIGHT WINDOW group:A group:B
+ *                               a word of group A and one of group B, in
+ *                               either order, no more than WINDOW folded
+ *                               bytes apart (1..400) and both in the subject
+ *                               or both in the body, count once as a
+ *                               phrase of WEIGHT for each CLASS ("logins"
+ *                               ... "from China", "contacts" ... "исчезли");
+ *                               at most 32 places per group and message
+ *                               are kept, so the cost stays bounded
  *     auto-subject PREFIX       a subject starting with PREFIX ("Automatic
  *                               reply:", "Abwesenheitsnotiz:") marks an
  *                               automatic reply (auto_reason

@@ -956,6 +956,62 @@ test_auto_subject_and_questions(void)
 	T_EQ_INT(r.content_urgency, 3);
 }
 
+/* near rules: a function and its state said a few words apart (issue 13). */
+static void
+test_near(void)
+{
+	struct classify_result r;
+	struct tmsg t;
+	struct buf errors;
+	struct classify_rules *own;
+
+	/* the shipped lists: logins + a foreign place, either order, words apart */
+	tmsg_init(&t, "Account", "Last night our account had dozens of logins, all of them from China.");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 1);
+	T_EQ_STR(r.category, "security");
+	tmsg_init(&t, "Konto", "Wir sehen Anmeldungen aus dem Ausland, die wir nicht kennen.");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 1);
+	/* data loss: the object and the vanishing verb, apart, in Russian */
+	tmsg_init(&t, "Помогите", "Сегодня утром все мои контакты куда-то исчезли из адресной книги.");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 1);
+	/* good news is not data loss: the verb without a thing of the client's */
+	tmsg_init(&t, "Fixed", "After the update the error message disappeared, thanks!");
+	r = classify_full(rules, &t, "client@example.org");
+	T_CHECK(r.urgency != 1);
+
+	/* the rule's own semantics, on a list of its own */
+	buf_init(&errors, 4096);
+	own = load_one("group:thing 1 contacts\ngroup:gone 1 vanished\n"
+	    "near security 3 12 group:thing group:gone\n", &errors);
+	T_CHECK(own != NULL);
+	if (own != NULL) {
+		tmsg_init(&t, "", "my contacts have vanished");
+		r = classify_full(own, &t, NULL);
+		T_EQ_INT(r.urgency, 1);
+		T_CONTAINS(r.reasons, "security: \"contacts have vanished\"");
+		tmsg_init(&t, "", "vanished: contacts");		/* either order */
+		r = classify_full(own, &t, NULL);
+		T_EQ_INT(r.urgency, 1);
+		tmsg_init(&t, "", "contacts are all fine, only one photo has vanished");	/* too far apart */
+		r = classify_full(own, &t, NULL);
+		T_CHECK(r.urgency != 1);
+		tmsg_init(&t, "contacts", "vanished");	/* subject and body do not pair */
+		r = classify_full(own, &t, NULL);
+		T_CHECK(r.urgency != 1);
+		classify_rules_free(own);
+	}
+	T_CHECK(load_one("near security 3 12 outage defect\n", &errors) == NULL);
+	T_CONTAINS(buf_str(&errors), "group:NAME");
+	T_CHECK(load_one("group:a 1 x\ngroup:b 1 y\nnear security 3 0 group:a group:b\n", &errors) == NULL);
+	T_CONTAINS(buf_str(&errors), "bad window");
+	T_CHECK(load_one("near security 3\n", &errors) == NULL);
+	T_CONTAINS(buf_str(&errors), "usage: near");
+	buf_free(&errors);
+}
+
 static void
 test_robustness(void)
 {
@@ -1140,6 +1196,7 @@ main(void)
 	test_lang();
 	test_reasons();
 	test_auto_subject_and_questions();
+	test_near();
 	test_robustness();
 	test_long_text();
 	test_threads();
