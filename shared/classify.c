@@ -1672,6 +1672,8 @@ struct scan {
 	unsigned char  *f;		/* folded text; f[0] = '\n' */
 	size_t		flen;
 	size_t		subj_end;	/* folded offsets below this are the subject */
+	int		subj_reply;	/* ... a reply's subject: it names the topic
+					 * (categories) but not this message's urgency */
 	struct anchor  *anch;
 	size_t		nanch, capanch;
 	uint8_t	       *seen;		/* per phrase: 1 body, 2 subject */
@@ -2319,9 +2321,13 @@ hit(struct scan *sc, uint32_t phrase, size_t start, size_t end, int stem)
 	sc->seen[phrase] |= zone;
 	if (first && stem)
 		end = word_end_at(sc, end);
+	if (zone == 2 && sc->subj_reply)
+		mult = 1;
 	for (uint32_t i = 0; i < ph->cw_count; i++) {
 		const struct cw *cw = &r->cws[ph->cw_first + i];
 
+		if (zone == 2 && sc->subj_reply && r->classes[cw->cls].kind != K_CATEGORY)
+			continue;	/* a reply's subject: its topic only */
 		if (r->classes[cw->cls].kind == K_GROUP) {
 			if (sc->nghit[cw->cls] < GROUP_HITS) {
 				struct span *g = &sc->ghit[cw->cls][sc->nghit[cw->cls]++];
@@ -2676,12 +2682,13 @@ near_rules(struct scan *sc)
 static int
 scored_question(const struct scan *sc)
 {
-	size_t words = 0;
+	size_t words = 0, from = sc->subj_reply ? sc->subj_end : 0;
 	int in_word = 0;
 
-	if (memchr(sc->f, '?', sc->flen) != NULL)
+	/* a reply's subject is the other side's words, not a question asked now */
+	if (memchr(sc->f + from, '?', sc->flen - from) != NULL)
 		return 1;
-	for (size_t i = 0; i < sc->flen; i++) {
+	for (size_t i = from; i < sc->flen; i++) {
 		int w = !(sc->f[i] == ' ' || sc->f[i] == '\n');
 
 		if (w && !in_word)
@@ -2907,10 +2914,19 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 	sc->flen = 1;
 	sc->st.last_bang = (size_t)-2;
 	/* "Re: URGENT!!! ..." is the subject the client answered, not words
-	 * they chose now: like quoted text, it is not scored. */
-	if (line_starts_with(r, &r->reply, subject, subject + slen, 0))
-		slen = 0;
-	fold_run(sc, subject, slen);
+	 * they chose now: like quoted text, it does not count for urgency
+	 * (nor its capitals and '!'), but it still says what the thread is
+	 * about ("Re: Invoice 2026-11" under a bare "???"). */
+	if (line_starts_with(r, &r->reply, subject, subject + slen, 0)) {
+		struct textstats st0 = sc->st;
+		size_t ncaps0 = sc->ncaps;
+
+		sc->subj_reply = 1;
+		fold_run(sc, subject, slen);
+		sc->st = st0;
+		sc->ncaps = ncaps0;
+	} else
+		fold_run(sc, subject, slen);
 	fold_break(sc);
 	sc->subj_end = sc->flen;
 	fold_body(sc, text, tlen);

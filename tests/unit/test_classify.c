@@ -937,9 +937,16 @@ test_auto_subject_and_questions(void)
 	r = classify_full(rules, &t, "client@example.org");
 	T_EQ_INT(r.urgency, 4);
 	T_CONTAINS(r.reasons, "a question, no problem wording: P4");
+	T_EQ_STR(r.category, "billing");	/* the reply's subject names the topic */
 	tmsg_init(&t, "", "help");
 	r = classify_full(rules, &t, "client@example.org");
 	T_EQ_INT(r.urgency, 4);
+	/* ... but never the urgency: the subject answered, with its capitals
+	 * and "!!!", is the other side's words */
+	tmsg_init(&t, "Re: URGENT!!! ALL MAIL IS DOWN", "Thanks, it works again now.");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 4);
+	T_CHECK(strstr(r.reasons, "CAPITALS") == NULL && strstr(r.reasons, "!!!") == NULL);
 	/* a settings question names mail flow but nothing broken: category
 	 * other (no diagnosis for it), P4 */
 	tmsg_init(&t, "SMTP settings", "Which SMTP port and security should I use in Thunderbird? Thanks!");
