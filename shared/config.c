@@ -24,7 +24,7 @@ enum config_type {
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
 	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
 	CT_RESOLVER,
-	CT_MODE, CT_TOKEN_LIST, CT_ACK_POLICY,
+	CT_MODE, CT_TOKEN_LIST, CT_ACK_POLICY, CT_MAILBOX_LIST,
 };
 
 struct config_row {
@@ -118,6 +118,12 @@ static const struct config_row config_rows[] = {
 	{ "DiagnosePerCustomerPerHour", CT_INT,	 OFF(diagnose_per_hour),  "6", 0, 10000 },
 	{ "DiagnosePerHour",	CT_INT,		 OFF(diagnose_global_per_hour), "60", 0, 100000 },
 	{ "DiagnoseTellClient",	CT_BOOL,	 OFF(diagnose_tell_client), "yes", 0, 0 },
+	/* The support mailbox the worker reconciles (repeatable, accumulates):
+	 * mail the milter never saw (stopped, crashed, too slow while the MTA
+	 * accepts anyway) is found there and gets its case all the same.
+	 * "maildir:PATH" for now. */
+	{ "Mailbox",		CT_MAILBOX_LIST, OFF(mailboxes),	  NULL, 0, 0 },
+	{ "MailboxPoll",	CT_DURATION,	 OFF(mailbox_poll),	  "60s", 1, 86400 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
@@ -1109,6 +1115,22 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		if (!strlist_has(list, value))
 			strlist_add(list, value);
 		return 0;
+	case CT_MAILBOX_LIST:
+		if (strncmp(value, "maildir:", 8) != 0 || value[8] == '\0') {
+			snprintf(err, errlen, "%s: \"%s\" is not maildir:PATH", row->name, value);
+			return -1;
+		} else {
+			char *dir = config_resolve_path(cfg->path, value + 8);
+			char *spec = xmalloc(strlen(dir) + 9);
+
+			memcpy(spec, "maildir:", 8);
+			strcpy(spec + 8, dir);
+			free(dir);
+			if (!strlist_has(list, spec))
+				strlist_add(list, spec);
+			free(spec);
+		}
+		return 0;
 	case CT_REGEX_LIST: {
 		regex_t re;
 		int rc = regcomp(&re, value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
@@ -1202,7 +1224,7 @@ config_free(struct config *cfg)
 			free(*(char **)((char *)cfg + row->offset));
 			break;
 		case CT_ADDRESS_LIST: case CT_DOMAIN_LIST: case CT_REGEX_LIST: case CT_CIDR_LIST:
-		case CT_TOKEN_LIST:
+		case CT_TOKEN_LIST: case CT_MAILBOX_LIST:
 			strlist_free((struct strlist *)((char *)cfg + row->offset));
 			break;
 		default:

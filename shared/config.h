@@ -147,6 +147,9 @@ struct config {
 						 * per sender domain */
 	long		 diagnose_global_per_hour;	/* DiagnosePerHour: all automatic runs */
 	int		 diagnose_tell_client;	/* DiagnoseTellClient: send the client a working setting */
+	/* the support mailbox the worker reconciles (issue 14) */
+	struct strlist	 mailboxes;		/* Mailbox: "maildir:/absolute/path" */
+	long		 mailbox_poll;		/* MailboxPoll: seconds between passes */
 	int		 refcount;
 };
 

@@ -133,6 +133,7 @@ intake_fill_message(const struct intake_input *in, const struct intake_result *o
 	copy_utf8(rec->auto_reason, sizeof(rec->auto_reason), out->cls.auto_reason);
 	copy_utf8(rec->excerpt, sizeof(rec->excerpt), m->text ? m->text : "");
 	copy_utf8(rec->sender_auth, sizeof(rec->sender_auth), out->sender_auth);
+	copy_utf8(rec->via, sizeof(rec->via), in->via ? in->via : "");
 	/* Kept so that a reply to this message can carry the whole thread;
 	 * the newest ids matter most, so drop the oldest when they do not fit. */
 	size_t used = 0, start = 0;

@@ -30,6 +30,9 @@ struct intake_input {
 	/* The MTA authenticated the sender as staff (config_is_staff_login,
 	 * config_is_staff_network): the only way a message counts as staff. */
 	int				 staff_authenticated;
+	/* NULL or "": the milter saw it; "mailbox": the worker found it in
+	 * the support mailbox (recorded as message_rec.via). */
+	const char			*via;
 };
 
 enum intake_disposition {

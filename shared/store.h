@@ -127,6 +127,8 @@ struct message_rec {
 					 * "queued", or "skip:<reason>" */
 	char		sender_auth[48];	/* "verified:<how>", "unverified:<why>" (authres.h);
 					 * "" for messages older than the check */
+	char		via[16];	/* "" the milter recorded it; "mailbox": the worker
+					 * found it in the support mailbox (schema v6) */
 };
 
 /* Adds m (m->id ignored, set on return).  STORE_EXISTS when a message with
@@ -366,5 +368,14 @@ enum store_rc store_diagnosis_set_incident(struct store *s, long long id, long l
 enum store_rc store_diagnosis_set_client_note(struct store *s, long long id, const char *note);
 /* One stored message by its row id. */
 enum store_rc store_message_get(struct store *s, long long id, struct message_rec *out);
+
+/* ---- the support mailbox the worker reconciles (issue 14): schema v6 ---- */
+
+/* STORE_OK when key (a Maildir file's unique part, "UIDVALIDITY/UID") of
+ * mailbox was read by an earlier pass, STORE_NOTFOUND when not. */
+enum store_rc store_mailbox_seen(struct store *s, const char *mailbox, const char *key);
+/* Records it as read (again: nothing changes). */
+enum store_rc store_mailbox_mark(struct store *s, const char *mailbox, const char *key,
+    long long now);
 
 #endif

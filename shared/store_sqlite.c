@@ -226,6 +226,19 @@ static const char store_schema_v5[] =
 	"CREATE INDEX outbox_acks_recent ON outbox (created) WHERE kind = 'ack';"
 	"CREATE INDEX outbox_notices_recent ON outbox (created) WHERE kind = 'notice';";
 
+/* v6: the support mailbox the worker reconciles (issue 14).  messages.via
+ * says how a message reached the store when the milter did not record it
+ * ("mailbox"); mailbox_seen holds what a mailbox pass already read, keyed
+ * by the Maildir file's unique part (or "uidvalidity/uid" for IMAP). */
+static const char store_schema_v6[] =
+	"ALTER TABLE messages ADD COLUMN via TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE mailbox_seen ("
+	"  mailbox TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  seen_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, key)"
+	") WITHOUT ROWID;";
+
 static const struct {
 	int		 version;
 	const char	*sql;
@@ -235,6 +248,7 @@ static const struct {
 	{ 3, store_schema_v3 },
 	{ 4, store_schema_v4 },
 	{ 5, store_schema_v5 },
+	{ 6, store_schema_v6 },
 };
 
 #define STORE_SCHEMA_VERSION \
@@ -249,7 +263,7 @@ static const struct {
 			"cause, lesson, incident, paused_total"
 #define MESSAGE_COLS	"id, case_id, message_id, direction, sender, received, " \
 			"date_header, subject, queue_id, urgency, category, auto_reason, excerpt, " \
-			"refs, ack, sender_auth"
+			"refs, ack, sender_auth, via"
 #define OUTBOX_COLS	"id, case_id, kind, recipient, envelope_from, message_id, state, " \
 			"attempts, next_attempt, created, sent_at, relay_seen, last_error"
 #define CUSTOMER_MAIL_COLS "address, smtp_host, smtp_port, smtp_security, smtp_user, " \
@@ -314,6 +328,9 @@ enum store_stmt_id {
 	ST_DIAGNOSIS_SET_INCIDENT,
 	ST_DIAGNOSIS_SET_NOTE,
 	ST_MESSAGE_GET,
+	/* v6: the support mailbox */
+	ST_MAILBOX_SEEN,
+	ST_MAILBOX_MARK,
 	ST_COUNT
 };
 
@@ -345,8 +362,8 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_MESSAGE_ADD] =
 	    "INSERT INTO messages (case_id, message_id, direction, sender, received,"
 	    " date_header, subject, queue_id, urgency, category, auto_reason, excerpt,"
-	    " refs, ack, sender_auth)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	    " refs, ack, sender_auth, via)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
 	/* The "<> ''" term lets SQLite use the partial unique index. */
 	[ST_MESSAGE_CASE] =
 	    "SELECT case_id FROM messages WHERE message_id = ?1 AND message_id <> ''",
@@ -456,6 +473,10 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_DIAGNOSIS_SET_INCIDENT] = "UPDATE diagnoses SET incident = ?2 WHERE id = ?1",
 	[ST_DIAGNOSIS_SET_NOTE] = "UPDATE diagnoses SET client_note = ?2 WHERE id = ?1",
 	[ST_MESSAGE_GET] = "SELECT " MESSAGE_COLS " FROM messages WHERE id = ?1",
+	/* ---- v6: the support mailbox ---- */
+	[ST_MAILBOX_SEEN] = "SELECT 1 FROM mailbox_seen WHERE mailbox = ?1 AND key = ?2",
+	[ST_MAILBOX_MARK] =
+	    "INSERT OR IGNORE INTO mailbox_seen (mailbox, key, seen_at) VALUES (?1, ?2, ?3)",
 };
 
 struct store {
@@ -726,6 +747,7 @@ store_row_message(sqlite3_stmt *st, struct message_rec *m)
 	COPY_FIELD(m->references, st, 13);
 	COPY_FIELD(m->ack, st, 14);
 	COPY_FIELD(m->sender_auth, st, 15);
+	COPY_FIELD(m->via, st, 16);
 }
 
 static void
@@ -1366,6 +1388,7 @@ store_message_add(struct store *s, struct message_rec *m)
 	BIND_FIELD(st, 13, m->references, &rc);
 	BIND_FIELD(st, 14, m->ack, &rc);
 	BIND_FIELD(st, 15, m->sender_auth, &rc);
+	BIND_FIELD(st, 16, m->via, &rc);
 	ret = store_exec_stmt(s, st, rc, NULL);
 	if (ret == STORE_OK)
 		m->id = sqlite3_last_insert_rowid(s->db);
@@ -2374,4 +2397,41 @@ store_stats(struct store *s, long long since, struct store_stats *out)
 	if (began)
 		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	return ret;
+}
+
+/* ==== v6: the support mailbox (store.h) ==== */
+
+enum store_rc
+store_mailbox_seen(struct store *s, const char *mailbox, const char *key)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILBOX_SEEN);
+	enum store_rc ret = STORE_OK;
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, mailbox, 4096, &rc);
+	bind_text(st, 2, key, 1024, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		ret = STORE_NOTFOUND;
+	else if (rc != SQLITE_ROW)
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
+}
+
+enum store_rc
+store_mailbox_mark(struct store *s, const char *mailbox, const char *key, long long now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILBOX_MARK);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, mailbox, 4096, &rc);
+	bind_text(st, 2, key, 1024, &rc);
+	bind_int(st, 3, now, &rc);
+	return store_exec_stmt(s, st, rc, NULL);
 }

@@ -130,6 +130,18 @@ ack_load_seal(struct ack_ctx *a, char *err, size_t errlen)
 	return a->have_seal ? 0 : -1;
 }
 
+int
+ack_seal_valid(const struct ack_ctx *a, const char *value, const char *message_id)
+{
+	long long when;
+
+	if (a == NULL || !a->have_seal || value == NULL ||
+	    sscanf(value, " v=1; t=%lld;", &when) != 1)
+		return 0;
+	/* verified as of its own time: age is no question here */
+	return seal_verify(&a->seal, value, message_id, (time_t)when, NULL);
+}
+
 void
 ack_ctx_free(struct ack_ctx *a)
 {

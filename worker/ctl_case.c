@@ -196,6 +196,7 @@ ctl_message_row(const struct message_rec *m, void *arg)
 		json_kv_string(&cs->out, "category", m->category);
 		json_kv_string(&cs->out, "auto_reason", m->auto_reason);
 		json_kv_string(&cs->out, "ack", m->ack);
+		json_kv_string(&cs->out, "via", m->via);
 		json_kv_string(&cs->out, "excerpt", m->excerpt);
 		json_object_end(&cs->out);
 		cs->count++;
@@ -203,6 +204,7 @@ ctl_message_row(const struct message_rec *m, void *arg)
 	}
 	printf("\n[%zu] ", ++cs->count);
 	ctl_cell(m->direction, 5);
+	int opened = cs->count == 1;
 	printf("%s  from ", ctl_iso(m->received, t, sizeof(t)));
 	ctl_put_text(stdout, m->sender[0] ? m->sender : "-", 320, NULL);
 	printf("\n    Message-ID: ");
@@ -219,6 +221,9 @@ ctl_message_row(const struct message_rec *m, void *arg)
 		printf("  acknowledgement: ");
 		ctl_put_text(stdout, m->ack, 64, NULL);
 	}
+	if (strcmp(m->via, "mailbox") == 0)
+		printf("\n    %s from the mailbox: the milter did not see it",
+		    opened ? "opened" : "recorded");
 	if (m->subject[0]) {
 		printf("\n    Subject: ");
 		ctl_put_text(stdout, m->subject, 200, NULL);

@@ -42,6 +42,7 @@
 #include "relay.h"
 #include "timers.h"
 #include "diagnose.h"
+#include "mailbox.h"
 
 #define DEFAULT_CONFIG	"/etc/helpgate/helpgate.conf"
 #define BATCH		50
@@ -256,6 +257,7 @@ main(int argc, char **argv)
 	struct diagnose_ctx *diag = NULL;	/* the probe threads, once running */
 	struct sigaction sa;
 	time_t store_retry = 0, relay_retry = 0;
+	time_t mailbox_next = 0;	/* the next pass over the support mailbox */
 	/* store trouble: since when, last report (at most once a minute) */
 	time_t trouble_since = 0, trouble_logged = 0;
 	char err[512];
@@ -321,6 +323,9 @@ main(int argc, char **argv)
 		    w.cfg->database, lock_path);
 	log_info("started; case store %s, relay %s", w.cfg->database,
 	    relay_describe(w.cfg->relay, err, sizeof(err)));
+	for (size_t i = 0; i < w.cfg->mailboxes.count; i++)
+		log_info("reconciling the support mailbox %s every %lds", w.cfg->mailboxes.items[i],
+		    w.cfg->mailbox_poll);
 	diag = diagnose_new();
 
 	while (!stop_requested) {
@@ -342,6 +347,7 @@ main(int argc, char **argv)
 				relay_close(relay);
 				relay = NULL;
 				relay_retry = 0;
+				mailbox_next = 0;
 				log_info("reloaded %s", path);
 			} else {
 				log_warnx("reload of %s failed; keeping the running configuration", path);
@@ -372,6 +378,16 @@ main(int argc, char **argv)
 				work += n;
 			else if (n < 0)
 				failed = 1;
+			/* mail the milter never saw: the same intake, once a MailboxPoll */
+			if (w.cfg->mailboxes.count > 0 && now >= mailbox_next) {
+				if ((n = mailbox_run(w.cfg, w.rules, w.ack, store, now,
+				    &stop_requested)) >= 0)
+					mailbox_next = now + w.cfg->mailbox_poll;
+				if (n > 0)
+					work += n;
+				else if (n < 0)
+					failed = 1;
+			}
 			if ((n = ack_run(w.ack, store, clock_now(), BATCH)) > 0)
 				work += n;
 			else if (n < 0)

@@ -232,7 +232,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 5);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 6);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name IN ('customers', 'cases', 'messages')"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -247,7 +247,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 5);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 6);
 
 	/* A newer schema than the code knows is refused, and left alone. */
 	path_in_tmp(path, sizeof(path), "newer.db");
@@ -1024,6 +1024,8 @@ test_upgrade_from_v1(void)
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN lesson");
 	raw_sql(path, "ALTER TABLE cases DROP COLUMN incident");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN sender_auth");
+	raw_sql(path, "ALTER TABLE messages DROP COLUMN via");
+	raw_sql(path, "DROP TABLE mailbox_seen");
 	raw_sql(path, "DROP TABLE outbox");
 	raw_sql(path, "DROP INDEX messages_undecided");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN ack");
@@ -1035,7 +1037,7 @@ test_upgrade_from_v1(void)
 	s = open_ok(path, 1000);
 	if (s == NULL)
 		return;
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 5);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 6);
 	n = 0;
 	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
@@ -1185,17 +1187,49 @@ test_diagnoses(void)
 	raw_sql(path, "DROP INDEX outbox_acks_recent");
 	raw_sql(path, "DROP INDEX outbox_notices_recent");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN sender_auth");
+	raw_sql(path, "ALTER TABLE messages DROP COLUMN via");
+	raw_sql(path, "DROP TABLE mailbox_seen");
 	if ((s = open_ok(path, 1000)) == NULL)
 		return;
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM diagnoses WHERE skipped = 'predates-diagnosis'"), 2);
 	/* v5: messages from before the check have no verdict ("": answered as before) */
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM messages WHERE sender_auth <> ''"), 0);
+	/* v6: every older message was the milter's */
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM messages WHERE via <> ''"), 0);
+	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM mailbox_seen"), 0);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 	    " AND name IN ('outbox_acks_recent', 'outbox_notices_recent')"), 2);
 	n = 0;
 	T_EQ_INT(store_diagnosis_pending(s, 0, 10, count_cases_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
 	store_close(s);
+}
+
+/* v6: what the worker read of the support mailbox, and messages.via. */
+static void
+test_mailbox(struct store *s)
+{
+	struct message_rec m, back;
+	struct case_rec c;
+
+	T_EQ_INT(store_mailbox_seen(s, "maildir:/m", "1.P1.host"), STORE_NOTFOUND);
+	T_EQ_INT(store_mailbox_mark(s, "maildir:/m", "1.P1.host", 100), STORE_OK);
+	T_EQ_INT(store_mailbox_seen(s, "maildir:/m", "1.P1.host"), STORE_OK);
+	/* again: nothing changes; another mailbox is another key space */
+	T_EQ_INT(store_mailbox_mark(s, "maildir:/m", "1.P1.host", 200), STORE_OK);
+	T_EQ_INT(store_mailbox_seen(s, "maildir:/other", "1.P1.host"), STORE_NOTFOUND);
+
+	make_case(&c, "via@example.com", 10000, 2);
+	T_EQ_INT(store_case_create(s, &c), STORE_OK);
+	make_message(&m, c.id, "via-1@example.com", "in", 100);
+	snprintf(m.via, sizeof(m.via), "mailbox");
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	T_EQ_INT(store_message_get(s, m.id, &back), STORE_OK);
+	T_EQ_STR(back.via, "mailbox");
+	make_message(&m, c.id, "via-2@example.com", "in", 101);
+	T_EQ_INT(store_message_add(s, &m), STORE_OK);
+	T_EQ_INT(store_message_get(s, m.id, &back), STORE_OK);
+	T_EQ_STR(back.via, "");
 }
 
 int
@@ -1221,6 +1255,7 @@ main(void)
 		test_utf8_cut(s, path);
 		test_utf8_excerpt(s, path);
 		test_unterminated_fields(s);
+		test_mailbox(s);
 		store_close(s);
 		test_reopen(path);
 	}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# test_mailbox.sh BINDIR - issue 14: no case is lost while helpgate-milter
+# is down.  A private Postfix (milter_default_action = accept) delivers the
+# support address into a Maildir, which helpgate-worker reconciles
+# (Mailbox maildir:..., MailboxPoll 1s):
+#   - with the milter up, the mailbox passes read every message and add
+#     nothing (each was recorded by the milter);
+#   - the milter killed with SIGKILL, 20 clients write (delivered untagged)
+#     and one client answers its case; the milter started again; within a
+#     few polls each of the 20 has exactly one case, opened from the
+#     mailbox, logged once each and shown so by `helpgatectl case show`,
+#     the answer joined its case, and every client has exactly one
+#     acknowledgement;
+#   - helpgate's own sealed letter dropped into the mailbox is left alone;
+#   - a restarted worker adds nothing; one that forgot what it had read
+#     (mailbox_seen emptied) reads it all again and still adds nothing.
+# Postfix only: the Sendmail stack (tests/lib/sendmail.sh) relays to a
+# sink and delivers into no mailbox.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$here/../lib/mailstack.sh"
+
+bindir=${1:-bin}
+for p in helpgate-milter helpgate-worker helpgatectl; do
+	[ -x "$bindir/$p" ] || { echo "no $bindir/$p"; echo "0 passed, 1 failed"; exit 1; }
+done
+
+ms_init || exit 1
+export MS_DELIVERY=maildir
+db="$MS_T/hg.db"
+conf="$MS_T/helpgate.conf"
+support_md="$MS_T/mail/support@example.com"
+cat >"$conf" <<CONF
+Socket unix:$MS_T/hg.sock
+Database $db
+DiagnoseResolver 127.0.0.1:9
+SupportAddress support@example.com
+Timezone UTC
+Syslog no
+KeywordsDir $repo/conf/keywords
+TemplatesDir $repo/conf/templates
+PollInterval 100ms
+AckRateLimit 5 20
+DiagnosePerCustomerPerHour 0
+Mailbox maildir:$support_md
+MailboxPoll 1s
+CONF
+ms_start_sink || exit 1
+MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
+ms_start_milter "$bindir/helpgate-milter" -f -c "$conf" || exit 1
+ms_start_postfix "$MS_MILTER_SOCKET" || exit 1
+echo "Relay smtp://127.0.0.1:$MS_SMTP_PORT" >>"$conf"
+ctl() { "$bindir/helpgatectl" -c "$conf" "$@"; }
+worker_log="$MS_T/helpgate-worker.log"
+ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
+
+sq() { python3 - "$db" "$@" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=10)
+for row in c.execute(sys.argv[2], sys.argv[3:]):
+    print("|".join(str(v) for v in row))
+PY
+}
+sent=0
+send() {	# send ID SUBJECT [SWAKS-ARGS...]: from ID@client.test, Message-ID <ID@client.test>
+	local id=$1 subject=$2
+	shift 2
+	if ms_send --from "$id@client.test" --h-Subject "$subject" --h-Message-Id "<$id@client.test>" \
+	    --body "Hello, since this morning I cannot log in to webmail ($id). Please help." "$@"; then
+		sent=$((sent + 1))
+	else
+		t_fail "swaks: $id accepted"
+	fi
+}
+cases() { sq "SELECT count(*) FROM cases"; }
+acks_of() { find "$MS_T/mail/$1@client.test/new" -type f 2>/dev/null | grep -c .; }
+seen() { sq "SELECT count(*) FROM mailbox_seen"; }
+in_mailbox() { find "$support_md/new" "$support_md/cur" -type f 2>/dev/null | grep -c .; }
+# at_least N CMD...: CMD's output is a number >= N (for ms_wait_for, which
+# runs its command again each time)
+at_least() { local n=$1; shift; [ "$("$@")" -ge "$n" ]; }
+lines_since() { tail -n +"$(($2 + 1))" "$1" | grep -Ec "$3"; }
+opened_re='case=HG-[0-9]+ opened from the mailbox \(the milter did not see it\)'
+all_acked() {	# all_acked PREFIX N: PREFIX-1..N@client.test each have an acknowledgement
+	local i
+	for ((i = 1; i <= $2; i++)); do
+		[ "$(acks_of "$1-$i")" -ge 1 ] || return 1
+	done
+}
+
+# ---- 1. the milter up: the mailbox pass reads everything and adds nothing
+for i in 1 2 3 4 5; do
+	send "up-$i" "Cannot log in ($i)"
+done
+ms_wait_delivered "$sent" 30 || t_fail "milter up: delivered"
+ms_wait_for 20 all_acked up 5 || t_fail "milter up: every client acknowledged"
+t_is "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'up-%' AND via = ''")" 5 \
+	"milter up: the milter recorded the 5"
+ms_wait_for 10 at_least 5 seen || true
+sleep 3	# three more passes
+t_is "$(seen)" 5 "milter up: the passes read the 5 messages of the mailbox"
+t_is "$(cases)" 5 "milter up: several passes added no case"
+t_is "$(sq "SELECT count(*) FROM messages WHERE via = 'mailbox'")" 0 \
+	"milter up: nothing recorded from the mailbox"
+t_is "$(grep -Ec "$opened_re" "$worker_log")" 0 "milter up: no 'opened from the mailbox' line"
+up1_case=$(sq "SELECT case_id FROM messages WHERE message_id = 'up-1@client.test'")
+
+# ---- 2. the milter killed: 20 clients and one answer arrive untagged
+wlog0=$(wc -l <"$worker_log")
+ms_stop_milter "$MS_MILTER_PID" KILL
+t0=$(date +%s)
+for i in $(seq 1 20); do
+	send "down-$i" "Webmail login broken ($i)"
+done
+send "down-answer" "Re: [HG-$up1_case] Cannot log in (1)" --from up-1@client.test \
+	--h-In-Reply-To "<up-1@client.test>"
+ms_wait_delivered "$sent" 30 || t_fail "milter down: delivered"
+tagged=0
+for f in $(find "$support_md/new" "$support_md/cur" -type f); do
+	case "$(ms_header "$f" Message-ID)" in "<down-"*)
+		ms_header "$f" X-Helpgate-Case >/dev/null && tagged=$((tagged + 1)) ;;
+	esac
+done
+t_is "$tagged" 0 "milter down: the 21 messages were delivered untagged"
+ms_start_milter "$bindir/helpgate-milter" -f -c "$conf" || t_fail "milter started again"
+
+down_cases() {
+	sq "SELECT count(DISTINCT case_id) FROM messages WHERE message_id LIKE 'down-%' AND message_id <> 'down-answer@client.test' AND via = 'mailbox'"
+}
+ms_wait_for 15 at_least 20 down_cases || true
+t1=$(date +%s)
+t_is "$(down_cases)" 20 "every one of the 20 has a case of its own"
+echo "# 20 untagged messages became cases within $((t1 - t0)) s of the first being sent (MailboxPoll 1s)"
+t_is "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'down-%'")" 21 \
+	"each message recorded exactly once"
+t_is "$(sq "SELECT case_id || ' ' || via FROM messages WHERE message_id = 'down-answer@client.test'")" \
+	"$up1_case mailbox" "the client's answer joined its case"
+t_is "$(cases)" 25 "no other case opened"
+ms_wait_for 20 all_acked down 20 || t_fail "every client of the 20 acknowledged"
+sleep 2
+multi=0
+for i in $(seq 1 20); do
+	[ "$(acks_of "down-$i")" -eq 1 ] || multi=$((multi + 1))
+done
+t_is "$multi" 0 "every one of the 20 clients has exactly one acknowledgement"
+t_is "$(acks_of up-1)" 1 "the answer to a case brought no second acknowledgement"
+t_is "$(lines_since "$worker_log" "$wlog0" "$opened_re")" 20 \
+	"one 'opened from the mailbox (the milter did not see it)' line per case"
+t_is "$(lines_since "$worker_log" "$wlog0" "case=HG-$up1_case recorded from the mailbox")" 1 \
+	"the answer logged as recorded from the mailbox"
+c=$(sq "SELECT case_id FROM messages WHERE message_id = 'down-7@client.test'")
+show=$(ctl case show "HG-$c")
+t_like "$show" "opened from the mailbox: the milter did not see it" "case show says so"
+t_like "$(ctl case show "HG-$up1_case")" "recorded from the mailbox: the milter did not see it" \
+	"case show marks the answer"
+t_is "$(ctl case show "HG-$up1_case" | grep -c 'opened from the mailbox')" 0 \
+	"a case the milter opened is not called opened from the mailbox"
+rec=$(ms_find_by_header Message-ID "<down-7@client.test>" | head -n 1)
+want=$(python3 - "$rec" <<'PY'
+import email.utils, sys
+from email import policy
+import email
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.compat32)
+print(int(email.utils.parsedate_to_datetime(m.get_all('Received')[0].rsplit(';', 1)[1].strip()).timestamp()))
+PY
+)
+t_is "$(sq "SELECT received FROM messages WHERE message_id = 'down-7@client.test'")" "$want" \
+	"the arrival time is the first Received header's"
+
+# ---- 3. helpgate's own (sealed) letter in the mailbox is left alone
+ack=$(find "$MS_T/mail/down-3@client.test/new" -type f | head -n 1)
+c3=$(sq "SELECT case_id FROM messages WHERE message_id = 'down-3@client.test'")
+n3=$(sq "SELECT count(*) FROM messages WHERE case_id = ?" "$c3")
+ms_header "$ack" X-Helpgate-Seal >/dev/null || t_fail "the acknowledgement is sealed"
+seen0=$(seen)
+cp "$ack" "$support_md/tmp/sealed.P1.test" && mv "$support_md/tmp/sealed.P1.test" "$support_md/new/"
+ms_wait_for 10 at_least $((seen0 + 1)) seen || t_fail "the sealed letter was read"
+t_is "$(sq "SELECT count(*) FROM messages WHERE case_id = ?" "$c3")" "$n3" \
+	"the sealed acknowledgement was not recorded on its case"
+t_is "$(cases)" 25 "nor opened a case"
+
+# ---- 4. a restarted worker adds nothing; nor one that forgot what it read
+total_msgs=$(sq "SELECT count(*) FROM messages")
+ms_stop_pid "$worker_pid"
+wlog0=$(wc -l <"$worker_log")
+ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
+sleep 3
+t_is "$(cases)|$(sq "SELECT count(*) FROM messages")" "25|$total_msgs" "a restarted worker's passes add nothing"
+ms_stop_pid "$worker_pid"
+sq "DELETE FROM mailbox_seen" >/dev/null
+ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
+ms_wait_for 10 at_least "$(in_mailbox)" seen || t_fail "a forgetful worker read the mailbox again"
+sleep 1
+t_is "$(seen)" "$(in_mailbox)" "every file of the mailbox read again ($(in_mailbox))"
+t_is "$(cases)|$(sq "SELECT count(*) FROM messages")" "25|$total_msgs" \
+	"reading it all again added nothing (Message-ID)"
+t_is "$(lines_since "$worker_log" "$wlog0" 'from the mailbox')" 0 "and logged no case"
+t_is "$(grep -c 'runtime error\|AddressSanitizer' "$worker_log")" 0 "no sanitizer report"
+
+t_done
