@@ -2214,9 +2214,18 @@ fold_body(struct scan *sc, const char *text, size_t len)
 				if (line_starts_with(r, &r->signature, s, le, 1))
 					break;
 				if (next < end && line_starts_with(r, &r->qheader, s, le, 0)) {
-					const char *n2 = memchr(next, '\n', (size_t)(end - next));
-					const char *s2 = next, *e2 = n2 ? n2 : end;
+					const char *s2 = next, *n2, *e2;
 
+					/* HTML mail turned into text puts a blank line
+					 * between Outlook's "From:" and "Sent:" paragraphs:
+					 * up to two blank lines may stand between them */
+					for (int blanks = 0;; blanks++) {
+						n2 = memchr(s2, '\n', (size_t)(end - s2));
+						e2 = n2 ? n2 : end;
+						if (blanks == 2 || !blank_line(s2, e2) || n2 == NULL)
+							break;
+						s2 = n2 + 1;
+					}
 					while (s2 < e2 && (*s2 == ' ' || *s2 == '\t'))
 						s2++;
 					if (line_starts_with(r, &r->qheader, s2, e2, 0)) {

@@ -957,6 +957,13 @@ test_auto_subject_and_questions(void)
 	tmsg_init(&t, "SMTP", "Thunderbird cannot send any email since this morning, SMTP error 535.");
 	r = classify_full(rules, &t, "client@example.org");
 	T_EQ_STR(r.category, "outgoing-mail");
+	/* Outlook's quoted header block as HTML mail becomes text: blank
+	 * lines between "From:" and "Sent:" still start quoted text */
+	tmsg_init(&t, "RE: WEBMAIL DOWN", "Thank you, all good now.\n\nFrom: Ann <ann@client.test>\n\n"
+	    "Sent: Monday 9:03\n\nTo: support@example.com\n\nWEBMAIL IS DOWN, WHOLE OFFICE, CRITICAL!!!\n");
+	r = classify_full(rules, &t, "client@example.org");
+	T_EQ_INT(r.urgency, 4);
+	T_CONTAINS(r.reasons, "quoted text ignored");
 	/* a statement with nothing recognised stays the cautious P3 */
 	tmsg_init(&t, "Calendar", "The calendar shows last week's appointments on the wrong days since the update.");
 	r = classify_full(rules, &t, "client@example.org");
