@@ -121,9 +121,14 @@ static const struct config_row config_rows[] = {
 	/* The support mailbox the worker reconciles (repeatable, accumulates):
 	 * mail the milter never saw (stopped, crashed, too slow while the MTA
 	 * accepts anyway) is found there and gets its case all the same.
-	 * "maildir:PATH" for now. */
+	 * "maildir:PATH", "imaps://USER@HOST[:PORT]/FOLDER" or "imap://..."
+	 * (STARTTLS required), read-only. */
 	{ "Mailbox",		CT_MAILBOX_LIST, OFF(mailboxes),	  NULL, 0, 0 },
 	{ "MailboxPoll",	CT_DURATION,	 OFF(mailbox_poll),	  "60s", 1, 86400 },
+	/* The IMAP password (first line; mode 0600 or the worker refuses it)
+	 * and a PEM CA file added to the system's for the server's certificate. */
+	{ "MailboxPasswordFile", CT_PATH,	 OFF(mailbox_password_file), NULL, 0, 0 },
+	{ "MailboxCAFile",	CT_PATH,	 OFF(mailbox_ca_file),	  NULL, 0, 0 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
@@ -1116,8 +1121,24 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 			strlist_add(list, value);
 		return 0;
 	case CT_MAILBOX_LIST:
+		if (strncmp(value, "imap://", 7) == 0 || strncmp(value, "imaps://", 8) == 0) {
+			const char *auth = value + (value[4] == 's' ? 8 : 7);
+			const char *slash = strchr(auth, '/');
+			const char *at = slash ? memrchr(auth, '@', (size_t)(slash - auth)) : NULL;
+
+			if (at == NULL || at == auth || at + 1 == slash || slash[1] == '\0' ||
+			    strpbrk(value, " \t") != NULL) {
+				snprintf(err, errlen, "%s: \"%s\" is not imaps://USER@HOST[:PORT]/FOLDER",
+				    row->name, value);
+				return -1;
+			}
+			if (!strlist_has(list, value))
+				strlist_add(list, value);
+			return 0;
+		}
 		if (strncmp(value, "maildir:", 8) != 0 || value[8] == '\0') {
-			snprintf(err, errlen, "%s: \"%s\" is not maildir:PATH", row->name, value);
+			snprintf(err, errlen, "%s: \"%s\" is not maildir:PATH or an imaps:// URL",
+			    row->name, value);
 			return -1;
 		} else {
 			char *dir = config_resolve_path(cfg->path, value + 8);
@@ -1360,6 +1381,14 @@ config_load(const char *path, struct buf *errors)
 		cfg->spool_directory = config_beside_database(cfg, "spool");
 	if (cfg->seal_key_file == NULL)
 		cfg->seal_key_file = config_beside_database(cfg, "seal.key");
+	for (size_t i = 0; i < cfg->mailboxes.count && !bad; i++) {
+		if (strncmp(cfg->mailboxes.items[i], "imap", 4) == 0 &&
+		    cfg->mailbox_password_file == NULL) {
+			buf_printf(errors, "%s: Mailbox %s needs a MailboxPasswordFile\n", path,
+			    cfg->mailboxes.items[i]);
+			bad++;
+		}
+	}
 	if (!bad && cfg->support_addresses.count == 0) {
 		buf_printf(errors, "%s: no SupportAddress: nothing would be processed\n", path);
 		bad++;

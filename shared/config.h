@@ -148,7 +148,10 @@ struct config {
 	long		 diagnose_global_per_hour;	/* DiagnosePerHour: all automatic runs */
 	int		 diagnose_tell_client;	/* DiagnoseTellClient: send the client a working setting */
 	/* the support mailbox the worker reconciles (issue 14) */
-	struct strlist	 mailboxes;		/* Mailbox: "maildir:/absolute/path" */
+	struct strlist	 mailboxes;		/* Mailbox: "maildir:/absolute/path",
+						 * "imaps://user@host[:port]/folder", "imap://..." */
+	char		*mailbox_password_file;	/* MailboxPasswordFile: the IMAP password */
+	char		*mailbox_ca_file;	/* MailboxCAFile: PEM added to the system's CAs */
 	long		 mailbox_poll;		/* MailboxPoll: seconds between passes */
 	int		 refcount;
 };

@@ -377,5 +377,8 @@ enum store_rc store_mailbox_seen(struct store *s, const char *mailbox, const cha
 /* Records it as read (again: nothing changes). */
 enum store_rc store_mailbox_mark(struct store *s, const char *mailbox, const char *key,
     long long now);
+/* The largest UID recorded as "uidvalidity/UID" for mailbox; 0 if none. */
+enum store_rc store_mailbox_last_uid(struct store *s, const char *mailbox,
+    unsigned long uidvalidity, unsigned long *last_uid);
 
 #endif

@@ -331,6 +331,7 @@ enum store_stmt_id {
 	/* v6: the support mailbox */
 	ST_MAILBOX_SEEN,
 	ST_MAILBOX_MARK,
+	ST_MAILBOX_LAST_UID,
 	ST_COUNT
 };
 
@@ -477,6 +478,11 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_MAILBOX_SEEN] = "SELECT 1 FROM mailbox_seen WHERE mailbox = ?1 AND key = ?2",
 	[ST_MAILBOX_MARK] =
 	    "INSERT OR IGNORE INTO mailbox_seen (mailbox, key, seen_at) VALUES (?1, ?2, ?3)",
+	/* keys "V/U" of one UIDVALIDITY: ?2 = "V/", ?3 = "V0" ('0' follows
+	 * '/'), a range of the primary key */
+	[ST_MAILBOX_LAST_UID] =
+	    "SELECT coalesce(max(CAST(substr(key, length(?2) + 1) AS INTEGER)), 0)"
+	    " FROM mailbox_seen WHERE mailbox = ?1 AND key >= ?2 AND key < ?3",
 };
 
 struct store {
@@ -2434,4 +2440,30 @@ store_mailbox_mark(struct store *s, const char *mailbox, const char *key, long l
 	bind_text(st, 2, key, 1024, &rc);
 	bind_int(st, 3, now, &rc);
 	return store_exec_stmt(s, st, rc, NULL);
+}
+
+enum store_rc
+store_mailbox_last_uid(struct store *s, const char *mailbox, unsigned long uidvalidity,
+    unsigned long *last_uid)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILBOX_LAST_UID);
+	enum store_rc ret = STORE_OK;
+	char lo[32], hi[32];
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	snprintf(lo, sizeof(lo), "%lu/", uidvalidity);
+	snprintf(hi, sizeof(hi), "%lu0", uidvalidity);
+	bind_text(st, 1, mailbox, 4096, &rc);
+	bind_text(st, 2, lo, sizeof(lo), &rc);
+	bind_text(st, 3, hi, sizeof(hi), &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*last_uid = (unsigned long)sqlite3_column_int64(st, 0);
+	else
+		ret = store_fail(s, rc);
+	store_done(st);
+	return ret;
 }

@@ -12,6 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <libetpan/libetpan.h>
+
 #include "intake.h"
 #include "log.h"
 #include "mailbox.h"
@@ -195,29 +199,21 @@ struct mailbox_pass {
 	int				 recorded;
 };
 
-/* One message file.  0 done (recorded, skipped, or unreadable and left for
- * the next pass), -1 the store failed. */
+/* One message, its first len bytes in data (truncated: there was more).
+ * 0 done (recorded or skipped), -1 the store failed (not marked: read again
+ * on the next pass). */
 static int
-mailbox_message(struct mailbox_pass *mp, const char *spec, const char *path, const char *key)
+mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const char *data,
+    size_t len, int truncated, time_t fallback_time)
 {
 	const struct config *cfg = mp->cfg;
 	char support[320], queue_id[32], from[320], case_name[32] = "-";
 	struct intake_input in;
 	struct msg *m;
 	long long case_id;
-	size_t len = 0;
-	int truncated = 0;
-	time_t mtime = 0;
 	enum store_rc rc;
 	const char *v;
-	char *data;
 
-	data = mailbox_read(path, MAILBOX_HEADER_MAX + cfg->max_body_scan, &len, &truncated, &mtime);
-	if (data == NULL) {
-		if (errno != ENOENT)	/* ENOENT: moved to cur/ meanwhile; read there next pass */
-			log_warn("mailbox %s: %s", spec, path);
-		return 0;
-	}
 	m = msg_parse(data, len, cfg->max_body_scan);
 	if (truncated)
 		m->flags |= MSG_TRUNCATED;
@@ -257,7 +253,7 @@ mailbox_message(struct mailbox_pass *mp, const char *spec, const char *path, con
 	in.queue_id = queue_id;
 	in.received = mailbox_received_time(msg_header_raw(m, "Received"));
 	if (in.received == 0)
-		in.received = mtime;
+		in.received = fallback_time;
 	in.via = "mailbox";
 	if (mp->res == NULL)
 		mp->res = xcalloc(1, sizeof(*mp->res));
@@ -269,7 +265,7 @@ mailbox_message(struct mailbox_pass *mp, const char *spec, const char *path, con
 	if (mp->res->case_id > 0)
 		snprintf(case_name, sizeof(case_name), "HG-%lld", mp->res->case_id);
 	log_info("%s: case=%s %s from the mailbox (the milter did not see it) urgency=%s "
-	    "category=%s %s from=<%s> mailbox=%s file=%s", *queue_id ? queue_id : "NOQUEUE",
+	    "category=%s %s from=<%s> mailbox=%s key=%s", *queue_id ? queue_id : "NOQUEUE",
 	    case_name,
 	    mp->res->disposition == INTAKE_NEW_CASE ? "opened" : "recorded",
 	    classify_urgency_name(mp->res->cls.urgency), mp->res->cls.category,
@@ -278,12 +274,30 @@ mailbox_message(struct mailbox_pass *mp, const char *spec, const char *path, con
 		mp->recorded++;
 done:
 	msg_free(m);
-	free(data);
 	return 0;
 fail:
 	msg_free(m);
-	free(data);
 	return -1;
+}
+
+/* One Maildir file. */
+static int
+mailbox_file(struct mailbox_pass *mp, const char *spec, const char *path, const char *key)
+{
+	size_t len = 0;
+	int truncated = 0, ret;
+	time_t mtime = 0;
+	char *data;
+
+	data = mailbox_read(path, MAILBOX_HEADER_MAX + mp->cfg->max_body_scan, &len, &truncated, &mtime);
+	if (data == NULL) {
+		if (errno != ENOENT)	/* ENOENT: moved to cur/ meanwhile; read there next pass */
+			log_warn("mailbox %s: %s", spec, path);
+		return 0;
+	}
+	ret = mailbox_record(mp, spec, key, data, len, truncated, mtime);
+	free(data);
+	return ret;
 }
 
 /* One Maildir: new/ then cur/.  0, or -1 when the store failed. */
@@ -323,7 +337,7 @@ mailbox_maildir(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t
 			snprintf(key, sizeof(key), "%.*s", (int)strcspn(name, ":"), name);
 			rc = store_mailbox_seen(mp->store, spec, key);
 			if (rc == STORE_NOTFOUND)
-				failed = mailbox_message(mp, spec, path, key) != 0;
+				failed = mailbox_file(mp, spec, path, key) != 0;
 			else if (rc != STORE_OK)
 				failed = 1;
 			free(names[i]);
@@ -335,6 +349,430 @@ mailbox_maildir(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t
 	if (readable == 2)
 		mailbox_ok_again(spec);
 	return 0;
+}
+
+/* ---- IMAP (libetpan): read-only, only new UIDs each pass ---- */
+
+#define IMAP_TIMEOUT_SECONDS	30
+
+/* What a worker knows of each IMAP mailbox between passes. */
+static struct {
+	char		spec[512];
+	unsigned long	uidvalidity;
+	unsigned long	last_uid;
+} imap_state[16];
+
+static int
+imap_state_slot(const char *spec)
+{
+	size_t i, n = sizeof(imap_state) / sizeof(imap_state[0]);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(imap_state[i].spec, spec) == 0)
+			return (int)i;
+	for (i = 0; i < n; i++) {
+		if (imap_state[i].spec[0] == '\0') {
+			snprintf(imap_state[i].spec, sizeof(imap_state[i].spec), "%s", spec);
+			imap_state[i].uidvalidity = 0;
+			imap_state[i].last_uid = 0;
+			return (int)i;
+		}
+	}
+	return -1;	/* more than 16: read from the store each pass */
+}
+
+struct imap_url {
+	int	tls;		/* imaps:// */
+	char	user[320];
+	char	host[256];
+	uint16_t port;
+	char	folder[512];
+};
+
+static int
+imap_parse_url(const char *spec, struct imap_url *u)
+{
+	const char *auth, *slash, *at, *colon;
+	size_t hostlen;
+
+	memset(u, 0, sizeof(*u));
+	u->tls = strncmp(spec, "imaps://", 8) == 0;
+	auth = spec + (u->tls ? 8 : 7);
+	if ((slash = strchr(auth, '/')) == NULL ||
+	    (at = memrchr(auth, '@', (size_t)(slash - auth))) == NULL)
+		return -1;
+	snprintf(u->user, sizeof(u->user), "%.*s", (int)(at - auth), auth);
+	colon = memchr(at + 1, ':', (size_t)(slash - at - 1));
+	hostlen = (size_t)((colon ? colon : slash) - (at + 1));
+	if (hostlen == 0 || hostlen >= sizeof(u->host))
+		return -1;
+	memcpy(u->host, at + 1, hostlen);
+	u->host[hostlen] = '\0';
+	u->port = u->tls ? 993 : 143;
+	if (colon != NULL) {
+		long p = strtol(colon + 1, NULL, 10);
+		if (p <= 0 || p > 65535)
+			return -1;
+		u->port = (uint16_t)p;
+	}
+	snprintf(u->folder, sizeof(u->folder), "%s", slash + 1);
+	return u->folder[0] ? 0 : -1;
+}
+
+/* The first line of MailboxPasswordFile, which must be the worker's alone. */
+static int
+imap_password(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		snprintf(err, errlen, "MailboxPasswordFile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0) {
+		close(fd);
+		snprintf(err, errlen, "MailboxPasswordFile %s: not a file of mode 0600", path);
+		return -1;
+	}
+	n = read(fd, out, outlen - 1);
+	close(fd);
+	if (n <= 0) {
+		snprintf(err, errlen, "MailboxPasswordFile %s: empty", path);
+		return -1;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+static void
+imap_tls_setup(struct mailstream_ssl_context *ctx, void *data)
+{
+	mailstream_ssl_set_server_name(ctx, data);	/* SNI */
+}
+
+/* The server's chain against the system's CAs (and MailboxCAFile), for
+ * the host named in the URL.  Before LOGIN: no password to a stranger. */
+static int
+imap_verify(mailimap *imap, const struct config *cfg, const char *host, char *err, size_t errlen)
+{
+	gnutls_x509_trust_list_t tl = NULL;
+	gnutls_x509_crt_t *crts = NULL;
+	carray *chain;
+	unsigned status = 0, n, got = 0;
+	int ret = -1;
+
+	if ((chain = mailstream_get_certificate_chain(imap->imap_stream)) == NULL ||
+	    (n = carray_count(chain)) == 0) {
+		snprintf(err, errlen, "no certificate from the server");
+		goto out;
+	}
+	crts = xcalloc(n, sizeof(*crts));
+	for (got = 0; got < n; got++) {
+		MMAPString *der = carray_get(chain, got);
+		gnutls_datum_t d = { (unsigned char *)der->str, (unsigned)der->len };
+
+		if (gnutls_x509_crt_init(&crts[got]) != 0)
+			break;
+		if (gnutls_x509_crt_import(crts[got], &d, GNUTLS_X509_FMT_DER) != 0) {
+			gnutls_x509_crt_deinit(crts[got]);
+			break;
+		}
+	}
+	if (got == 0 || gnutls_x509_trust_list_init(&tl, 0) != 0) {
+		snprintf(err, errlen, "the server's certificate does not parse");
+		goto out;
+	}
+	(void)gnutls_x509_trust_list_add_system_trust(tl, 0, 0);
+	if (cfg->mailbox_ca_file != NULL &&
+	    gnutls_x509_trust_list_add_trust_file(tl, cfg->mailbox_ca_file, NULL,
+	    GNUTLS_X509_FMT_PEM, 0, 0) <= 0) {
+		snprintf(err, errlen, "MailboxCAFile %s: no certificate read", cfg->mailbox_ca_file);
+		goto out;
+	}
+	gnutls_typed_vdata_st vd = { GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)host, 0 };
+	if (gnutls_x509_trust_list_verify_crt2(tl, crts, got, &vd, 1, 0, &status, NULL) != 0 ||
+	    status != 0) {
+		gnutls_datum_t why = { NULL, 0 };
+
+		if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) == 0) {
+			snprintf(err, errlen, "certificate of %s: %s", host, why.data);
+			gnutls_free(why.data);
+		} else {
+			snprintf(err, errlen, "certificate of %s does not verify", host);
+		}
+		goto out;
+	}
+	ret = 0;
+out:
+	for (unsigned i = 0; i < got; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	free(crts);
+	if (tl != NULL)
+		gnutls_x509_trust_list_deinit(tl, 1);
+	if (chain != NULL)
+		mailstream_certificate_chain_free(chain);
+	return ret;
+}
+
+static void
+imap_why(mailimap *imap, const char *what, int r, char *err, size_t errlen)
+{
+	const char *text = imap != NULL && imap->imap_response != NULL ? imap->imap_response : "";
+
+	if (r == MAILIMAP_ERROR_CONNECTION_REFUSED)
+		snprintf(err, errlen, "%s: connection refused", what);
+	else if (r == MAILIMAP_ERROR_STREAM)
+		snprintf(err, errlen, "%s: the connection broke", what);
+	else
+		snprintf(err, errlen, "%s failed (libetpan error %d)%s%.200s", what, r,
+		    *text ? ": " : "", text);
+}
+
+/* The new UIDs above after, ascending (at most max).  0, or -1 with err. */
+static int
+imap_new_uids(mailimap *imap, unsigned long after, uint32_t *uids, size_t max, size_t *count,
+    char *err, size_t errlen)
+{
+	struct mailimap_fetch_type *ft;
+	struct mailimap_set *set;
+	clist *result = NULL;
+	clistiter *it;
+	int r;
+
+	*count = 0;
+	ft = mailimap_fetch_type_new_fetch_att(mailimap_fetch_att_new_uid());
+	set = mailimap_set_new_interval((uint32_t)after + 1, 0);	/* after+1:* */
+	r = mailimap_uid_fetch(imap, set, ft, &result);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR) {
+		imap_why(imap, "UID FETCH", r, err, errlen);
+		return -1;
+	}
+	for (it = clist_begin(result); it != NULL && *count < max; it = clist_next(it)) {
+		struct mailimap_msg_att *ma = clist_content(it);
+		uint32_t uid = 0;
+
+		for (clistiter *a = clist_begin(ma->att_list); a != NULL; a = clist_next(a)) {
+			struct mailimap_msg_att_item *item = clist_content(a);
+
+			if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
+			    item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
+				uid = item->att_data.att_static->att_data.att_uid;
+		}
+		/* "n:*" names the last message even when its UID is below n */
+		if (uid > after)
+			uids[(*count)++] = uid;
+	}
+	mailimap_fetch_list_free(result);
+	return 0;
+}
+
+/* The header and the first MaxBodyScan bytes of the text of one UID, as
+ * one buffer (heap).  NULL with err; *gone when the message is gone. */
+static char *
+imap_fetch_message(mailimap *imap, uint32_t uid, size_t max_text, size_t *len, int *truncated,
+    int *gone, char *err, size_t errlen)
+{
+	struct mailimap_fetch_type *ft;
+	struct mailimap_set *set;
+	clist *result = NULL;
+	const char *hdr = NULL, *text = NULL;
+	size_t hdr_len = 0, text_len = 0;
+	char *out = NULL;
+	int r;
+
+	*gone = 0;
+	ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	mailimap_fetch_type_new_fetch_att_list_add(ft,
+	    mailimap_fetch_att_new_body_peek_section(mailimap_section_new_header()));
+	/* one byte more than is read, to know whether there was more */
+	mailimap_fetch_type_new_fetch_att_list_add(ft,
+	    mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new_text(), 0,
+	    (uint32_t)max_text + 1));
+	set = mailimap_set_new_single(uid);
+	r = mailimap_uid_fetch(imap, set, ft, &result);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR) {
+		imap_why(imap, "UID FETCH BODY.PEEK", r, err, errlen);
+		return NULL;
+	}
+	for (clistiter *it = clist_begin(result); it != NULL; it = clist_next(it)) {
+		struct mailimap_msg_att *ma = clist_content(it);
+
+		for (clistiter *a = clist_begin(ma->att_list); a != NULL; a = clist_next(a)) {
+			struct mailimap_msg_att_item *item = clist_content(a);
+			struct mailimap_msg_att_body_section *bs;
+			struct mailimap_section_spec *spec;
+
+			if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC ||
+			    item->att_data.att_static->att_type != MAILIMAP_MSG_ATT_BODY_SECTION)
+				continue;
+			bs = item->att_data.att_static->att_data.att_body_section;
+			spec = bs->sec_section != NULL ? bs->sec_section->sec_spec : NULL;
+			if (spec == NULL || spec->sec_type != MAILIMAP_SECTION_SPEC_SECTION_MSGTEXT ||
+			    spec->sec_data.sec_msgtext == NULL || bs->sec_body_part == NULL)
+				continue;
+			if (spec->sec_data.sec_msgtext->sec_type == MAILIMAP_SECTION_MSGTEXT_HEADER) {
+				hdr = bs->sec_body_part;
+				hdr_len = bs->sec_length;
+			} else if (spec->sec_data.sec_msgtext->sec_type == MAILIMAP_SECTION_MSGTEXT_TEXT) {
+				text = bs->sec_body_part;
+				text_len = bs->sec_length;
+			}
+		}
+	}
+	if (hdr == NULL) {
+		*gone = 1;	/* expunged between the two fetches */
+		snprintf(err, errlen, "UID %u: gone", uid);
+	} else {
+		if (hdr_len > MAILBOX_HEADER_MAX)
+			hdr_len = MAILBOX_HEADER_MAX;
+		*truncated = text_len > max_text;
+		if (text_len > max_text)
+			text_len = max_text;
+		out = xmalloc(hdr_len + text_len + 1);
+		memcpy(out, hdr, hdr_len);
+		if (text != NULL)
+			memcpy(out + hdr_len, text, text_len);
+		else
+			text_len = 0;
+		*len = hdr_len + text_len;
+		out[*len] = '\0';
+	}
+	mailimap_fetch_list_free(result);
+	return out;
+}
+
+#define IMAP_BATCH	500	/* new UIDs handled per pass */
+
+/* One IMAP folder.  0 (a server problem is logged and retried next poll),
+ * or -1 when the store failed. */
+static int
+mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *stop)
+{
+	const struct config *cfg = mp->cfg;
+	struct imap_url u;
+	char password[512], err[512] = "";
+	unsigned long uidvalidity, last = 0;
+	uint32_t *uids = NULL;
+	size_t count = 0;
+	mailimap *imap = NULL;
+	int r, slot, ret = 0, server_ok = 0;
+
+	if (imap_parse_url(spec, &u) != 0) {
+		snprintf(err, sizeof(err), "not imaps://USER@HOST[:PORT]/FOLDER");
+		goto out;
+	}
+	if (imap_password(cfg->mailbox_password_file, password, sizeof(password),
+	    err, sizeof(err)) != 0)
+		goto out;
+	imap = mailimap_new(0, NULL);
+	mailimap_set_timeout(imap, IMAP_TIMEOUT_SECONDS);
+	if (u.tls) {
+		r = mailimap_ssl_connect_with_callback(imap, u.host, u.port, imap_tls_setup, u.host);
+	} else {
+		r = mailimap_socket_connect(imap, u.host, u.port);
+		if (r == MAILIMAP_NO_ERROR || r == MAILIMAP_NO_ERROR_AUTHENTICATED ||
+		    r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+			/* imap:// means STARTTLS, never a password in clear */
+			r = mailimap_socket_starttls_with_callback(imap, imap_tls_setup, u.host);
+			if (r != MAILIMAP_NO_ERROR) {
+				imap_why(imap, "STARTTLS", r, err, sizeof(err));
+				goto wipe;
+			}
+		}
+	}
+	if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_NO_ERROR_AUTHENTICATED &&
+	    r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+		imap_why(imap, "connect", r, err, sizeof(err));
+		goto wipe;
+	}
+	if (imap_verify(imap, cfg, u.host, err, sizeof(err)) != 0)
+		goto wipe;
+	r = mailimap_login(imap, u.user, password);
+	explicit_bzero(password, sizeof(password));
+	if (r != MAILIMAP_NO_ERROR) {
+		imap_why(imap, "LOGIN", r, err, sizeof(err));
+		goto out;
+	}
+	/* EXAMINE: read-only, no \Seen set, nothing moved */
+	if ((r = mailimap_examine(imap, u.folder)) != MAILIMAP_NO_ERROR ||
+	    imap->imap_selection_info == NULL) {
+		imap_why(imap, "EXAMINE", r, err, sizeof(err));
+		goto out;
+	}
+	uidvalidity = imap->imap_selection_info->sel_uidvalidity;
+	slot = imap_state_slot(spec);
+	if (slot >= 0 && imap_state[slot].uidvalidity == uidvalidity) {
+		last = imap_state[slot].last_uid;
+	} else {
+		if (slot >= 0 && imap_state[slot].uidvalidity != 0)
+			log_warnx("mailbox %s: UIDVALIDITY changed from %lu to %lu: the folder is "
+			    "read again from the start (Message-IDs keep out duplicates)", spec,
+			    imap_state[slot].uidvalidity, uidvalidity);
+		if (store_mailbox_last_uid(mp->store, spec, uidvalidity, &last) != STORE_OK) {
+			ret = -1;
+			goto out;
+		}
+		if (slot >= 0) {
+			imap_state[slot].uidvalidity = uidvalidity;
+			imap_state[slot].last_uid = last;
+		}
+	}
+	uids = xcalloc(IMAP_BATCH, sizeof(*uids));
+	if (imap_new_uids(imap, last, uids, IMAP_BATCH, &count, err, sizeof(err)) != 0)
+		goto out;
+	server_ok = 1;
+	for (size_t i = 0; i < count && !*stop; i++) {
+		char key[64], *data;
+		size_t len = 0;
+		int truncated = 0, gone = 0;
+		enum store_rc rc;
+
+		snprintf(key, sizeof(key), "%lu/%u", uidvalidity, uids[i]);
+		rc = store_mailbox_seen(mp->store, spec, key);
+		if (rc == STORE_NOTFOUND) {
+			data = imap_fetch_message(imap, uids[i], cfg->max_body_scan, &len, &truncated,
+			    &gone, err, sizeof(err));
+			if (data == NULL && !gone) {
+				server_ok = 0;
+				break;
+			}
+			if (data != NULL) {
+				if (mailbox_record(mp, spec, key, data, len, truncated, mp->now) != 0)
+					rc = STORE_ERROR;
+				free(data);
+			}
+		}
+		if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+			ret = -1;
+			break;
+		}
+		if (slot >= 0)
+			imap_state[slot].last_uid = uids[i];
+	}
+	if (server_ok)
+		(void)mailimap_logout(imap);
+	goto out;
+wipe:
+	explicit_bzero(password, sizeof(password));
+out:
+	if (imap != NULL)
+		mailimap_free(imap);
+	free(uids);
+	if (ret == 0 && !server_ok && err[0]) {
+		if (mailbox_may_log(spec, mp->now))
+			log_warnx("mailbox %s: %s (retried every MailboxPoll; logged once a minute)",
+			    spec, err);
+	} else if (server_ok) {
+		mailbox_ok_again(spec);
+	}
+	return ret;
 }
 
 int
@@ -349,6 +787,8 @@ mailbox_run(const struct config *cfg, const struct classify_rules *rules,
 
 		if (strncmp(spec, "maildir:", 8) == 0)
 			failed = mailbox_maildir(&mp, spec, stop) != 0;
+		else if (strncmp(spec, "imap", 4) == 0)
+			failed = mailbox_imap(&mp, spec, stop) != 0;
 	}
 	free(mp.res);
 	return failed ? -1 : mp.recorded;

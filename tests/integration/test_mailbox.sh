@@ -18,8 +18,8 @@
 # sink and delivers into no mailbox.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 . "$here/../lib/mailstack.sh"
+. "$here/../lib/mailbox.sh"
 
 bindir=${1:-bin}
 for p in helpgate-milter helpgate-worker helpgatectl; do
@@ -27,68 +27,12 @@ for p in helpgate-milter helpgate-worker helpgatectl; do
 done
 
 ms_init || exit 1
-export MS_DELIVERY=maildir
-db="$MS_T/hg.db"
-conf="$MS_T/helpgate.conf"
 support_md="$MS_T/mail/support@example.com"
-cat >"$conf" <<CONF
-Socket unix:$MS_T/hg.sock
-Database $db
-DiagnoseResolver 127.0.0.1:9
-SupportAddress support@example.com
-Timezone UTC
-Syslog no
-KeywordsDir $repo/conf/keywords
-TemplatesDir $repo/conf/templates
-PollInterval 100ms
-AckRateLimit 5 20
-DiagnosePerCustomerPerHour 0
-Mailbox maildir:$support_md
-MailboxPoll 1s
-CONF
-ms_start_sink || exit 1
-MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
-ms_start_milter "$bindir/helpgate-milter" -f -c "$conf" || exit 1
-ms_start_postfix "$MS_MILTER_SOCKET" || exit 1
-echo "Relay smtp://127.0.0.1:$MS_SMTP_PORT" >>"$conf"
+mb_start "$bindir" "Mailbox maildir:$support_md" || exit 1
+conf=$MB_CONF worker_log=$MB_WORKER_LOG
 ctl() { "$bindir/helpgatectl" -c "$conf" "$@"; }
-worker_log="$MS_T/helpgate-worker.log"
-ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
-
-sq() { python3 - "$db" "$@" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=10)
-for row in c.execute(sys.argv[2], sys.argv[3:]):
-    print("|".join(str(v) for v in row))
-c.commit()
-PY
-}
-sent=0
-send() {	# send ID SUBJECT [SWAKS-ARGS...]: from ID@client.test, Message-ID <ID@client.test>
-	local id=$1 subject=$2
-	shift 2
-	if ms_send --from "$id@client.test" --h-Subject "$subject" --h-Message-Id "<$id@client.test>" \
-	    --body "Hello, since this morning I cannot log in to webmail ($id). Please help." "$@"; then
-		sent=$((sent + 1))
-	else
-		t_fail "swaks: $id accepted"
-	fi
-}
-cases() { sq "SELECT count(*) FROM cases"; }
-acks_of() { find "$MS_T/mail/$1@client.test/new" -type f 2>/dev/null | grep -c .; }
-seen() { sq "SELECT count(*) FROM mailbox_seen"; }
 in_mailbox() { find "$support_md/new" "$support_md/cur" -type f 2>/dev/null | grep -c .; }
-# at_least N CMD...: CMD's output is a number >= N (for ms_wait_for, which
-# runs its command again each time)
-at_least() { local n=$1; shift; [ "$("$@")" -ge "$n" ]; }
-lines_since() { tail -n +"$(($2 + 1))" "$1" | grep -Ec "$3"; }
-opened_re='case=HG-[0-9]+ opened from the mailbox \(the milter did not see it\)'
-all_acked() {	# all_acked PREFIX N: PREFIX-1..N@client.test each have an acknowledgement
-	local i
-	for ((i = 1; i <= $2; i++)); do
-		[ "$(acks_of "$1-$i")" -ge 1 ] || return 1
-	done
-}
+opened_re=$MB_OPENED_RE
 
 # ---- 1. the milter up: the mailbox pass reads everything and adds nothing
 for i in 1 2 3 4 5; do
@@ -140,11 +84,7 @@ t_is "$(sq "SELECT case_id || ' ' || via FROM messages WHERE message_id = 'down-
 t_is "$(cases)" 25 "no other case opened"
 ms_wait_for 20 all_acked down 20 || t_fail "every client of the 20 acknowledged"
 sleep 2
-multi=0
-for i in $(seq 1 20); do
-	[ "$(acks_of "down-$i")" -eq 1 ] || multi=$((multi + 1))
-done
-t_is "$multi" 0 "every one of the 20 clients has exactly one acknowledgement"
+t_is "$(exactly_one_ack down 20)" 20 "every one of the 20 clients has exactly one acknowledgement"
 t_is "$(acks_of up-1)" 1 "the answer to a case brought no second acknowledgement"
 t_is "$(lines_since "$worker_log" "$wlog0" "$opened_re")" 20 \
 	"one 'opened from the mailbox (the milter did not see it)' line per case"

@@ -1218,6 +1218,17 @@ test_mailbox(struct store *s)
 	/* again: nothing changes; another mailbox is another key space */
 	T_EQ_INT(store_mailbox_mark(s, "maildir:/m", "1.P1.host", 200), STORE_OK);
 	T_EQ_INT(store_mailbox_seen(s, "maildir:/other", "1.P1.host"), STORE_NOTFOUND);
+	/* IMAP keys: the last UID of one UIDVALIDITY, numerically */
+	unsigned long last = 99;
+	T_EQ_INT(store_mailbox_last_uid(s, "imaps://u@h/INBOX", 7, &last), STORE_OK);
+	T_EQ_INT((long long)last, 0);
+	T_EQ_INT(store_mailbox_mark(s, "imaps://u@h/INBOX", "7/9", 1), STORE_OK);
+	T_EQ_INT(store_mailbox_mark(s, "imaps://u@h/INBOX", "7/10", 1), STORE_OK);
+	T_EQ_INT(store_mailbox_mark(s, "imaps://u@h/INBOX", "70/500", 1), STORE_OK);
+	T_EQ_INT(store_mailbox_mark(s, "imaps://u@h/INBOX", "6/400", 1), STORE_OK);
+	T_EQ_INT(store_mailbox_mark(s, "imaps://u@h/Other", "7/300", 1), STORE_OK);
+	T_EQ_INT(store_mailbox_last_uid(s, "imaps://u@h/INBOX", 7, &last), STORE_OK);
+	T_EQ_INT((long long)last, 10);
 
 	make_case(&c, "via@example.com", 10000, 2);
 	T_EQ_INT(store_case_create(s, &c), STORE_OK);
