@@ -7,7 +7,7 @@
 # Sendmail and confirmed by the milter (relay_seen), the degraded path
 # (store locked: delivered at once, tagged, spooled, replayed by the
 # worker), and INSTALL's own INPUT_MAIL_FILTER line: with the filter down,
-# mail still flows.
+# mail still flows, and the worker's Mailbox pass gives it its case.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -271,6 +271,37 @@ mkmsg "$MS_T/up1.eml" "Uma <uma@client.test>" "Cannot log in" "up-1@client.test"
 send "$MS_T/up1.eml" --from uma@client.test
 wait_sent 30 || t_fail "mail delivered with the filter back"
 t_like "$(hdr "$(by_id up-1@client.test)" X-Helpgate-Case)" '^HG-[0-9]+$' "INSTALL's line: the filter back, mail tagged again"
+
+# ---- 9. the support mailbox (issue 14): what came while the filter was
+# down still becomes a case.  The sink stands in for the support mailbox:
+# its copies go into a Maildir as a local delivery agent would put them
+# (with Return-Path), and the worker, reloaded with Mailbox, reads it.
+t_is "$(case_of down-1@client.test)" "" "the message that came while the filter was down has no case yet"
+md="$MS_T/sm-support"
+mkdir -p "$md/tmp" "$md/new" "$md/cur"
+deliver() {	# deliver MESSAGE-ID ENVELOPE-FROM: the sink's copy into $md
+	local f name
+	f=$(by_id "$1") && [ -n "$f" ] || { t_fail "$1 in the sink"; return; }
+	name="$(date +%s).$RANDOM.sm"
+	{ printf 'Return-Path: <%s>\n' "$2"; cat "$f"; } >"$md/tmp/$name" && mv "$md/tmp/$name" "$md/new/$name"
+}
+deliver down-1@client.test dan@client.test
+deliver up-1@client.test uma@client.test
+wlog0=$(wc -l <"$worker_log")
+printf 'Mailbox maildir:%s\nMailboxPoll 1s\n' "$md" >>"$conf"
+kill -USR1 "$worker_pid"
+has_case() { [ -n "$(case_of "$1")" ]; }
+wait_for 15 has_case down-1@client.test || true
+t_like "$(case_of down-1@client.test)" '^[0-9]+$' "Sendmail, filter down: the message got its case from the mailbox"
+t_is "$(sq "SELECT via FROM messages WHERE message_id = 'down-1@client.test'")" mailbox "... recorded as from the mailbox"
+t_is "$(tail -n +"$((wlog0 + 1))" "$worker_log" | grep -Ec 'case=HG-[0-9]+ opened from the mailbox \(the milter did not see it\)')" 1 \
+	"one 'opened from the mailbox' line: the tagged message was left alone"
+t_like "$(tail -n +"$((wlog0 + 1))" "$worker_log" | grep 'opened from the mailbox' | head -n 1)" '^[^ ]+ [^ ]+ [A-Za-z0-9]{8,}: case=' \
+	"the line names Sendmail's queue id (from its Received header)"
+wait_dan() { [ "$(acks_to dan@client.test)" = 1 ]; }
+wait_for 20 wait_dan && t_ok "the case from the mailbox acknowledged through Sendmail" ||
+	t_fail "the case from the mailbox acknowledged" "dan: $(acks_to dan@client.test)"
+t_is "$(acks_to uma@client.test)" 1 "the tagged message: still one acknowledgement"
 
 t_is "$(kill -0 "$worker_pid" 2>/dev/null && echo alive)" alive "the worker kept running"
 ms_stop_pid "$worker_pid"

@@ -45,14 +45,7 @@ CONF
 	ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$MB_CONF"
 }
 
-sq() { python3 - "$MB_DB" "$@" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=10)
-for row in c.execute(sys.argv[2], sys.argv[3:]):
-    print("|".join(str(v) for v in row))
-c.commit()
-PY
-}
+sq() { ms_sq "$MB_DB" "$@"; }
 
 sent=0
 send() {
