@@ -321,6 +321,74 @@ test_shipped_config(void)
 	buf_free(&errors);
 }
 
+/* Mailbox (issue 14): maildir paths resolved, IMAP URLs checked, an IMAP
+ * mailbox needs its password file. */
+static void
+test_mailbox(void)
+{
+	struct buf errors;
+	struct config *cfg;
+	char want[300];
+
+	buf_init(&errors, 8192);
+	cfg = config_load(write_conf("mb.conf",
+	    "SupportAddress support@example.com\n"
+	    "Mailbox maildir:mail/support\n"
+	    "Mailbox maildir:/var/mail/support\n"
+	    "Mailbox maildir:/var/mail/support\n"
+	    "Mailbox imaps://support@example.com@imap.example.com:1993/INBOX\n"
+	    "MailboxPasswordFile mailbox.secret\n"
+	    "MailboxCAFile /etc/ssl/ca.pem\n"
+	    "MailboxPoll 2m\n"), &errors);
+	T_CHECK(cfg != NULL);
+	T_EQ_STR(buf_str(&errors), "");
+	if (cfg != NULL) {
+		T_EQ_INT(cfg->mailboxes.count, 3);	/* the repeated line counts once */
+		snprintf(want, sizeof(want), "maildir:%s/mail/support", dir);
+		T_EQ_STR(cfg->mailboxes.items[0], want);
+		T_EQ_STR(cfg->mailboxes.items[1], "maildir:/var/mail/support");
+		T_EQ_STR(cfg->mailboxes.items[2], "imaps://support@example.com@imap.example.com:1993/INBOX");
+		snprintf(want, sizeof(want), "%s/mailbox.secret", dir);
+		T_EQ_STR(cfg->mailbox_password_file, want);
+		T_EQ_STR(cfg->mailbox_ca_file, "/etc/ssl/ca.pem");
+		T_EQ_INT(cfg->mailbox_poll, 120);
+		config_unref(cfg);
+	}
+	buf_free(&errors);
+
+	buf_init(&errors, 8192);
+	cfg = config_load(write_conf("mb-default.conf", "SupportAddress support@example.com\n"), &errors);
+	T_CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		T_EQ_INT(cfg->mailboxes.count, 0);
+		T_EQ_INT(cfg->mailbox_poll, 60);
+		config_unref(cfg);
+	}
+	buf_free(&errors);
+
+	buf_init(&errors, 8192);
+	cfg = config_load(write_conf("mb-bad.conf",
+	    "SupportAddress support@example.com\n"
+	    "Mailbox /var/mail/support\n"
+	    "Mailbox imaps://imap.example.com/INBOX\n"
+	    "Mailbox imaps://support@imap.example.com/\n"
+	    "MailboxPoll 0s\n"), &errors);
+	T_CHECK(cfg == NULL);
+	T_CONTAINS(buf_str(&errors), "mb-bad.conf:2: Mailbox: \"/var/mail/support\" is not maildir:PATH");
+	T_CONTAINS(buf_str(&errors), "mb-bad.conf:3: Mailbox: \"imaps://imap.example.com/INBOX\" is not imaps://USER@HOST");
+	T_CONTAINS(buf_str(&errors), "mb-bad.conf:4: Mailbox");
+	T_CONTAINS(buf_str(&errors), "mb-bad.conf:5: MailboxPoll");
+	buf_free(&errors);
+
+	buf_init(&errors, 8192);
+	cfg = config_load(write_conf("mb-nopw.conf",
+	    "SupportAddress support@example.com\n"
+	    "Mailbox imap://support@imap.example.com/INBOX\n"), &errors);
+	T_CHECK(cfg == NULL);
+	T_CONTAINS(buf_str(&errors), "needs a MailboxPasswordFile");
+	buf_free(&errors);
+}
+
 int
 main(void)
 {
@@ -330,6 +398,7 @@ main(void)
 	test_good_config();
 	test_bad_config();
 	test_shipped_config();
+	test_mailbox();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
