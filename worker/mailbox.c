@@ -25,45 +25,64 @@
 #define MAILBOX_HEADER_MAX	(256 * 1024)	/* header bytes read besides MaxBodyScan */
 #define MAILBOX_LOG_SECONDS	60	/* an unreadable mailbox is reported this often */
 
-/* When each unreadable mailbox was last reported (by spec), so that a
- * missing Maildir is one line a minute, not one a pass. */
-static struct {
-	char	spec[512];
-	time_t	logged;
-} mailbox_trouble[16];
+#define MAILBOX_STATES		16	/* mailboxes remembered between passes */
 
+/* What the worker knows of each mailbox between passes, by spec (lost on
+ * restart: the store's mailbox_seen is the truth, this saves work). */
+static struct mailbox_state {
+	char		spec[512];
+	time_t		logged;		/* trouble last reported; 0: none now */
+	/* Maildir: the mtimes of new/ and cur/ when a complete pass read them
+	 * (dir_valid), so that an unchanged directory is not listed again */
+	struct timespec	dir_mtime[2];
+	int		dir_valid[2];
+	/* IMAP: the folder's UIDVALIDITY and the last UID read in it */
+	unsigned long	uidvalidity;
+	unsigned long	last_uid;
+} mailbox_states[MAILBOX_STATES];
+
+/* The state of spec, made when new; NULL past MAILBOX_STATES mailboxes
+ * (they then work without: every pass lists, logs, asks the store). */
+static struct mailbox_state *
+mailbox_state(const char *spec)
+{
+	struct mailbox_state *free_slot = NULL;
+
+	for (size_t i = 0; i < MAILBOX_STATES; i++) {
+		if (strcmp(mailbox_states[i].spec, spec) == 0)
+			return &mailbox_states[i];
+		if (mailbox_states[i].spec[0] == '\0' && free_slot == NULL)
+			free_slot = &mailbox_states[i];
+	}
+	if (free_slot != NULL) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		snprintf(free_slot->spec, sizeof(free_slot->spec), "%s", spec);
+	}
+	return free_slot;
+}
+
+/* Trouble with a mailbox is reported at most once a minute. */
 static int
 mailbox_may_log(const char *spec, time_t now)
 {
-	size_t i, free_slot = sizeof(mailbox_trouble) / sizeof(mailbox_trouble[0]);
+	struct mailbox_state *st = mailbox_state(spec);
 
-	for (i = 0; i < sizeof(mailbox_trouble) / sizeof(mailbox_trouble[0]); i++) {
-		if (strcmp(mailbox_trouble[i].spec, spec) == 0)
-			break;
-		if (mailbox_trouble[i].spec[0] == '\0' && free_slot > i)
-			free_slot = i;
-	}
-	if (i == sizeof(mailbox_trouble) / sizeof(mailbox_trouble[0])) {
-		if (free_slot == i)
-			return 1;	/* more than 16 broken mailboxes: log them all */
-		i = free_slot;
-		snprintf(mailbox_trouble[i].spec, sizeof(mailbox_trouble[i].spec), "%s", spec);
-	} else if (now - mailbox_trouble[i].logged < MAILBOX_LOG_SECONDS) {
+	if (st == NULL)
+		return 1;
+	if (st->logged != 0 && now - st->logged < MAILBOX_LOG_SECONDS)
 		return 0;
-	}
-	mailbox_trouble[i].logged = now;
+	st->logged = now;
 	return 1;
 }
 
 static void
 mailbox_ok_again(const char *spec)
 {
-	for (size_t i = 0; i < sizeof(mailbox_trouble) / sizeof(mailbox_trouble[0]); i++) {
-		if (strcmp(mailbox_trouble[i].spec, spec) == 0) {
-			log_info("mailbox %s: readable again", spec);
-			mailbox_trouble[i].spec[0] = '\0';
-			mailbox_trouble[i].logged = 0;
-		}
+	struct mailbox_state *st = mailbox_state(spec);
+
+	if (st != NULL && st->logged != 0) {
+		log_info("mailbox %s: readable again", spec);
+		st->logged = 0;
 	}
 }
 
@@ -197,6 +216,7 @@ struct mailbox_pass {
 	time_t				 now;
 	struct intake_result		*res;
 	int				 recorded;
+	int				 unread;	/* a file could not be read */
 };
 
 /* One message, its first len bytes in data (truncated: there was more).
@@ -291,8 +311,10 @@ mailbox_file(struct mailbox_pass *mp, const char *spec, const char *path, const 
 
 	data = mailbox_read(path, MAILBOX_HEADER_MAX + mp->cfg->max_body_scan, &len, &truncated, &mtime);
 	if (data == NULL) {
-		if (errno != ENOENT)	/* ENOENT: moved to cur/ meanwhile; read there next pass */
+		if (errno != ENOENT) {	/* ENOENT: moved to cur/ meanwhile; read there next pass */
 			log_warn("mailbox %s: %s", spec, path);
+			mp->unread = 1;
+		}
 		return 0;
 	}
 	ret = mailbox_record(mp, spec, key, data, len, truncated, mtime);
@@ -306,15 +328,29 @@ mailbox_maildir(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t
 {
 	static const char *const subdirs[] = { "new", "cur" };
 	const char *base = spec + strlen("maildir:");
+	struct mailbox_state *st = mailbox_state(spec);
 	int readable = 0;
 
 	for (size_t d = 0; d < 2; d++) {
 		char dir[4096];
 		struct dirent **names = NULL;
-		int n, failed = 0;
+		struct stat sb;
+		int n, failed = 0, have_mtime;
 
 		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", base, subdirs[d]) >= sizeof(dir))
 			return 0;
+		/* A directory whose mtime is what it was at the end of a
+		 * complete pass has no new file: nothing to list. */
+		have_mtime = stat(dir, &sb) == 0;
+		if (have_mtime && st != NULL && st->dir_valid[d] &&
+		    sb.st_mtim.tv_sec == st->dir_mtime[d].tv_sec &&
+		    sb.st_mtim.tv_nsec == st->dir_mtime[d].tv_nsec) {
+			readable++;
+			continue;
+		}
+		if (st != NULL)
+			st->dir_valid[d] = 0;
+		mp->unread = 0;
 		/* in name order: Maildir names start with the delivery time */
 		if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
 			if (mailbox_may_log(spec, mp->now))
@@ -345,6 +381,14 @@ mailbox_maildir(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t
 		free(names);
 		if (failed)
 			return -1;
+		/* Trusted next time only when the mtime is older than this pass
+		 * by more than a clock tick: a file added in the same tick as
+		 * the listing would leave it unchanged. */
+		if (st != NULL && have_mtime && !*stop && !mp->unread &&
+		    sb.st_mtim.tv_sec < mp->now - 1) {
+			st->dir_mtime[d] = sb.st_mtim;
+			st->dir_valid[d] = 1;
+		}
 	}
 	if (readable == 2)
 		mailbox_ok_again(spec);
@@ -353,33 +397,7 @@ mailbox_maildir(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t
 
 /* ---- IMAP (libetpan): read-only, only new UIDs each pass ---- */
 
-#define IMAP_TIMEOUT_SECONDS	30
-
-/* What a worker knows of each IMAP mailbox between passes. */
-static struct {
-	char		spec[512];
-	unsigned long	uidvalidity;
-	unsigned long	last_uid;
-} imap_state[16];
-
-static int
-imap_state_slot(const char *spec)
-{
-	size_t i, n = sizeof(imap_state) / sizeof(imap_state[0]);
-
-	for (i = 0; i < n; i++)
-		if (strcmp(imap_state[i].spec, spec) == 0)
-			return (int)i;
-	for (i = 0; i < n; i++) {
-		if (imap_state[i].spec[0] == '\0') {
-			snprintf(imap_state[i].spec, sizeof(imap_state[i].spec), "%s", spec);
-			imap_state[i].uidvalidity = 0;
-			imap_state[i].last_uid = 0;
-			return (int)i;
-		}
-	}
-	return -1;	/* more than 16: read from the store each pass */
-}
+#define IMAP_TIMEOUT_SECONDS	10	/* each network step; the pass runs on the worker's loop */
 
 struct imap_url {
 	int	tls;		/* imaps:// */
@@ -662,7 +680,8 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 	uint32_t *uids = NULL;
 	size_t count = 0;
 	mailimap *imap = NULL;
-	int r, slot, ret = 0, server_ok = 0;
+	struct mailbox_state *st;
+	int r, ret = 0, server_ok = 0;
 
 	if (imap_parse_url(spec, &u) != 0) {
 		snprintf(err, sizeof(err), "not imaps://USER@HOST[:PORT]/FOLDER");
@@ -707,21 +726,21 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 		goto out;
 	}
 	uidvalidity = imap->imap_selection_info->sel_uidvalidity;
-	slot = imap_state_slot(spec);
-	if (slot >= 0 && imap_state[slot].uidvalidity == uidvalidity) {
-		last = imap_state[slot].last_uid;
+	st = mailbox_state(spec);
+	if (st != NULL && st->uidvalidity == uidvalidity) {
+		last = st->last_uid;
 	} else {
-		if (slot >= 0 && imap_state[slot].uidvalidity != 0)
+		if (st != NULL && st->uidvalidity != 0)
 			log_warnx("mailbox %s: UIDVALIDITY changed from %lu to %lu: the folder is "
 			    "read again from the start (Message-IDs keep out duplicates)", spec,
-			    imap_state[slot].uidvalidity, uidvalidity);
+			    st->uidvalidity, uidvalidity);
 		if (store_mailbox_last_uid(mp->store, spec, uidvalidity, &last) != STORE_OK) {
 			ret = -1;
 			goto out;
 		}
-		if (slot >= 0) {
-			imap_state[slot].uidvalidity = uidvalidity;
-			imap_state[slot].last_uid = last;
+		if (st != NULL) {
+			st->uidvalidity = uidvalidity;
+			st->last_uid = last;
 		}
 	}
 	uids = xcalloc(IMAP_BATCH, sizeof(*uids));
@@ -753,8 +772,8 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 			ret = -1;
 			break;
 		}
-		if (slot >= 0)
-			imap_state[slot].last_uid = uids[i];
+		if (st != NULL)
+			st->last_uid = uids[i];
 	}
 	if (server_ok)
 		(void)mailimap_logout(imap);
@@ -779,7 +798,7 @@ int
 mailbox_run(const struct config *cfg, const struct classify_rules *rules,
     const struct ack_ctx *ack, struct store *store, time_t now, volatile sig_atomic_t *stop)
 {
-	struct mailbox_pass mp = { cfg, rules, ack, store, now, NULL, 0 };
+	struct mailbox_pass mp = { cfg, rules, ack, store, now, NULL, 0, 0 };
 	int failed = 0;
 
 	for (size_t i = 0; i < cfg->mailboxes.count && !failed && !*stop; i++) {
