@@ -129,6 +129,9 @@ static const struct config_row config_rows[] = {
 	 * and a PEM CA file added to the system's for the server's certificate. */
 	{ "MailboxPasswordFile", CT_PATH,	 OFF(mailbox_password_file), NULL, 0, 0 },
 	{ "MailboxCAFile",	CT_PATH,	 OFF(mailbox_ca_file),	  NULL, 0, 0 },
+	/* IMAP keywords on each message with a case (HG-12, P1, its category):
+	 * the folder is then SELECTed, not EXAMINEd. */
+	{ "MailboxFlags",	CT_BOOL,	 OFF(mailbox_flags),	  "no", 0, 0 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:

@@ -152,6 +152,7 @@ struct config {
 						 * "imaps://user@host[:port]/folder", "imap://..." */
 	char		*mailbox_password_file;	/* MailboxPasswordFile: the IMAP password */
 	char		*mailbox_ca_file;	/* MailboxCAFile: PEM added to the system's CAs */
+	int		 mailbox_flags;		/* MailboxFlags: IMAP keywords HG-n, Pn, category */
 	long		 mailbox_poll;		/* MailboxPoll: seconds between passes */
 	int		 refcount;
 };

@@ -217,6 +217,7 @@ struct mailbox_pass {
 	struct intake_result		*res;
 	int				 recorded;
 	int				 unread;	/* a file could not be read */
+	long long			 case_id;	/* the last message's case, 0: none */
 };
 
 /* One message, its first len bytes in data (truncated: there was more).
@@ -234,6 +235,7 @@ mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const
 	enum store_rc rc;
 	const char *v;
 
+	mp->case_id = 0;
 	m = msg_parse(data, len, cfg->max_body_scan);
 	if (truncated)
 		m->flags |= MSG_TRUNCATED;
@@ -249,6 +251,8 @@ mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const
 			goto fail;
 		log_debug("mailbox %s: %s: %s", spec, key,
 		    rc == STORE_OK ? "recorded already" : "helpgate's own letter");
+		if (rc == STORE_OK)
+			mp->case_id = case_id;
 		goto done;
 	}
 
@@ -282,6 +286,7 @@ mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const
 		goto fail;
 	if (store_mailbox_mark(mp->store, spec, key, mp->now) != STORE_OK)
 		goto fail;
+	mp->case_id = mp->res->case_id;
 	if (mp->res->case_id > 0)
 		snprintf(case_name, sizeof(case_name), "HG-%lld", mp->res->case_id);
 	log_info("%s: case=%s %s from the mailbox (the milter did not see it) urgency=%s "
@@ -666,6 +671,46 @@ imap_fetch_message(mailimap *imap, uint32_t uid, size_t max_text, size_t *len, i
 	return out;
 }
 
+/* MailboxFlags: keywords HG-<n>, P<urgency> and the category on uid, so
+ * that a mail client shows the case beside the message.  0, or -1 with err. */
+static int
+imap_set_keywords(mailimap *imap, struct store *store, uint32_t uid, long long case_id,
+    char *err, size_t errlen)
+{
+	struct mailimap_flag_list *flags;
+	struct mailimap_store_att_flags *att;
+	struct mailimap_set *set;
+	struct case_rec *c;
+	char word[64];
+	int r;
+
+	c = xcalloc(1, sizeof(*c));
+	if (store_case_get(store, case_id, c) != STORE_OK) {
+		free(c);
+		return 0;	/* the store's trouble shows elsewhere */
+	}
+	flags = mailimap_flag_list_new_empty();
+	snprintf(word, sizeof(word), "HG-%lld", case_id);
+	mailimap_flag_list_add(flags, mailimap_flag_new_flag_keyword(xstrdup(word)));
+	snprintf(word, sizeof(word), "P%d", c->urgency);
+	mailimap_flag_list_add(flags, mailimap_flag_new_flag_keyword(xstrdup(word)));
+	/* an atom: categories are words and '-', but never trust it blindly */
+	if (c->category[0] && strspn(c->category, "abcdefghijklmnopqrstuvwxyz0123456789-") ==
+	    strlen(c->category))
+		mailimap_flag_list_add(flags, mailimap_flag_new_flag_keyword(xstrdup(c->category)));
+	free(c);
+	att = mailimap_store_att_flags_new_add_flags_silent(flags);
+	set = mailimap_set_new_single(uid);
+	r = mailimap_uid_store(imap, set, att);
+	mailimap_store_att_flags_free(att);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR) {
+		imap_why(imap, "UID STORE +FLAGS.SILENT", r, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
 #define IMAP_BATCH	500	/* new UIDs handled per pass */
 
 /* One IMAP folder.  0 (a server problem is logged and retried next poll),
@@ -681,7 +726,8 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 	size_t count = 0;
 	mailimap *imap = NULL;
 	struct mailbox_state *st;
-	int r, ret = 0, server_ok = 0;
+	char flag_err[256] = "";
+	int r, ret = 0, server_ok = 0, flag_failures = 0;
 
 	if (imap_parse_url(spec, &u) != 0) {
 		snprintf(err, sizeof(err), "not imaps://USER@HOST[:PORT]/FOLDER");
@@ -719,10 +765,11 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 		imap_why(imap, "LOGIN", r, err, sizeof(err));
 		goto out;
 	}
-	/* EXAMINE: read-only, no \Seen set, nothing moved */
-	if ((r = mailimap_examine(imap, u.folder)) != MAILIMAP_NO_ERROR ||
-	    imap->imap_selection_info == NULL) {
-		imap_why(imap, "EXAMINE", r, err, sizeof(err));
+	/* EXAMINE: read-only, no \Seen set, nothing moved; SELECT only to
+	 * set MailboxFlags keywords (still BODY.PEEK: nothing marked seen) */
+	r = cfg->mailbox_flags ? mailimap_select(imap, u.folder) : mailimap_examine(imap, u.folder);
+	if (r != MAILIMAP_NO_ERROR || imap->imap_selection_info == NULL) {
+		imap_why(imap, cfg->mailbox_flags ? "SELECT" : "EXAMINE", r, err, sizeof(err));
 		goto out;
 	}
 	uidvalidity = imap->imap_selection_info->sel_uidvalidity;
@@ -765,6 +812,10 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 			if (data != NULL) {
 				if (mailbox_record(mp, spec, key, data, len, truncated, mp->now) != 0)
 					rc = STORE_ERROR;
+				else if (cfg->mailbox_flags && mp->case_id > 0 &&
+				    imap_set_keywords(imap, mp->store, uids[i], mp->case_id,
+				    flag_err, sizeof(flag_err)) != 0)
+					flag_failures++;
 				free(data);
 			}
 		}
@@ -775,6 +826,9 @@ mailbox_imap(struct mailbox_pass *mp, const char *spec, volatile sig_atomic_t *s
 		if (st != NULL)
 			st->last_uid = uids[i];
 	}
+	if (flag_failures > 0)	/* once a pass: the cases are recorded all the same */
+		log_warnx("mailbox %s: MailboxFlags: %d message(s) without keywords: %s", spec,
+		    flag_failures, flag_err);
 	if (server_ok)
 		(void)mailimap_logout(imap);
 	goto out;
@@ -798,7 +852,7 @@ int
 mailbox_run(const struct config *cfg, const struct classify_rules *rules,
     const struct ack_ctx *ack, struct store *store, time_t now, volatile sig_atomic_t *stop)
 {
-	struct mailbox_pass mp = { cfg, rules, ack, store, now, NULL, 0, 0 };
+	struct mailbox_pass mp = { cfg, rules, ack, store, now, NULL, 0, 0, 0 };
 	int failed = 0;
 
 	for (size_t i = 0; i < cfg->mailboxes.count && !failed && !*stop; i++) {

@@ -13,7 +13,8 @@
 #   - the folder's UIDVALIDITY changes (dovecot-uidlist removed): logged,
 #     everything read again, nothing duplicated, nothing lost;
 #   - imap:// (STARTTLS) works as well; a server whose certificate does
-#     not verify gets no password.
+#     not verify gets no password;
+#   - MailboxFlags yes: keywords HG-n, Pn and the category on new messages.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/mailstack.sh"
@@ -152,6 +153,35 @@ t_is "$(lines_since "$worker_log" "$wlog0" 'mailbox imaps://.*certificate')" 1 \
 t_is "$(lines_since "$MS_T/dovecot-server.log" "$dlog0" 'Login: user=<support@example.com>')" 0 \
 	"and no login was tried"
 t_is "$(worker_alive)" alive "the worker runs on"
+
+# ---- 7. MailboxFlags: keywords HG-n, Pn and the category on new messages
+ms_stop_pid "$worker_pid"
+sed -i "s|^Mailbox .*|Mailbox imaps://support@example.com@127.0.0.1:$TB_IMAPS_PORT/INBOX|" "$conf"
+echo "MailboxFlags yes" >>"$conf"
+flags_of() {	# the IMAP flags of the message with this Message-ID, sorted
+	doveadm -c "$TB_DOVECOT_CONF" fetch -u support@example.com flags mailbox INBOX \
+		header message-id "$1" 2>/dev/null | sed -n 's/^flags: //p' | tr ' ' '\n' | grep . | sort | paste -sd' '
+}
+words() { printf '%s\n' "$@" | sort | paste -sd' '; }
+send "flag-1"	# the milter is down: opened from the mailbox
+ms_start_milter "$bindir/helpgate-milter" -f -c "$conf" || t_fail "milter started again"
+send "flag-2"	# recorded by the milter
+ms_wait_delivered "$sent" 30 || t_fail "MailboxFlags: delivered"
+ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
+# (a fresh message shows \Recent to doveadm: wait for the case keyword)
+flagged() { [[ "$(flags_of flag-2@client.test)" == *HG-* ]] && [[ "$(flags_of flag-1@client.test)" == *HG-* ]]; }
+ms_wait_for 15 flagged || true
+c1=$(sq "SELECT case_id FROM messages WHERE message_id = 'flag-1@client.test'")
+c2=$(sq "SELECT case_id FROM messages WHERE message_id = 'flag-2@client.test'")
+u1=$(sq "SELECT urgency || ' ' || category FROM cases WHERE id = ?" "$c1")
+u2=$(sq "SELECT urgency || ' ' || category FROM cases WHERE id = ?" "$c2")
+t_is "$(flags_of flag-1@client.test)" "$(words "HG-$c1" "P${u1% *}" "${u1#* }")" \
+	"MailboxFlags: the case opened from the mailbox has HG-$c1, P${u1% *}, ${u1#* }"
+t_is "$(flags_of flag-2@client.test)" "$(words "HG-$c2" "P${u2% *}" "${u2#* }")" \
+	"MailboxFlags: the milter's case too"
+t_is "$(flags_of down-1@client.test)" "" "messages read before keep their flags (none)"
+t_is "$(find "$support_md/cur" "$support_md/new" -type f -name '*:2,*S*' | grep -c .)" 0 \
+	"SELECT with BODY.PEEK: still nothing marked \\Seen"
 t_is "$(grep -c 'runtime error\|AddressSanitizer' "$worker_log")" 0 "no sanitizer report"
 
 t_done

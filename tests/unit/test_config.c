@@ -362,6 +362,7 @@ test_mailbox(void)
 	if (cfg != NULL) {
 		T_EQ_INT(cfg->mailboxes.count, 0);
 		T_EQ_INT(cfg->mailbox_poll, 60);
+		T_EQ_INT(cfg->mailbox_flags, 0);
 		config_unref(cfg);
 	}
 	buf_free(&errors);
