@@ -289,14 +289,20 @@ mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const
 	mp->case_id = mp->res->case_id;
 	if (mp->res->case_id > 0)
 		snprintf(case_name, sizeof(case_name), "HG-%lld", mp->res->case_id);
-	log_info("%s: case=%s %s from the mailbox (the milter did not see it) urgency=%s "
-	    "category=%s %s from=<%s> mailbox=%s key=%s", *queue_id ? queue_id : "NOQUEUE",
-	    case_name,
-	    mp->res->disposition == INTAKE_NEW_CASE ? "opened" : "recorded",
-	    classify_urgency_name(mp->res->cls.urgency), mp->res->cls.category,
-	    intake_disposition_name(mp->res->disposition), mp->res->client, spec, key);
-	if (mp->res->disposition == INTAKE_NEW_CASE || mp->res->disposition == INTAKE_FOLLOW_UP)
+	if (mp->res->disposition == INTAKE_NEW_CASE || mp->res->disposition == INTAKE_FOLLOW_UP) {
+		log_info("%s: case=%s %s from the mailbox (the milter did not see it) urgency=%s "
+		    "category=%s %s from=<%s> mailbox=%s key=%s", *queue_id ? queue_id : "NOQUEUE",
+		    case_name,
+		    mp->res->disposition == INTAKE_NEW_CASE ? "opened" : "recorded",
+		    classify_urgency_name(mp->res->cls.urgency), mp->res->cls.category,
+		    intake_disposition_name(mp->res->disposition), mp->res->client, spec, key);
 		mp->recorded++;
+	} else {
+		/* Machine mail that threads nowhere is never stored, so the
+		 * milter may well have seen it: no gap to report. */
+		log_debug("%s: mailbox %s: %s: %s from=<%s>", *queue_id ? queue_id : "NOQUEUE",
+		    spec, key, intake_disposition_name(mp->res->disposition), mp->res->client);
+	}
 done:
 	msg_free(m);
 	return 0;
