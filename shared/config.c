@@ -125,6 +125,9 @@ static const struct config_row config_rows[] = {
 	 * (STARTTLS required), read-only. */
 	{ "Mailbox",		CT_MAILBOX_LIST, OFF(mailboxes),	  NULL, 0, 0 },
 	{ "MailboxPoll",	CT_DURATION,	 OFF(mailbox_poll),	  "60s", 1, 86400 },
+	/* Older mail in the mailbox is history, left alone (a mailbox newly
+	 * given to the worker may hold years of it). */
+	{ "MailboxMaxAge",	CT_DURATION,	 OFF(mailbox_max_age),	  "2d", 60, 365 * 86400 },
 	/* The IMAP password (first line; mode 0600 or the worker refuses it)
 	 * and a PEM CA file added to the system's for the server's certificate. */
 	{ "MailboxPasswordFile", CT_PATH,	 OFF(mailbox_password_file), NULL, 0, 0 },

@@ -154,6 +154,7 @@ struct config {
 	char		*mailbox_ca_file;	/* MailboxCAFile: PEM added to the system's CAs */
 	int		 mailbox_flags;		/* MailboxFlags: IMAP keywords HG-n, Pn, category */
 	long		 mailbox_poll;		/* MailboxPoll: seconds between passes */
+	long		 mailbox_max_age;	/* MailboxMaxAge: older mail is left alone (seconds) */
 	int		 refcount;
 };
 

@@ -24,6 +24,7 @@
 
 #define MAILBOX_HEADER_MAX	(256 * 1024)	/* header bytes read besides MaxBodyScan */
 #define MAILBOX_LOG_SECONDS	60	/* an unreadable mailbox is reported this often */
+#define MAILBOX_CLOCK_SKEW	300	/* a Received date may be this much after delivery */
 
 #define MAILBOX_STATES		16	/* mailboxes remembered between passes */
 
@@ -218,6 +219,7 @@ struct mailbox_pass {
 	int				 recorded;
 	int				 unread;	/* a file could not be read */
 	long long			 case_id;	/* the last message's case, 0: none */
+	int				 too_old;	/* left alone: older than MailboxMaxAge */
 };
 
 /* One message, its first len bytes in data (truncated: there was more).
@@ -276,8 +278,18 @@ mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const
 	in.support_address = support;
 	in.queue_id = queue_id;
 	in.received = mailbox_received_time(msg_header_raw(m, "Received"));
-	if (in.received == 0)
+	/* none, or later than the delivery (a forged or wrong clock): the
+	 * delivery time */
+	if (in.received == 0 || in.received > fallback_time + MAILBOX_CLOCK_SKEW)
 		in.received = fallback_time;
+	/* Older than MailboxMaxAge: history (a mailbox newly given to the
+	 * worker holds years of it), not a case lost a moment ago. */
+	if (mp->now - in.received > cfg->mailbox_max_age) {
+		if (store_mailbox_mark(mp->store, spec, key, mp->now) != STORE_OK)
+			goto fail;
+		mp->too_old++;
+		goto done;
+	}
 	in.via = "mailbox";
 	if (mp->res == NULL)
 		mp->res = xcalloc(1, sizeof(*mp->res));
@@ -858,16 +870,20 @@ int
 mailbox_run(const struct config *cfg, const struct classify_rules *rules,
     const struct ack_ctx *ack, struct store *store, time_t now, volatile sig_atomic_t *stop)
 {
-	struct mailbox_pass mp = { cfg, rules, ack, store, now, NULL, 0, 0, 0 };
+	struct mailbox_pass mp = { cfg, rules, ack, store, now, NULL, 0, 0, 0, 0 };
 	int failed = 0;
 
 	for (size_t i = 0; i < cfg->mailboxes.count && !failed && !*stop; i++) {
 		const char *spec = cfg->mailboxes.items[i];
 
+		mp.too_old = 0;
 		if (strncmp(spec, "maildir:", 8) == 0)
 			failed = mailbox_maildir(&mp, spec, stop) != 0;
 		else if (strncmp(spec, "imap", 4) == 0)
 			failed = mailbox_imap(&mp, spec, stop) != 0;
+		if (mp.too_old > 0)
+			log_info("mailbox %s: %d message(s) older than MailboxMaxAge (%lds) left alone",
+			    spec, mp.too_old, cfg->mailbox_max_age);
 	}
 	free(mp.res);
 	return failed ? -1 : mp.recorded;

@@ -11,7 +11,8 @@
 #     mailbox, logged once each and shown so by `helpgatectl case show`,
 #     the answer joined its case, and every client has exactly one
 #     acknowledgement;
-#   - helpgate's own sealed letter dropped into the mailbox is left alone;
+#   - helpgate's own sealed letter dropped into the mailbox is left alone,
+#     and so is a message from 2020 (MailboxMaxAge);
 #   - a restarted worker adds nothing; one that forgot what it had read
 #     (mailbox_seen emptied) reads it all again and still adds nothing.
 # Postfix only: the Sendmail stack (tests/lib/sendmail.sh) relays to a
@@ -126,6 +127,18 @@ t_is "$(sq "SELECT count(*) FROM messages WHERE case_id = ?" "$c3")" "$n3" \
 	"the sealed acknowledgement was not recorded on its case"
 t_is "$(cases)" 25 "nor opened a case"
 t_is "$(lines_since "$worker_log" "$wlog0" 'from the mailbox')" 0 "nor went through the intake (no log line)"
+
+# ---- 3b. history: a message that arrived years ago is left alone
+seen0=$(seen)
+wlog0=$(wc -l <"$worker_log")
+printf '%s\n' "Received: from mx.client.test by mx.example.com (Postfix) with ESMTP id 4OLD1; Tue, 3 Mar 2020 09:12:41 +0000" \
+	"From: old-1@client.test" "To: support@example.com" "Subject: Cannot log in" \
+	"Message-ID: <old-1@client.test>" "" "Hello, I cannot log in (2020)." >"$support_md/tmp/old.P2.test"
+mv "$support_md/tmp/old.P2.test" "$support_md/new/"
+ms_wait_for 10 at_least $((seen0 + 1)) seen || t_fail "the old message was read"
+t_is "$(sq "SELECT count(*) FROM messages WHERE message_id = 'old-1@client.test'")|$(cases)" "0|25" \
+	"a message from 2020 opened no case (MailboxMaxAge)"
+t_is "$(lines_since "$worker_log" "$wlog0" '1 message\(s\) older than MailboxMaxAge')" 1 "and is counted in one line"
 
 # ---- 4. a restarted worker adds nothing; nor one that forgot what it read
 total_msgs=$(sq "SELECT count(*) FROM messages")

@@ -363,6 +363,7 @@ test_mailbox(void)
 		T_EQ_INT(cfg->mailboxes.count, 0);
 		T_EQ_INT(cfg->mailbox_poll, 60);
 		T_EQ_INT(cfg->mailbox_flags, 0);
+		T_EQ_INT(cfg->mailbox_max_age, 2 * 86400);
 		config_unref(cfg);
 	}
 	buf_free(&errors);
