@@ -197,7 +197,8 @@ t_is "$(count_dir '*/victim*@victim.test/*')" 0 "3a: the victim got no acknowled
 t_is "$(sq "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient LIKE 'victim%'")" 0 "3a: none queued"
 # the 12 are P1: oncall is paged twice for victim.test, then told of the flood once
 p1_notices() { grep -l "^X-Helpgate-Notice: $1\$" "$MS_T/mail/oncall@staff.example.com/new/"* 2>/dev/null | wc -l; }
-ms_wait_for 20 test "$(p1_notices p1-flood)" -ge 1
+flood_paged() { [ "$(p1_notices p1-flood)" -ge 1 ]; }	# a function: re-evaluated each try
+ms_wait_for 20 flood_paged || t_fail "3a: the flood notice arrived"
 sleep 2
 t_is "$(p1_notices p1)" 2 "3a: 12 P1 cases from one domain page on-call P1NoticePerDomainPerHour (2) times"
 t_is "$(p1_notices p1-flood)" 1 "3a: ... plus one notice that paging is paused for that domain"
