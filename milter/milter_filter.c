@@ -53,6 +53,7 @@ struct filter_ctx {
 	 * however many, unless the message is sealed */
 	struct nameset		 ours;
 	char			*seal;		/* the first X-Helpgate-Seal */
+	struct buf		 seal_cover;	/* the headers a seal vouches for */
 	char			*message_id;	/* the first Message-ID, normalised */
 	int			 importance_count;
 	struct timespec		 started;
@@ -322,10 +323,10 @@ milter_seal_init(const char *path)
 	pthread_mutex_unlock(&seal_lock);
 }
 
-/* Whether value seals message_id (seal_verify), loading the key first when
- * an earlier try failed a minute ago or more. */
+/* Whether value seals message_id and cover (seal_verify), loading the key
+ * first when an earlier try failed a minute ago or more. */
 static int
-filter_seal_valid(const char *value, const char *message_id)
+filter_seal_valid(const char *value, const char *message_id, const struct buf *cover)
 {
 	time_t now = time(NULL);
 	int ok = 0;
@@ -337,7 +338,7 @@ filter_seal_valid(const char *value, const char *message_id)
 		pthread_mutex_lock(&seal_lock);
 	}
 	if (seal_loaded)
-		ok = seal_verify(&seal_key, value, message_id, now, NULL);
+		ok = seal_verify(&seal_key, value, message_id, cover, now, NULL);
 	pthread_mutex_unlock(&seal_lock);
 	return ok;
 }
@@ -396,6 +397,7 @@ filter_reset_message(struct filter_ctx *fc)
 	fc->in_body = 0;
 	nameset_clear(&fc->ours);
 	free(fc->seal);
+	buf_free(&fc->seal_cover);
 	free(fc->message_id);
 	free(fc->auth_login);
 	free(fc->client_addr);
@@ -416,6 +418,7 @@ filter_ctx_get(SMFICTX *ctx)
 		fc = xcalloc(1, sizeof(*fc));
 		fc->snap = milter_snapshot_get();
 		buf_init(&fc->raw, 0);
+		buf_init(&fc->seal_cover, SEAL_COVER_MAX);
 		smfi_setpriv(ctx, fc);
 	}
 	return fc;
@@ -500,6 +503,7 @@ filter_header(SMFICTX *ctx, char *name, char *value)
 		return SMFIS_CONTINUE;
 	if (!fc->decided)
 		filter_decide(fc);
+	seal_cover_add(&fc->seal_cover, name, value);
 	if (strncasecmp(name, "X-Helpgate-", 11) == 0) {
 		if (fc->seal == NULL && strcasecmp(name, "X-Helpgate-Seal") == 0)
 			fc->seal = xstrdup(value);
@@ -623,7 +627,7 @@ filter_eom(SMFICTX *ctx)
 		queue_id = "";
 	/* helpgate's own letter, proved by its seal: its headers stay, and the
 	 * outbox row learns that the relay has it whole */
-	if (fc->seal != NULL && fc->message_id != NULL && filter_seal_valid(fc->seal, fc->message_id)) {
+	if (fc->seal != NULL && fc->message_id != NULL && filter_seal_valid(fc->seal, fc->message_id, &fc->seal_cover)) {
 		filter_outbound_seen(fc->message_id);
 		filter_reset_message(fc);
 		return SMFIS_ACCEPT;

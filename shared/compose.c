@@ -94,11 +94,13 @@ compose_qp_encode(const char *text)
 }
 
 static void
-add_header(struct buf *b, const char *name, const char *value)
+add_header(struct buf *b, struct buf *cover, const char *name, const char *value)
 {
 	char *clean = compose_sanitize(value);
 
 	buf_printf(b, "%s: %s\r\n", name, clean);
+	if (cover != NULL)
+		seal_cover_add(cover, name, clean);
 	free(clean);
 }
 
@@ -202,11 +204,12 @@ add_address(struct buf *b, const char *header, const char *name, const char *add
 char *
 compose_message(const struct compose *c)
 {
-	struct buf b;
+	struct buf b, cover;	/* cover: what the seal vouches for (seal.h) */
 	char date[64];
 	char *subject, *body;
 
 	buf_init(&b, COMPOSE_MAX * 4);
+	buf_init(&cover, SEAL_COVER_MAX);
 	clock_format_rfc5322(c->date, date, sizeof(date));
 	add_address(&b, "From", c->from_name, c->from_address);
 	add_address(&b, "To", NULL, c->to_address);
@@ -215,33 +218,35 @@ compose_message(const struct compose *c)
 	buf_append_str(&b, "Subject: ");
 	append_crlf(&b, enc);
 	buf_append(&b, "\r\n", 2);
+	seal_cover_add(&cover, "Subject", enc);
 	free(enc);
 	free(subject);
-	add_header(&b, "Date", date);
+	add_header(&b, &cover, "Date", date);
 	buf_printf(&b, "Message-ID: <%s>\r\n", c->message_id);
 	if (c->in_reply_to && *c->in_reply_to)
 		add_id_list(&b, "In-Reply-To", c->in_reply_to);
 	if (c->references && *c->references)
 		add_id_list(&b, "References", c->references);
 	for (size_t i = 0; i < c->extra_count; i++)
-		add_header(&b, c->extra[i].name, c->extra[i].value);
+		add_header(&b, &cover, c->extra[i].name, c->extra[i].value);
 	if (c->seal_key != NULL) {
 		char seal[SEAL_VALUE_MAX];
 
 		char *mac;
 
-		seal_make(c->seal_key, c->message_id, c->case_id, c->date, seal, sizeof(seal));
+		seal_make(c->seal_key, c->message_id, c->case_id, &cover, c->date, seal, sizeof(seal));
 		/* folded before the MAC, so that no line passes 78 characters */
 		if ((mac = strstr(seal, " s=")) != NULL) {
 			*mac = '\0';
 			buf_printf(&b, "X-Helpgate-Seal: %s\r\n %s\r\n", seal, mac + 1);
 		} else {
-			add_header(&b, "X-Helpgate-Seal", seal);
+			add_header(&b, NULL, "X-Helpgate-Seal", seal);
 		}
 	}
 	buf_append_str(&b, "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	buf_free(&cover);
 	body = compose_qp_encode(c->body ? c->body : "");
 	buf_append_str(&b, body);
 	free(body);

@@ -2,11 +2,14 @@
  * seal - X-Helpgate-Seal: make and verify (seal.h).
  *
  * The MAC is GnuTLS's HMAC-SHA256 (GnuTLS already does the diagnosis's
- * TLS), over "helpgate-seal 1\n<t>\n<case>\n<message-id>\n"; the
+ * TLS), over "helpgate-seal 1\n<t>\n<case>\n<message-id>\n<cover>"; the
  * Message-ID is compared without its angle brackets and surrounding
- * blanks, the way the milter and the store keep it.
+ * blanks, the way the milter and the store keep it; the cover is one
+ * "name:value\n" line per covered header.
  */
 #include "seal.h"
+
+#include "buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,28 +139,64 @@ seal_bare_id(const char *id, char *out, size_t outlen)
 	out[len] = '\0';
 }
 
+void
+seal_cover_add(struct buf *cover, const char *name, const char *value)
+{
+	int space = 0, started = 0;
+
+	if (strcasecmp(name, "Subject") != 0 &&
+	    (strncasecmp(name, "X-Helpgate-", 11) != 0 || strcasecmp(name, "X-Helpgate-Seal") == 0))
+		return;
+	for (const char *p = name; *p; p++)
+		buf_append_char(cover, (char)tolower((unsigned char)*p));
+	buf_append_char(cover, ':');
+	for (const char *p = value ? value : ""; *p; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+			space = started;
+			continue;
+		}
+		if (space)
+			buf_append_char(cover, ' ');
+		buf_append_char(cover, *p);
+		space = 0;
+		started = 1;
+	}
+	buf_append_char(cover, '\n');
+}
+
 static int
 seal_mac(const struct seal_key *key, const char *message_id, long long case_id, long long when,
-    unsigned char mac[32])
+    const struct buf *cover, unsigned char mac[32])
 {
+	gnutls_hmac_hd_t h;
 	char id[1024], data[1200];
 	int n;
 
+	if (cover != NULL && cover->truncated)
+		return -1;
 	seal_bare_id(message_id, id, sizeof(id));
 	n = snprintf(data, sizeof(data), "helpgate-seal 1\n%lld\n%lld\n%s\n", when, case_id, id);
 	if (n < 0 || (size_t)n >= sizeof(data))
 		return -1;
-	return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key->bytes, SEAL_KEY_LEN, data, (size_t)n, mac) == 0 ? 0 : -1;
+	if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA256, key->bytes, SEAL_KEY_LEN) != 0)
+		return -1;
+	if (gnutls_hmac(h, data, (size_t)n) != 0 ||
+	    (cover != NULL && cover->len > 0 && gnutls_hmac(h, buf_str(cover), cover->len) != 0)) {
+		gnutls_hmac_deinit(h, NULL);
+		return -1;
+	}
+	gnutls_hmac_deinit(h, mac);
+	return 0;
 }
 
 void
-seal_make(const struct seal_key *key, const char *message_id, long long case_id, time_t when,
-    char *out, size_t outlen)
+seal_make(const struct seal_key *key, const char *message_id, long long case_id,
+    const struct buf *cover, time_t when, char *out, size_t outlen)
 {
 	unsigned char mac[32];
 	char hex[65];
 
-	if (seal_mac(key, message_id, case_id, (long long)when, mac) != 0) {
+	if (seal_mac(key, message_id, case_id, (long long)when, cover, mac) != 0) {
 		snprintf(out, outlen, "v=1; invalid");
 		return;
 	}
@@ -169,8 +209,8 @@ seal_make(const struct seal_key *key, const char *message_id, long long case_id,
 }
 
 int
-seal_verify(const struct seal_key *key, const char *value, const char *message_id, time_t now,
-    long long *case_id)
+seal_verify(const struct seal_key *key, const char *value, const char *message_id,
+    const struct buf *cover, time_t now, long long *case_id)
 {
 	long long when, cid;
 	char hex[65];
@@ -192,7 +232,7 @@ seal_verify(const struct seal_key *key, const char *value, const char *message_i
 		return 0;
 	for (size_t i = 0; i < sizeof(want); i++)
 		want[i] = (unsigned char)(seal_hexval(hex[2 * i]) << 4 | seal_hexval(hex[2 * i + 1]));
-	if (seal_mac(key, message_id, cid, when, mac) != 0)
+	if (seal_mac(key, message_id, cid, when, cover, mac) != 0)
 		return 0;
 	for (size_t i = 0; i < sizeof(mac); i++)
 		diff |= (unsigned)(mac[i] ^ want[i]);

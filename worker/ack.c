@@ -14,6 +14,7 @@
 #include "compose.h"
 #include "seal.h"
 #include "log.h"
+#include "msg.h"
 #include "template.h"
 #include "timers.h"
 #include "xalloc.h"
@@ -131,15 +132,23 @@ ack_load_seal(struct ack_ctx *a, char *err, size_t errlen)
 }
 
 int
-ack_seal_valid(const struct ack_ctx *a, const char *value, const char *message_id)
+ack_seal_valid(const struct ack_ctx *a, const struct msg *m)
 {
+	const char *value = msg_header_raw(m, "X-Helpgate-Seal");
+	struct buf cover;
 	long long when;
+	int ok;
 
 	if (a == NULL || !a->have_seal || value == NULL ||
 	    sscanf(value, " v=1; t=%lld;", &when) != 1)
 		return 0;
+	buf_init(&cover, SEAL_COVER_MAX);
+	for (size_t i = 0; i < m->header_count; i++)
+		seal_cover_add(&cover, m->headers[i].name, m->headers[i].raw);
 	/* verified as of its own time: age is no question here */
-	return seal_verify(&a->seal, value, message_id, (time_t)when, NULL);
+	ok = seal_verify(&a->seal, value, m->message_id, &cover, (time_t)when, NULL);
+	buf_free(&cover);
+	return ok;
 }
 
 void

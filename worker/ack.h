@@ -30,10 +30,10 @@ void		 ack_ctx_free(struct ack_ctx *a);	/* accepts NULL */
  * not end up owned by root.  Without it letters go out unsealed and
  * helpgate-milter treats their X-Helpgate-* headers as a stranger's. */
 int		 ack_load_seal(struct ack_ctx *a, char *err, size_t errlen);
-/* Whether an X-Helpgate-Seal value seals message_id under the key: one of
- * helpgate's own letters, whatever its age (the mailbox pass skips them). */
-int		 ack_seal_valid(const struct ack_ctx *a, const char *value,
-    const char *message_id);
+/* Whether m's X-Helpgate-Seal seals it under the key: one of helpgate's
+ * own letters, whatever its age (the mailbox pass skips them). */
+struct msg;
+int		 ack_seal_valid(const struct ack_ctx *a, const struct msg *m);
 
 /* Decides about at most limit undecided messages; returns how many it
  * handled, or -1 when the store failed (logged). */

@@ -248,7 +248,7 @@ mailbox_record(struct mailbox_pass *mp, const char *spec, const char *key, const
 	if (rc != STORE_OK && rc != STORE_NOTFOUND)
 		goto fail;
 	if (rc == STORE_OK ||
-	    ack_seal_valid(mp->ack, msg_header_raw(m, "X-Helpgate-Seal"), m->message_id)) {
+	    ack_seal_valid(mp->ack, m)) {
 		if (store_mailbox_mark(mp->store, spec, key, mp->now) != STORE_OK)
 			goto fail;
 		log_debug("mailbox %s: %s: %s", spec, key,

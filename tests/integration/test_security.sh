@@ -168,6 +168,25 @@ sed -i "s/^\\(X-Helpgate-Seal:.*c=\\)[0-9]*/\\1999/" "$MS_T/replay.eml"
 smtp25 --data "$MS_T/replay.eml" --from '<>' --to staff@staff.example.com
 f=$(wait_find 20 staff@staff.example.com Message-ID '^<replay-') || t_fail "replayed letter delivered"
 t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "2d: a sealed letter replayed with another case and Message-ID loses all X-Helpgate-* headers"
+# 2f. the client's own sealed acknowledgement, sent on to staff with a notice
+# header added or its Subject changed: the seal covers them, so it fails.
+# The control, sent on untouched, keeps its headers: the seal survives a
+# second trip through Postfix, and only the change makes the difference.
+sed '/^Return-Path:\|^Delivered-To:\|^Received:/d' "$ack" >"$MS_T/fwd-control.eml"
+sed -e 's/^Message-ID: <\(.*\)>/Message-ID: <\1>\nX-Helpgate-Notice: breach/' "$MS_T/fwd-control.eml" >"$MS_T/fwd-notice.eml"
+sed -e 's/^Subject: .*/Subject: [Case] Your account is suspended, log in at http:\/\/evil.test\//' \
+	"$MS_T/fwd-control.eml" >"$MS_T/fwd-subject.eml"
+grep -q '^X-Helpgate-Notice: breach' "$MS_T/fwd-notice.eml" || t_fail "2f: the notice header was added"
+for kind in notice subject control; do
+	smtp25 --data "$MS_T/fwd-$kind.eml" --from '<>' --to "fwd-$kind@staff.example.com" ||
+		t_fail "2f: the $kind replay accepted"
+done
+f=$(wait_find 20 fwd-notice@staff.example.com Message-ID .) || t_fail "2f: notice replay delivered"
+t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "2f: a sealed acknowledgement with an added X-Helpgate-Notice loses all X-Helpgate-* headers"
+f=$(wait_find 20 fwd-subject@staff.example.com Message-ID .) || t_fail "2f: subject replay delivered"
+t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "2f: a sealed acknowledgement with another Subject loses all X-Helpgate-* headers"
+f=$(wait_find 20 fwd-control@staff.example.com Message-ID .) || t_fail "2f: control replay delivered"
+t_is "$(hdr "$f" X-Helpgate-Case)" "$case1" "2f: control: the untouched acknowledgement keeps its headers"
 # 2e. an unsealed null-sender message naming a pending outbox row does not confirm it
 sq "INSERT INTO outbox (case_id, kind, recipient, message_id, content, state, created) VALUES (?, 'notice', 'x@client.test', 'pending-1@example.com', 'x', 'failed', 0)" "${case1#HG-}" >/dev/null
 ms_mkmsg "$MS_T/n3.eml" "support@example.com" "x" "pending-1@example.com" "x" "X-Helpgate-Case: $case1" ann@client.test

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "nameset.h"
 #include "seal.h"
 #include "t.h"
@@ -52,37 +53,94 @@ test_make_verify(void)
 
 	memset(key.bytes, 7, sizeof(key.bytes));
 	memset(other.bytes, 8, sizeof(other.bytes));
-	seal_make(&key, "hg-12.ack.abc@example.com", 12, now, v, sizeof(v));
+	seal_make(&key, "hg-12.ack.abc@example.com", 12, NULL, now, v, sizeof(v));
 	T_CONTAINS(v, "v=1; t=1796600000; c=12; s=");
 	T_EQ_INT((int)strlen(v), (int)strlen("v=1; t=1796600000; c=12; s=") + 64);
 
-	T_EQ_INT(seal_verify(&key, v, "hg-12.ack.abc@example.com", now, &c), 1);
+	T_EQ_INT(seal_verify(&key, v, "hg-12.ack.abc@example.com", NULL, now, &c), 1);
 	T_EQ_INT((int)c, 12);
 	/* the Message-ID as a header carries it: brackets, blanks */
-	T_EQ_INT(seal_verify(&key, v, " <hg-12.ack.abc@example.com> ", now + 60, NULL), 1);
+	T_EQ_INT(seal_verify(&key, v, " <hg-12.ack.abc@example.com> ", NULL, now + 60, NULL), 1);
 	/* folded the way compose writes it */
 	char folded[SEAL_VALUE_MAX + 8];
 	snprintf(folded, sizeof(folded), "%.*s\r\n %s", (int)(strstr(v, " s=") - v), v, strstr(v, " s=") + 1);
-	T_EQ_INT(seal_verify(&key, folded, "hg-12.ack.abc@example.com", now, NULL), 1);
+	T_EQ_INT(seal_verify(&key, folded, "hg-12.ack.abc@example.com", NULL, now, NULL), 1);
 
 	/* what a sender cannot do */
-	T_EQ_INT(seal_verify(&other, v, "hg-12.ack.abc@example.com", now, NULL), 0);	/* another key */
-	T_EQ_INT(seal_verify(&key, v, "hg-13.ack.abc@example.com", now, NULL), 0);	/* another message */
-	T_EQ_INT(seal_verify(&key, v, "", now, NULL), 0);
-	T_EQ_INT(seal_verify(&key, v, "hg-12.ack.abc@example.com", now + SEAL_MAX_AGE + 1, NULL), 0);
-	T_EQ_INT(seal_verify(&key, v, "hg-12.ack.abc@example.com", now - 7200, NULL), 0);	/* from the future */
+	T_EQ_INT(seal_verify(&other, v, "hg-12.ack.abc@example.com", NULL, now, NULL), 0);	/* another key */
+	T_EQ_INT(seal_verify(&key, v, "hg-13.ack.abc@example.com", NULL, now, NULL), 0);	/* another message */
+	T_EQ_INT(seal_verify(&key, v, "", NULL, now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, v, "hg-12.ack.abc@example.com", NULL, now + SEAL_MAX_AGE + 1, NULL), 0);
+	T_EQ_INT(seal_verify(&key, v, "hg-12.ack.abc@example.com", NULL, now - 7200, NULL), 0);	/* from the future */
 	snprintf(forged, sizeof(forged), "%s", v);
 	forged[strlen("v=1; t=1796600000; c=")] = '9';		/* another case */
-	T_EQ_INT(seal_verify(&key, forged, "hg-12.ack.abc@example.com", now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, forged, "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
 	snprintf(forged, sizeof(forged), "%s", v);
 	forged[strlen(forged) - 1] ^= 1;			/* one bit of the MAC */
-	T_EQ_INT(seal_verify(&key, forged, "hg-12.ack.abc@example.com", now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, forged, "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
 	snprintf(forged, sizeof(forged), "%s extra", v);		/* trailing junk */
-	T_EQ_INT(seal_verify(&key, forged, "hg-12.ack.abc@example.com", now, NULL), 0);
-	T_EQ_INT(seal_verify(&key, "v=1; t=1796600000; c=12; s=00", "hg-12.ack.abc@example.com", now, NULL), 0);
-	T_EQ_INT(seal_verify(&key, "", "hg-12.ack.abc@example.com", now, NULL), 0);
-	T_EQ_INT(seal_verify(&key, NULL, "hg-12.ack.abc@example.com", now, NULL), 0);
-	T_EQ_INT(seal_verify(&key, "v=2; t=1796600000; c=12; s=", "hg-12.ack.abc@example.com", now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, forged, "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, "v=1; t=1796600000; c=12; s=00", "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, "", "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, NULL, "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
+	T_EQ_INT(seal_verify(&key, "v=2; t=1796600000; c=12; s=", "hg-12.ack.abc@example.com", NULL, now, NULL), 0);
+}
+
+/* The cover: headers a sender adds or changes break the seal; an MTA's
+ * refolding and headers outside it do not. */
+static void
+test_cover(void)
+{
+	struct seal_key key;
+	struct buf made, seen;
+	char v[SEAL_VALUE_MAX];
+	time_t now = 1796600000;
+	const char *id = "hg-12.ack.abc@example.com";
+
+	memset(key.bytes, 7, sizeof(key.bytes));
+	buf_init(&made, SEAL_COVER_MAX);
+	seal_cover_add(&made, "Subject", "[Case #12] Re: outgoing mail\n is not sent");
+	seal_cover_add(&made, "Date", "Mon, 7 Dec 2026 04:30:00 +0000");
+	seal_cover_add(&made, "X-Helpgate-Case", "12");
+	seal_make(&key, id, 12, &made, now, v, sizeof(v));
+	T_EQ_STR(buf_str(&made), "subject:[Case #12] Re: outgoing mail is not sent\nx-helpgate-case:12\n");
+
+	/* as the milter sees it: refolded, other headers between, the seal */
+	buf_init(&seen, SEAL_COVER_MAX);
+	seal_cover_add(&seen, "Received", "from localhost");
+	seal_cover_add(&seen, "subject", " [Case #12] Re: outgoing mail\r\n\tis  not sent ");
+	seal_cover_add(&seen, "X-HELPGATE-CASE", "12");
+	seal_cover_add(&seen, "X-Helpgate-Seal", v);
+	T_EQ_INT(seal_verify(&key, v, id, &seen, now, NULL), 1);
+
+	/* a notice header added to a genuine acknowledgement */
+	seal_cover_add(&seen, "X-Helpgate-Notice", "escalation");
+	T_EQ_INT(seal_verify(&key, v, id, &seen, now, NULL), 0);
+	/* the Subject changed */
+	buf_reset(&seen);
+	seal_cover_add(&seen, "Subject", "[Case #12] Re: please wire the money");
+	seal_cover_add(&seen, "X-Helpgate-Case", "12");
+	T_EQ_INT(seal_verify(&key, v, id, &seen, now, NULL), 0);
+	/* a second Subject */
+	buf_reset(&seen);
+	seal_cover_add(&seen, "Subject", "[Case #12] Re: outgoing mail is not sent");
+	seal_cover_add(&seen, "X-Helpgate-Case", "12");
+	seal_cover_add(&seen, "Subject", "urgent");
+	T_EQ_INT(seal_verify(&key, v, id, &seen, now, NULL), 0);
+	/* no cover at all */
+	T_EQ_INT(seal_verify(&key, v, id, NULL, now, NULL), 0);
+	/* a cover past its cap never verifies, even when the MACs agree */
+	buf_reset(&made);
+	buf_reset(&seen);
+	for (int i = 0; i < 3000; i++) {
+		seal_cover_add(&made, "X-Helpgate-Filler", "0123456789012345678901234567890123456789");
+		seal_cover_add(&seen, "X-Helpgate-Filler", "0123456789012345678901234567890123456789");
+	}
+	T_EQ_INT(seen.truncated, 1);
+	seal_make(&key, id, 12, &made, now, v, sizeof(v));
+	T_EQ_INT(seal_verify(&key, v, id, &seen, now, NULL), 0);
+	buf_free(&made);
+	buf_free(&seen);
 }
 
 static int each_total, each_names;
@@ -147,6 +205,7 @@ main(void)
 		return 1;
 	test_key_file();
 	test_make_verify();
+	test_cover();
 	test_nameset();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
