@@ -9,6 +9,7 @@
 #   make bench      deps + release build + benchmarks (ratios against baselines)
 #   make fuzz       libFuzzer targets for a while (FUZZ_SECONDS=60)
 #   make eval       the classifier on labelled mail (tests/eval/; EVAL_ARGS=--misses)
+#   make model      train the learned part of triage on the dev part (conf/keywords/triage.model)
 #   make install    install (PREFIX, DESTDIR, SYSCONFDIR, ...: see mk/install.mk); make uninstall
 
 CC        ?= gcc
@@ -16,7 +17,7 @@ PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls libcares libpsl
 CPPFLAGS  += -D_GNU_SOURCE -Ishared -Iworker
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP
-LDLIBS    += -lpthread
+LDLIBS    += -lstemmer -lm -lpthread
 
 # SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, separate tree.
 ifeq ($(SANITIZE),1)
@@ -131,6 +132,14 @@ EVAL_CORPORA := $(wildcard tests/eval/corpus-*)
 eval: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/eval-classify
 	@$(BUILD)/tests/eval-classify conf/keywords $(EVAL_ARGS) $(EVAL_CORPORA)
+
+# make model: trains the learned part of triage on the dev part of the
+# corpora only and writes conf/keywords/triage.model (MODEL_ARGS: --epochs,
+# --rate, --l2, --p1-weight; choose them with EVAL_ARGS="--cv 5").
+.PHONY: model
+model: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tests/eval-classify
+	@$(BUILD)/tests/eval-classify conf/keywords --train conf/keywords/triage.model $(MODEL_ARGS) $(EVAL_CORPORA)
 
 $(BUILD)/tests/eval-classify: $(BUILD)/tests/eval/eval.o $(LIBHG)
 	@mkdir -p $(dir $@)

@@ -9,7 +9,7 @@
 # What goes where (GNU directory variables; override any of them):
 #   $(SBINDIR)               helpgate-milter, helpgate-worker
 #   $(BINDIR)                helpgatectl
-#   $(HG_CONFDIR)            helpgate.conf, keywords/*.kw, templates/*.txt, sieve/* (if shipped)
+#   $(HG_CONFDIR)            helpgate.conf, keywords/*.kw and triage.model, templates/*.txt, sieve/* (if shipped)
 #   $(MANDIR)/man[158]       helpgatectl.1, helpgate.conf.5, helpgate-milter.8, helpgate-worker.8
 #   $(SYSTEMDUNITDIR)        helpgate-milter.service, helpgate-worker.service
 #   $(DOCDIR)                README.md, INSTALL
@@ -53,7 +53,7 @@ HG_SBIN_PROGS  := helpgate-milter helpgate-worker
 HG_BIN_PROGS   := helpgatectl
 HG_MAN         := man/helpgatectl.1 man/helpgate.conf.5 man/helpgate-milter.8 man/helpgate-worker.8
 HG_UNITS       := $(wildcard conf/systemd/*.service)
-HG_KEYWORDS    := $(wildcard conf/keywords/*.kw)
+HG_KEYWORDS    := $(wildcard conf/keywords/*.kw conf/keywords/triage.model)
 HG_TEMPLATES   := $(wildcard conf/templates/*)
 HG_SIEVE       := $(wildcard conf/sieve/*)
 HG_DOCS        := README.md INSTALL

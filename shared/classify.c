@@ -39,7 +39,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "triage_model.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #define MAX_CLASSES	64
@@ -175,6 +178,7 @@ struct classify_rules {
 	unsigned char	asc_fl[256];
 	uint32_t	asc[256];	/* asc_fold | asc_fl << 8 | ASC_SLOW: one load in the hot loop */
 	struct fold2	f2[0x800 - 0x80];
+	struct triage_model *model;	/* triage.model in the directory, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -366,48 +370,6 @@ cp_flags(const struct classify_rules *r, uint32_t cp)
 	return wide_flags(cp);
 }
 
-static int
-is_cont(unsigned char b)
-{
-	return (b & 0xc0) == 0x80;
-}
-
-/* Length of the valid UTF-8 sequence at p (< end), 0 if invalid; *cp gets
- * the code point. */
-static size_t
-utf8_decode(const unsigned char *p, const unsigned char *end, uint32_t *cp)
-{
-	unsigned c = p[0];
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf && end - p >= 2 && is_cont(p[1])) {
-		*cp = (uint32_t)(c & 0x1f) << 6 | (p[1] & 0x3f);
-		return 2;
-	}
-	if (c >= 0xe0 && c <= 0xef && end - p >= 3 && is_cont(p[1]) && is_cont(p[2])) {
-		uint32_t v = (uint32_t)(c & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
-
-		if (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))
-			return 0;
-		*cp = v;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4 && end - p >= 4 && is_cont(p[1]) && is_cont(p[2]) &&
-	    is_cont(p[3])) {
-		uint32_t v = (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
-		    (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
-
-		if (v < 0x10000 || v > 0x10ffff)
-			return 0;
-		*cp = v;
-		return 4;
-	}
-	return 0;
-}
-
 /*
  * Folds the character at p (*p >= 0x80, p < end).  Writes up to 4 bytes to
  * o and sets *nout to how many, or to -1 for a blank (the caller writes one
@@ -537,43 +499,6 @@ fold_simple(const struct classify_rules *r, const char *in, size_t len, char *ou
 	while (o > start && o[-1] == ' ')
 		o--;
 	return (size_t)(o - start);
-}
-
-/* Latin letters with diacritics -> base letter, for the second spelling of
- * a phrase; '.' = leave alone. */
-static const char strip_e0[] = "aaaaaa.ceeeeiiii.nooooo.ouuuuy.y";
-static const char strip_100[] =
-    "aaaaaaccccccccdd" "ddeeeeeeeeeegggg" "gggghhhhiiiiiiii" "ii..jjkkklllllll"
-    "lllnnnnnnnnnoooo" "oo..rrrrrrssssss" "ssttttttuuuuuuuu" "uuuuwwyyyzzzzzzs";
-
-/* Writes the phrase without Latin diacritics to out (>= len bytes); returns
- * its length. */
-static size_t
-strip_diacritics(const char *in, size_t len, char *out)
-{
-	const unsigned char *p = (const unsigned char *)in, *end = p + len;
-	size_t o = 0;
-
-	while (p < end) {
-		uint32_t cp;
-		size_t n = utf8_decode(p, end, &cp);
-		char base = '.';
-
-		if (n == 0)
-			n = 1;
-		if (cp >= 0xe0 && cp <= 0xff)
-			base = strip_e0[cp - 0xe0];
-		else if (cp >= 0x100 && cp <= 0x17f)
-			base = strip_100[cp - 0x100];
-		if (n == 2 && base != '.')
-			out[o++] = base;
-		else {
-			memcpy(out + o, p, n);
-			o += n;
-		}
-		p += n;
-	}
-	return o;
 }
 
 /* ------------------------------------------------------------------ */
@@ -990,7 +915,7 @@ markers_add(struct classify_rules *r, struct markers *m, const char *raw, size_t
 		m->window = 2 * flen + 16 < MARKER_WINDOW ? 2 * flen + 16 : MARKER_WINDOW;
 	m->n++;
 	for (size_t i = 0; i < flen; i++)
-		chars += !is_cont((unsigned char)f[i]);
+		chars += !utf8_is_cont((unsigned char)f[i]);
 	if (m->n == 1 || chars < m->head_n)
 		m->head_n = chars < 3 ? chars : 3;
 	if (at_end) {
@@ -1474,7 +1399,7 @@ build_phrases(struct loader *ld, const char *dir)
 		keys[a][nkeys[a]].stem = it->stem;
 		keys[a][nkeys[a]].phrase = (uint32_t)r->nphrases;
 		nkeys[a]++;
-		tlen = strip_diacritics(it->text, it->len, tmp);
+		tlen = utf8_strip_latin(it->text, it->len, tmp);
 		if (tlen != it->len || memcmp(tmp, it->text, tlen) != 0) {
 			variants[nvariants] = xstrndup(tmp, tlen);
 			keys[a][nkeys[a]].s = variants[nvariants++];
@@ -1592,6 +1517,14 @@ classify_rules_load(const char *dir, struct buf *errors)
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
+	if (!ld.nerrors) {
+		char path[4096];
+
+		/* the learned part is optional: without it the rules decide */
+		snprintf(path, sizeof(path), "%s/%s", dir, TRIAGE_MODEL_FILE);
+		if (access(path, F_OK) == 0 && (r->model = triage_model_load(path, errors)) == NULL)
+			ld.nerrors++;
+	}
 	if (ld.nerrors) {
 		classify_rules_free(r);
 		return NULL;
@@ -1626,6 +1559,7 @@ classify_rules_free(struct classify_rules *r)
 	free(r->acronyms);
 	free(r->phrases);
 	free(r->cws);
+	triage_model_free(r->model);
 	free(r);
 }
 
@@ -1719,7 +1653,7 @@ flags_before(const struct scan *sc, size_t pos)
 
 	if (f[i] < 0x80)
 		return sc->r->asc_fl[f[i]];
-	while (i > 0 && is_cont(f[i]) && pos - i < 4)
+	while (i > 0 && utf8_is_cont(f[i]) && pos - i < 4)
 		i--;
 	if (utf8_decode(f + i, f + pos, &cp) == 0)
 		return 0;
@@ -1815,7 +1749,7 @@ fold_run(struct scan *sc, const char *src, size_t n)
 			} while (p + 1 < end && SMALL_CYRILLIC(p[0], p[1]));
 			continue;
 		}
-		if (c0 >= 0xc2 && c0 <= 0xdf && p + 1 < end && is_cont(c1 = p[1])) {
+		if (c0 >= 0xc2 && c0 <= 0xdf && p + 1 < end && utf8_is_cont(c1 = p[1])) {
 			const struct fold2 *x = &f2[((c0 & 0x1f) << 6 | (c1 & 0x3f)) - 0x80];
 
 			if (x->op == OP_LETTER2) {		/* é, ß, ... */
@@ -1919,7 +1853,7 @@ caps_word_at(const struct scan *sc, size_t seg, const char *orig, struct caps_me
 	while (a > lo) {
 		const unsigned char *c = a - 1;
 
-		while (c > lo && is_cont(*c) && a - c < 4)
+		while (c > lo && utf8_is_cont(*c) && a - c < 4)
 			c--;
 		if (!(raw_flags(r, c, hi, &n) & CF_LETTER))
 			break;
@@ -2033,7 +1967,7 @@ letter_stats(struct scan *sc, size_t n)
 		if (*p < 0x80) {
 			st->letters += r->asc_fl[*p] & CF_LETTER;
 			p++;
-		} else if (*p >= 0xc2 && *p <= 0xdf && p + 1 < end && is_cont(p[1])) {
+		} else if (*p >= 0xc2 && *p <= 0xdf && p + 1 < end && utf8_is_cont(p[1])) {
 			unsigned fl = r->f2[((p[0] & 0x1f) << 6 | (p[1] & 0x3f)) - 0x80].flags;
 
 			st->letters += fl & CF_LETTER;
@@ -2078,7 +2012,7 @@ line_starts_with(const struct classify_rules *r, const struct markers *m, const 
 			return 0;
 	} else if (len > m->window) {
 		len = m->window;
-		while (len > 0 && is_cont((unsigned char)s[len]))
+		while (len > 0 && utf8_is_cont((unsigned char)s[len]))
 			len--;
 	}
 	flen = fold_simple(r, s, len, folded);
@@ -2135,7 +2069,7 @@ line_ends_with(const struct classify_rules *r, const struct markers *m, const ch
 		return 0;
 	if ((size_t)(e - s) > m->window) {
 		s = e - m->window;
-		while (s < e && is_cont((unsigned char)*s))
+		while (s < e && utf8_is_cont((unsigned char)*s))
 			s++;
 	}
 	flen = fold_simple(r, s, (size_t)(e - s), folded);
@@ -2279,7 +2213,7 @@ word_end_at(const struct scan *sc, size_t pos)
 {
 	while (pos < sc->flen && (flags_at(sc, pos) & CF_ALNUM)) {
 		pos++;
-		while (pos < sc->flen && is_cont(sc->f[pos]))
+		while (pos < sc->flen && utf8_is_cont(sc->f[pos]))
 			pos++;
 	}
 	return pos;
@@ -2774,7 +2708,7 @@ ib_phrase(struct item_buf *ib, const struct scan *sc, const struct span *sp)
 	char out[SHOW_PHRASE_MAX + 8];
 	size_t n = 0;
 
-	while (is_cont(*e))
+	while (utf8_is_cont(*e))
 		e++;
 	while (s < e) {
 		uint32_t cp;
@@ -2887,11 +2821,56 @@ decide_lang(const struct scan *sc, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", r->classes[best].value);
 }
 
-void
-classify_message(const struct classify_rules *r, const struct msg *m,
-    const char *envelope_from, struct classify_result *out)
+/* What the rules found, as features of the learned part. */
+static void
+rule_features(struct triage_feats *tf, const struct scan *sc, const struct classify_result *out,
+    int u, int best, int shout, int bangs)
+{
+	static const char *const names[C_BASE] = { "r:outage", "r:impact", "r:security",
+		"r:defect", "r:workaround", "r:howto" };
+	const struct classify_rules *r = sc->r;
+	char f[80];
+	int n;
+
+	for (int c = 0; c < C_BASE; c++)
+		if (class_on(sc, c))
+			triage_feats_add(tf, names[c], strlen(names[c]));
+	if (shout)
+		triage_feats_add(tf, "r:capitals", 10);
+	if (bangs)
+		triage_feats_add(tf, "r:bangs", 7);
+	if (sc->nneg)
+		triage_feats_add(tf, "r:negated", 9);
+	if (sc->quoted)
+		triage_feats_add(tf, "r:quoted", 8);
+	if (scored_question(sc))
+		triage_feats_add(tf, "r:question", 10);
+	if (out->header_priority)
+		triage_feats_add(tf, "r:header-priority", 17);
+	n = snprintf(f, sizeof(f), "r:u%d", u);
+	triage_feats_add(tf, f, (size_t)n);
+	for (size_t i = 0; i < r->nclasses; i++)
+		if (r->classes[i].kind == K_CATEGORY && class_on(sc, (int)i)) {
+			n = snprintf(f, sizeof(f), "r:%s%s", (int)i == best ? "cat-" : "c-",
+			    r->classes[i].value);
+			if (n > 0 && (size_t)n < sizeof(f))
+				triage_feats_add(tf, f, (size_t)n);
+		}
+	if (best < 0)
+		triage_feats_add(tf, "r:cat-other", 11);
+}
+
+/* classify_message, and the features of the learned part into tf when tf
+ * is not NULL.  use_model 0: the rules alone decide (for training). */
+static void
+classify_run(const struct classify_rules *r, const struct msg *m,
+    const char *envelope_from, struct classify_result *out, struct triage_feats *tf,
+    int use_model)
 {
 	struct scan *sc;
+	struct triage_feats *own = NULL;
+	struct triage_decision td;
+	int learned = 0;
 	const char *subject = m->subject ? m->subject : "";
 	const char *text = m->text ? m->text : "";
 	size_t slen = strlen(subject), tlen = m->text ? m->text_len : 0;
@@ -2993,6 +2972,42 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 	}
 	decide_lang(sc, out->lang, sizeof(out->lang));
 
+	if (tf == NULL && use_model && r->model != NULL && !out->auto_reason[0]) {
+		tf = own = xmalloc(sizeof(*own));
+		triage_feats_init(own);
+	}
+	if (tf != NULL) {
+		rule_features(tf, sc, out, u, best, shout, bangs);
+		triage_feats_words(tf, (const char *)sc->f, sc->flen, out->lang);
+	}
+	/* The learned part decides a person's mail when there is one; machine
+	 * mail stays the rules' (P4, never raised).  It has seen the sender's
+	 * priority flag already, so classify_adjust() must not raise again. */
+	if (use_model && r->model != NULL && !out->auto_reason[0]) {
+		/* what the rules would end with for an unknown customer: the
+		 * model was trained on that, the flag included */
+		int rules_final = u - (out->header_priority && out->problem);
+
+		triage_model_decide(r->model, tf, &td);
+		if (td.sure_urgency && td.urgency != (rules_final < 1 ? 1 : rules_final)) {
+			learned = 1;
+			out->urgency = out->content_urgency = u = td.urgency;
+			out->problem = 0;
+		}
+		if (td.sure_category && strcmp(td.category, out->category) != 0) {
+			snprintf(out->category, sizeof(out->category), "%s", td.category);
+			best = -1;
+			for (size_t i = 0; i < r->nclasses; i++)
+				if (r->classes[i].kind == K_CATEGORY && class_on(sc, (int)i) &&
+				    strcmp(r->classes[i].value, td.category) == 0)
+					best = (int)i;
+		}
+	}
+	if (own != NULL) {
+		triage_feats_free(own);
+		free(own);
+	}
+
 	rb.s = out->reasons;
 	rb.len = 0;
 	rb.max = CONTENT_REASONS_MAX;
@@ -3004,15 +3019,18 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 		if (n > 0)
 			rb_item(&rb, item, (size_t)n < sizeof(item) ? (size_t)n : sizeof(item) - 1);
 	}
+	/* short, and it explains the rest: what was not read */
+	if (sc->quoted)
+		rb_item(&rb, "quoted text ignored", 19);
 	if (security)
 		reason_class(&rb, sc, C_SECURITY, "security", NULL, NULL);
 	if (outage)
-		reason_class(&rb, sc, C_OUTAGE, "outage", NULL, NULL);
+		reason_class(&rb, sc, C_OUTAGE, "state broken", NULL, NULL);
 	if (impact || shout || bangs)
 		reason_class(&rb, sc, impact ? C_IMPACT : -1, "impact",
 		    shout ? "CAPITALS" : NULL, bangs ? "\"!!!\"" : NULL);
 	if (workaround)
-		reason_class(&rb, sc, C_WORKAROUND, "workaround", NULL, NULL);
+		reason_class(&rb, sc, C_WORKAROUND, "state workaround", NULL, NULL);
 	if (sc->nneg) {
 		struct item_buf ib = { .len = 0 };
 
@@ -3025,19 +3043,31 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 		rb_item(&rb, ib.s, ib.len);
 	}
 	if (defect)
-		reason_class(&rb, sc, C_DEFECT, "defect", NULL, NULL);
+		reason_class(&rb, sc, C_DEFECT, "state faulty", NULL, NULL);
 	if (howto)
-		reason_class(&rb, sc, C_HOWTO, "howto", NULL, NULL);
+		reason_class(&rb, sc, C_HOWTO, "state question", NULL, NULL);
 	if (!security && !outage && !defect && !howto && !out->auto_reason[0])
 		rb_item(&rb, u == 4 ? "a question, no problem wording: P4" : "no problem wording: P3",
 		    u == 4 ? 34 : 22);
-	if (sc->quoted)
-		rb_item(&rb, "quoted text ignored", 19);
+	if (learned) {
+		char item[160];
+		int n = snprintf(item, sizeof(item), "learned %s: %s", classify_urgency_name(u),
+		    td.why[0] ? td.why : "bias");
+
+		if (n > 0)
+			rb_item(&rb, item, (size_t)n < sizeof(item) ? (size_t)n : sizeof(item) - 1);
+	}
 	if (best >= 0) {
 		char label[64];
 
-		snprintf(label, sizeof(label), "category %s", r->classes[best].value);
+		snprintf(label, sizeof(label), "function %s", r->classes[best].value);
 		reason_class(&rb, sc, best, label, NULL, NULL);
+	} else if (use_model && r->model != NULL && strcmp(out->category, "other") != 0) {
+		char item[80];
+		int n = snprintf(item, sizeof(item), "function %s (learned)", out->category);
+
+		if (n > 0)
+			rb_item(&rb, item, (size_t)n < sizeof(item) ? (size_t)n : sizeof(item) - 1);
 	}
 	out->reasons_content_len = rb.len;
 
@@ -3047,6 +3077,20 @@ classify_message(const struct classify_rules *r, const struct msg *m,
 	free(sc->seen);
 	free(sc->f);
 	free(sc);
+}
+
+void
+classify_message(const struct classify_rules *r, const struct msg *m,
+    const char *envelope_from, struct classify_result *out)
+{
+	classify_run(r, m, envelope_from, out, NULL, 1);
+}
+
+void
+classify_features(const struct classify_rules *r, const struct msg *m,
+    const char *envelope_from, struct classify_result *out, struct triage_feats *tf)
+{
+	classify_run(r, m, envelope_from, out, tf, 0);
 }
 
 void

@@ -138,6 +138,15 @@ struct classify_result {
 void	classify_message(const struct classify_rules *rules, const struct msg *m,
 	    const char *envelope_from, struct classify_result *out);
 
+struct triage_feats;
+
+/* classify_message() by the rules alone (the learned part, if any, is not
+ * asked), and the features the learned part reads (triage_model.h) added
+ * to tf, which the caller has set up with triage_feats_init(): what `make
+ * model` trains on. */
+void	classify_features(const struct classify_rules *rules, const struct msg *m,
+	    const char *envelope_from, struct classify_result *out, struct triage_feats *tf);
+
 /* Applies the one-level raises described above to r->content_urgency and
  * appends their reasons.  tier may be NULL; recent_messages_24h counts the
  * client's messages on the case in the last 24 hours including this one

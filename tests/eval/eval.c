@@ -19,9 +19,24 @@
  * Prints, per part: urgency and category confusion matrices, accuracy per
  * language, P1 recall and precision, machine-mail precision and recall;
  * with --misses, the dev part's wrong answers.  --json prints the figures
- * only (for tests/integration/test_eval.sh).
+ * only (for tests/integration/test_eval.sh).  --rules scores the keyword
+ * rules alone, without the learned part (KEYWORDS_DIR/triage.model).
+ *
+ * The learned part (shared/triage_model.h) is trained here, on the dev
+ * part only:
+ *   --train OUT   writes the model to OUT (make model: conf/keywords/triage.model)
+ *   --cv K        K-fold cross-validation inside the dev part: how a model
+ *                 trained without each fold does on it (choose settings by
+ *                 this, never by the test part)
+ *   --gate P, --gate-category P   how sure the model must be to overrule
+ *                 the rules (written to the model)
+ *   --epochs, --rate, --l2, --p1-weight   the training itself
+ * Training is multinomial logistic regression by stochastic gradient
+ * descent in a fixed order (a seeded shuffle), so the same corpora give the
+ * same file; features seen in fewer than two dev messages are dropped.
  */
 #include <ctype.h>
+#include <math.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +46,8 @@
 #include "buf.h"
 #include "classify.h"
 #include "msg.h"
+#include "triage_model.h"
+#include "xalloc.h"
 
 #define MAX_SCAN	(256 * 1024)	/* MaxBodyScan's default */
 #define MAX_MSG		(4 * 1024 * 1024)
@@ -151,17 +168,306 @@ print_json(const char *name, const struct score *s, int last)
 	    last ? "" : ",");
 }
 
+/* One labelled message, as read once. */
+struct example {
+	char	file[160], corpus[200], lang[8];
+	int	eu, ec, em;		/* labels */
+	int	in_test;
+	struct classify_result model_r;	/* classify_message with the model */
+	struct classify_result rules_r;	/* the rules alone */
+	int	nf;
+	uint32_t *feat;			/* indexes into the dictionary */
+};
+
+/* ------------------------------------------------------------------ */
+/* Training                                                            */
+
+struct dict {
+	char	**name;
+	int	 *df;			/* dev messages holding it */
+	size_t	  n, cap;
+	uint64_t *slot;
+	uint32_t *idx;
+	size_t	  mask;
+};
+
+static uint64_t
+hash64(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h ? h : 1;
+}
+
+static uint32_t
+dict_id(struct dict *d, const char *name)
+{
+	uint64_t h = hash64(name);
+	size_t i;
+
+	if (d->slot == NULL || 2 * (d->n + 1) > d->mask) {
+		size_t nslots = d->slot ? 2 * (d->mask + 1) : 1 << 16;
+
+		free(d->slot);
+		free(d->idx);
+		d->slot = xcalloc(nslots, sizeof(*d->slot));
+		d->idx = xcalloc(nslots, sizeof(*d->idx));
+		d->mask = nslots - 1;
+		for (size_t f = 0; f < d->n; f++) {
+			uint64_t hf = hash64(d->name[f]);
+
+			for (i = hf & d->mask; d->slot[i]; i = (i + 1) & d->mask)
+				;
+			d->slot[i] = hf;
+			d->idx[i] = (uint32_t)f;
+		}
+	}
+	for (i = h & d->mask; d->slot[i]; i = (i + 1) & d->mask)
+		if (d->slot[i] == h && strcmp(d->name[d->idx[i]], name) == 0)
+			return d->idx[i];
+	if (d->n == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 4096;
+		d->name = xrealloc(d->name, d->cap * sizeof(*d->name));
+		d->df = xrealloc(d->df, d->cap * sizeof(*d->df));
+	}
+	d->name[d->n] = xstrdup(name);
+	d->df[d->n] = 0;
+	d->slot[i] = h;
+	d->idx[i] = (uint32_t)d->n;
+	return (uint32_t)d->n++;
+}
+
+#define NW	(4 + NCAT)
+
+struct weights {
+	float	bias[NW];
+	float  *w;			/* dict.n * NW */
+};
+
+struct train_opts {
+	int	epochs;
+	double	rate, l2, p1_weight;
+	double	gate_u, gate_c;		/* written to the model: see triage_model.h */
+	int	min_df;
+};
+
+static uint32_t rng_state;
+
+static uint32_t
+rng(void)
+{
+	rng_state = rng_state * 1103515245u + 12345u;
+	return rng_state >> 8;
+}
+
+static void
+scores(const struct weights *W, const struct dict *d, const struct example *x, const int *use,
+    double *s)
+{
+	for (int k = 0; k < NW; k++)
+		s[k] = W->bias[k];
+	for (int i = 0; i < x->nf; i++) {
+		uint32_t f = x->feat[i];
+
+		if (f < d->n && use[f])
+			for (int k = 0; k < NW; k++)
+				s[k] += W->w[(size_t)f * NW + k];
+	}
+}
+
+static void
+softmax(double *s, int n)
+{
+	double max = s[0], sum = 0;
+
+	for (int k = 1; k < n; k++)
+		if (s[k] > max)
+			max = s[k];
+	for (int k = 0; k < n; k++)
+		sum += s[k] = exp(s[k] - max);
+	for (int k = 0; k < n; k++)
+		s[k] /= sum;
+}
+
+/* Trains on the examples for which pick(x) is true (human mail only). */
+static void
+train(struct weights *W, const struct dict *d, int *use, struct example **xs, size_t n,
+    const struct train_opts *o)
+{
+	size_t *order = xmalloc((n ? n : 1) * sizeof(*order));
+	int *df = xcalloc(d->n + 1, sizeof(*df));
+
+	rng_state = 20261207u;
+	for (size_t i = 0; i < n; i++)
+		for (int j = 0; j < xs[i]->nf; j++)
+			df[xs[i]->feat[j]]++;
+	for (size_t f = 0; f < d->n; f++)
+		use[f] = df[f] >= o->min_df;
+	memset(W->bias, 0, sizeof(W->bias));
+	W->w = xcalloc(d->n * NW + 1, sizeof(*W->w));
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	for (int ep = 0; ep < o->epochs; ep++) {
+		double rate = o->rate / (1.0 + 0.1 * ep);
+
+		for (size_t i = n; i > 1; i--) {
+			size_t j = rng() % i, t = order[i - 1];
+
+			order[i - 1] = order[j];
+			order[j] = t;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const struct example *x = xs[order[i]];
+			double s[NW], g[NW], a = x->eu == 0 ? o->p1_weight : 1.0;
+
+			scores(W, d, x, use, s);
+			softmax(s, 4);
+			softmax(s + 4, NCAT);
+			for (int k = 0; k < 4; k++)
+				g[k] = a * (s[k] - (k == x->eu));
+			for (int k = 0; k < NCAT; k++)
+				g[4 + k] = s[4 + k] - (k == x->ec);
+			for (int k = 0; k < NW; k++)
+				W->bias[k] -= (float)(rate * g[k]);
+			for (int j = 0; j < x->nf; j++) {
+				uint32_t f = x->feat[j];
+
+				if (!use[f])
+					continue;
+				for (int k = 0; k < NW; k++)
+					W->w[(size_t)f * NW + k] -= (float)(rate * g[k]);
+			}
+		}
+		for (size_t f = 0; f < d->n * NW; f++)
+			W->w[f] *= (float)(1.0 - rate * o->l2);
+	}
+	free(df);
+	free(order);
+}
+
+static void
+predict(const struct weights *W, const struct dict *d, const int *use, const struct example *x,
+    const struct train_opts *o, struct classify_result *r)
+{
+	double s[NW];
+	int bu = 0, bc = 0;
+
+	*r = x->rules_r;
+	if (r->auto_reason[0])
+		return;
+	scores(W, d, x, use, s);
+	softmax(s, 4);
+	softmax(s + 4, NCAT);
+	for (int k = 1; k < 4; k++)
+		if (s[k] > s[bu])
+			bu = k;
+	for (int k = 1; k < NCAT; k++)
+		if (s[4 + k] > s[4 + bc])
+			bc = k;
+	/* as classify.c does: the model overrules the rules when sure */
+	if (s[bu] >= o->gate_u)
+		r->urgency = r->content_urgency = bu + 1;
+	if (s[4 + bc] >= o->gate_c)
+		snprintf(r->category, sizeof(r->category), "%s", categories[bc]);
+	snprintf(r->reasons, sizeof(r->reasons), "(cross-validated model: P%d %.2f, %s %.2f)", bu + 1,
+	    s[bu], categories[bc], s[4 + bc]);
+}
+
+static int
+write_model(const char *path, const struct weights *W, const struct dict *d, const int *use,
+    size_t ntrain, const struct train_opts *o)
+{
+	FILE *fp = fopen(path, "w");
+	size_t kept = 0;
+
+	if (fp == NULL) {
+		fprintf(stderr, "eval: %s: cannot write\n", path);
+		return -1;
+	}
+	fprintf(fp, "triage-model 1\n# Written by `make model` (tests/eval/eval.c --train) from the dev part\n"
+	    "# of tests/eval (%zu messages from people); do not edit, retrain.\n"
+	    "# Per feature: weights for P1 P2 P3 P4, then for each category.\ncategories", ntrain);
+	for (int k = 0; k < NCAT; k++)
+		fprintf(fp, " %s", categories[k]);
+	fprintf(fp, "\ngate %.3g %.3g\nbias", o->gate_u, o->gate_c);
+	for (int k = 0; k < NW; k++)
+		fprintf(fp, " %.4g", W->bias[k]);
+	fprintf(fp, "\n");
+	for (size_t f = 0; f < d->n; f++) {
+		float big = 0;
+
+		if (!use[f])
+			continue;
+		for (int k = 0; k < NW; k++)
+			if (fabsf(W->w[f * NW + k]) > big)
+				big = fabsf(W->w[f * NW + k]);
+		if (big < 0.01f)
+			continue;
+		fprintf(fp, "%s", d->name[f]);
+		for (int k = 0; k < NW; k++)
+			fprintf(fp, " %.3g", W->w[f * NW + k]);
+		fprintf(fp, "\n");
+		kept++;
+	}
+	fclose(fp);
+	fprintf(stderr, "eval: %s: %zu features from %zu messages\n", path, kept, ntrain);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+score_one(struct score *s, const struct example *x, const struct classify_result *r, int misses)
+{
+	int gu = r->urgency - 1, gc = cat_index(r->category), gm = r->auto_reason[0] != '\0';
+
+	if (gu < 0 || gu > 3)
+		gu = 2;
+	s->n++;
+	s->urg[x->eu][gu]++;
+	s->urg_ok += x->eu == gu;
+	count_lang(s, x->lang, x->eu == gu);
+	if (!x->em) {
+		s->human++;
+		s->cat_n++;
+		s->cat[x->ec][gc]++;
+		s->cat_ok += x->ec == gc;
+	}
+	s->p1_exp += x->eu == 0;
+	s->p1_got += gu == 0;
+	s->p1_hit += x->eu == 0 && gu == 0;
+	s->mach_exp += x->em;
+	s->mach_got += gm;
+	s->mach_hit += x->em && gm;
+	if (misses && !x->in_test && (x->eu != gu || (!x->em && x->ec != gc) || x->em != gm))
+		printf("MISS %s/%s: label P%d %s%s, got %s %s%s | %s\n", x->corpus, x->file, x->eu + 1,
+		    categories[x->ec], x->em ? " machine" : "", classify_urgency_name(r->urgency),
+		    r->category, gm ? " machine" : "", r->reasons);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct classify_rules *rules;
 	struct score dev, test;
 	struct buf errors;
-	int json = 0, misses = 0, argi = 2;
-	const char *part = "all";
+	int json = 0, misses = 0, argi = 2, rules_only = 0, cv = 0;
+	const char *part = "all", *train_out = NULL;
+	struct example *xs = NULL;
+	size_t nx = 0, capx = 0;
+	struct dict dict = { 0 };
+	struct train_opts opts = { .epochs = 30, .rate = 0.05, .l2 = 0.001, .p1_weight = 1.5,
+		.min_df = 2 };
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: eval KEYWORDS_DIR [--json] [--misses] [--part dev|test|all] CORPUS_DIR...\n");
+		fprintf(stderr, "usage: eval KEYWORDS_DIR [--json] [--misses] [--rules] [--part dev|test|all]\n"
+		    "       [--train OUT] [--cv K] [--epochs N] [--rate R] [--l2 L] [--p1-weight A]\n"
+		    "       [--gate P] [--gate-category P]\n"
+		    "       CORPUS_DIR...\n");
 		return 2;
 	}
 	buf_init(&errors, 64 * 1024);
@@ -172,12 +478,36 @@ main(int argc, char **argv)
 	memset(&dev, 0, sizeof(dev));
 	memset(&test, 0, sizeof(test));
 	for (; argi < argc && argv[argi][0] == '-'; argi++) {
-		if (strcmp(argv[argi], "--json") == 0)
+		const char *a = argv[argi], *v = argi + 1 < argc ? argv[argi + 1] : "0";
+
+		if (strcmp(a, "--json") == 0)
 			json = 1;
-		else if (strcmp(argv[argi], "--misses") == 0)
+		else if (strcmp(a, "--misses") == 0)
 			misses = 1;
-		else if (strcmp(argv[argi], "--part") == 0 && argi + 1 < argc)
-			part = argv[++argi];
+		else if (strcmp(a, "--rules") == 0)
+			rules_only = 1;
+		else if (strcmp(a, "--part") == 0 && ++argi)
+			part = v;
+		else if (strcmp(a, "--train") == 0 && ++argi)
+			train_out = v;
+		else if (strcmp(a, "--cv") == 0 && ++argi)
+			cv = atoi(v);
+		else if (strcmp(a, "--epochs") == 0 && ++argi)
+			opts.epochs = atoi(v);
+		else if (strcmp(a, "--rate") == 0 && ++argi)
+			opts.rate = atof(v);
+		else if (strcmp(a, "--l2") == 0 && ++argi)
+			opts.l2 = atof(v);
+		else if (strcmp(a, "--p1-weight") == 0 && ++argi)
+			opts.p1_weight = atof(v);
+		else if (strcmp(a, "--gate") == 0 && ++argi)
+			opts.gate_u = atof(v);
+		else if (strcmp(a, "--gate-category") == 0 && ++argi)
+			opts.gate_c = atof(v);
+		else {
+			fprintf(stderr, "eval: unknown option %s\n", a);
+			return 2;
+		}
 	}
 	for (; argi < argc; argi++) {
 		char path[4096], line[2048];
@@ -194,63 +524,116 @@ main(int argc, char **argv)
 		}
 		while (fgets(line, sizeof(line), labels) != NULL) {
 			char *f[6] = { 0 }, *p = line, *data;
-			int nf = 0, eu, gu, ec, gc, em, gm, in_test;
 			size_t len;
+			struct example *x;
+			struct triage_feats *tf;
 
 			line[strcspn(line, "\r\n")] = '\0';
-			while (nf < 6 && p != NULL) {
-				f[nf++] = p;
+			for (int nf = 0; nf < 6 && p != NULL; nf++) {
+				f[nf] = p;
 				if ((p = strchr(p, '\t')) != NULL)
 					*p++ = '\0';
 			}
-			if (nf < 5 || f[2][0] != 'P')
-				continue;
-			in_test = is_test(f[0]);
-			if ((strcmp(part, "dev") == 0 && in_test) || (strcmp(part, "test") == 0 && !in_test))
+			if (f[4] == NULL || f[2][0] != 'P')
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", argv[argi], f[0]);
 			if ((data = slurp(path, &len)) == NULL) {
 				fprintf(stderr, "eval: %s: cannot read\n", path);
 				continue;
 			}
-			struct msg *m = msg_parse(data, len, MAX_SCAN);
-			struct classify_result r;
-			classify_message(rules, m, NULL, &r);
-			classify_adjust(&r, "unknown", 0, 1);
-
-			struct score *s = in_test ? &test : &dev;
-			eu = f[2][1] - '1';
-			gu = r.urgency - 1;
-			if (eu < 0 || eu > 3)
-				eu = 2;
-			em = strcmp(f[4], "yes") == 0;
-			gm = r.auto_reason[0] != '\0';
-			ec = cat_index(f[3]);
-			gc = cat_index(r.category);
-			s->n++;
-			s->urg[eu][gu]++;
-			s->urg_ok += eu == gu;
-			count_lang(s, f[1], eu == gu);
-			if (!em) {
-				s->human++;
-				s->cat_n++;
-				s->cat[ec][gc]++;
-				s->cat_ok += ec == gc;
+			if (nx == capx) {
+				capx = capx ? 2 * capx : 512;
+				xs = xrealloc(xs, capx * sizeof(*xs));
 			}
-			s->p1_exp += eu == 0;
-			s->p1_got += gu == 0;
-			s->p1_hit += eu == 0 && gu == 0;
-			s->mach_exp += em;
-			s->mach_got += gm;
-			s->mach_hit += em && gm;
-			if (misses && !in_test && (eu != gu || (!em && ec != gc) || em != gm))
-				printf("MISS %s/%s: label %s %s%s, got %s %s%s | %s\n", argv[argi], f[0], f[2], f[3],
-				    em ? " machine" : "", classify_urgency_name(r.urgency), r.category,
-				    gm ? " machine" : "", r.reasons);
+			x = &xs[nx++];
+			memset(x, 0, sizeof(*x));
+			snprintf(x->file, sizeof(x->file), "%s", f[0]);
+			snprintf(x->corpus, sizeof(x->corpus), "%s", argv[argi]);
+			snprintf(x->lang, sizeof(x->lang), "%s", f[1]);
+			x->in_test = is_test(f[0]);
+			x->eu = f[2][1] - '1';
+			if (x->eu < 0 || x->eu > 3)
+				x->eu = 2;
+			x->ec = cat_index(f[3]);
+			x->em = strcmp(f[4], "yes") == 0;
+
+			struct msg *m = msg_parse(data, len, MAX_SCAN);
+			classify_message(rules, m, NULL, &x->model_r);
+			classify_adjust(&x->model_r, "unknown", 0, 1);
+			tf = xmalloc(sizeof(*tf));
+			triage_feats_init(tf);
+			classify_features(rules, m, NULL, &x->rules_r, tf);
+			classify_adjust(&x->rules_r, "unknown", 0, 1);
+			x->feat = xmalloc((tf->n + 1) * sizeof(*x->feat));
+			for (size_t i = 0; i < tf->n; i++)
+				x->feat[x->nf++] = dict_id(&dict, tf->text.data + tf->off[i]);
+			triage_feats_free(tf);
+			free(tf);
 			msg_free(m);
 			free(data);
 		}
 		fclose(labels);
+	}
+
+	/* the dev part's people: what the learned part may learn from */
+	struct example **devx = xmalloc((nx + 1) * sizeof(*devx));
+	size_t ndev = 0;
+	int *use = xcalloc(dict.n + 1, sizeof(*use));
+
+	for (size_t i = 0; i < nx; i++)
+		if (!xs[i].in_test && !xs[i].rules_r.auto_reason[0])
+			devx[ndev++] = &xs[i];
+	if (train_out != NULL) {
+		struct weights W;
+
+		train(&W, &dict, use, devx, ndev, &opts);
+		if (write_model(train_out, &W, &dict, use, ndev, &opts) < 0)
+			return 1;
+		free(W.w);
+		return 0;
+	}
+	if (cv > 1) {
+		/* each dev message scored by a model that never saw it */
+		struct example **fold = xmalloc((ndev + 1) * sizeof(*fold));
+
+		for (int k = 0; k < cv; k++) {
+			struct weights W;
+			size_t nf = 0;
+
+			for (size_t i = 0; i < ndev; i++)
+				if ((int)(i % (size_t)cv) != k)
+					fold[nf++] = devx[i];
+			train(&W, &dict, use, fold, nf, &opts);
+			for (size_t i = 0; i < nx; i++) {
+				struct classify_result r;
+
+				if (xs[i].in_test)
+					continue;
+				if (xs[i].rules_r.auto_reason[0]) {
+					if (k == 0)
+						score_one(&dev, &xs[i], &xs[i].rules_r, misses);
+					continue;
+				}
+				size_t pos;
+				for (pos = 0; pos < ndev && devx[pos] != &xs[i]; pos++)
+					;
+				if ((int)(pos % (size_t)cv) != k)
+					continue;
+				predict(&W, &dict, use, &xs[i], &opts, &r);
+				score_one(&dev, &xs[i], &r, misses);
+			}
+			free(W.w);
+		}
+		free(fold);
+		print_part("dev, cross-validated", &dev);
+		return 0;
+	}
+	for (size_t i = 0; i < nx; i++) {
+		const struct example *x = &xs[i];
+
+		if ((strcmp(part, "dev") == 0 && x->in_test) || (strcmp(part, "test") == 0 && !x->in_test))
+			continue;
+		score_one(x->in_test ? &test : &dev, x, rules_only ? &x->rules_r : &x->model_r, misses);
 	}
 	if (json) {
 		printf("{");
@@ -263,6 +646,17 @@ main(int argc, char **argv)
 		if (strcmp(part, "dev") != 0)
 			print_part("test (scored, never tuned on)", &test);
 	}
+	for (size_t i = 0; i < nx; i++)
+		free(xs[i].feat);
+	for (size_t f = 0; f < dict.n; f++)
+		free(dict.name[f]);
+	free(dict.name);
+	free(dict.df);
+	free(dict.slot);
+	free(dict.idx);
+	free(devx);
+	free(use);
+	free(xs);
 	classify_rules_free(rules);
 	buf_free(&errors);
 	return 0;

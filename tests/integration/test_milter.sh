@@ -141,7 +141,7 @@ check fr.20250310090500@client.test P1 outgoing-mail "fr urgent iso-8859-1"
 
 f=$(by_id 20250303091241.5521@mail.client.test)
 t_is "$(hdr "$f" Importance)" high "P1 gets Importance: high"
-t_like "$(hdr "$f" X-Helpgate-Reasons)" "outage" "reasons name the evidence"
+t_like "$(hdr "$f" X-Helpgate-Reasons)" "state broken" "reasons name the evidence"
 t_is "$(hdr "$f" X-Helpgate-Tier)" unknown "sender not on file: tier unknown"
 en_case=$(hdr "$f" X-Helpgate-Case)
 f=$(by_id a7c1e0f2.4411@client.test)
