@@ -68,6 +68,8 @@ struct score {
 	int	mach_exp, mach_got, mach_hit;
 	char	lang[NLANG][8];
 	int	lang_n[NLANG], lang_ok[NLANG];
+	char	corpus[NLANG][208];	/* the same per corpus (per writer) */
+	int	corpus_n[NLANG], corpus_ok[NLANG], corpus_p1[NLANG], corpus_p1_hit[NLANG];
 };
 
 static int
@@ -122,6 +124,25 @@ count_lang(struct score *s, const char *lang, int ok)
 	s->lang_ok[i] += ok;
 }
 
+static void
+count_corpus(struct score *s, const char *dir, int ok, int p1, int p1_hit)
+{
+	const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	int i;
+
+	for (i = 0; i < NLANG && s->corpus[i][0]; i++)
+		if (strcmp(s->corpus[i], base) == 0)
+			break;
+	if (i == NLANG)
+		return;
+	if (!s->corpus[i][0])
+		snprintf(s->corpus[i], sizeof(s->corpus[i]), "%s", base);
+	s->corpus_n[i]++;
+	s->corpus_ok[i] += ok;
+	s->corpus_p1[i] += p1;
+	s->corpus_p1_hit[i] += p1_hit;
+}
+
 static double
 pct(int a, int b)
 {
@@ -156,6 +177,11 @@ print_part(const char *name, const struct score *s)
 	for (int i = 0; i < NLANG && s->lang[i][0]; i++)
 		printf("  %-4s %3d/%-3d %5.1f%%\n", s->lang[i], s->lang_ok[i], s->lang_n[i],
 		    pct(s->lang_ok[i], s->lang_n[i]));
+	printf("\nurgency right and P1 recall per corpus (per writer)\n");
+	for (int i = 0; i < NLANG && s->corpus[i][0]; i++)
+		printf("  %-10s %3d/%-3d %5.1f%%   P1 %3d/%-3d %5.1f%%\n", s->corpus[i], s->corpus_ok[i],
+		    s->corpus_n[i], pct(s->corpus_ok[i], s->corpus_n[i]), s->corpus_p1_hit[i],
+		    s->corpus_p1[i], pct(s->corpus_p1_hit[i], s->corpus_p1[i]));
 }
 
 static void
@@ -173,6 +199,7 @@ struct example {
 	char	file[160], corpus[200], lang[8];
 	int	eu, ec, em;		/* labels */
 	int	in_test;
+	int	fold;			/* cross-validation */
 	struct classify_result model_r;	/* classify_message with the model */
 	struct classify_result rules_r;	/* the rules alone */
 	int	nf;
@@ -431,6 +458,7 @@ score_one(struct score *s, const struct example *x, const struct classify_result
 	s->urg[x->eu][gu]++;
 	s->urg_ok += x->eu == gu;
 	count_lang(s, x->lang, x->eu == gu);
+	count_corpus(s, x->corpus, x->eu == gu, x->eu == 0, x->eu == 0 && gu == 0);
 	if (!x->em) {
 		s->human++;
 		s->cat_n++;
@@ -491,7 +519,7 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--train") == 0 && ++argi)
 			train_out = v;
 		else if (strcmp(a, "--cv") == 0 && ++argi)
-			cv = atoi(v);
+			cv = strcmp(v, "corpus") == 0 ? -1 : atoi(v);
 		else if (strcmp(a, "--epochs") == 0 && ++argi)
 			opts.epochs = atoi(v);
 		else if (strcmp(a, "--rate") == 0 && ++argi)
@@ -592,16 +620,31 @@ main(int argc, char **argv)
 		free(W.w);
 		return 0;
 	}
-	if (cv > 1) {
-		/* each dev message scored by a model that never saw it */
+	if (cv > 1 || cv == -1) {
+		/* each dev message scored by a model that never saw it; "--cv
+		 * corpus" leaves out one corpus at a time: how the model does on
+		 * writers it never read */
 		struct example **fold = xmalloc((ndev + 1) * sizeof(*fold));
+		int nfolds = cv;
 
-		for (int k = 0; k < cv; k++) {
+		if (cv == -1) {
+			nfolds = 0;
+			for (size_t i = 0; i < nx; i++) {
+				size_t j;
+
+				for (j = 0; j < i && strcmp(xs[j].corpus, xs[i].corpus) != 0; j++)
+					;
+				xs[i].fold = j == i ? nfolds++ : xs[j].fold;
+			}
+		} else
+			for (size_t i = 0; i < ndev; i++)
+				devx[i]->fold = (int)(i % (size_t)cv);
+		for (int k = 0; k < nfolds; k++) {
 			struct weights W;
 			size_t nf = 0;
 
 			for (size_t i = 0; i < ndev; i++)
-				if ((int)(i % (size_t)cv) != k)
+				if (devx[i]->fold != k)
 					fold[nf++] = devx[i];
 			train(&W, &dict, use, fold, nf, &opts);
 			for (size_t i = 0; i < nx; i++) {
@@ -614,10 +657,7 @@ main(int argc, char **argv)
 						score_one(&dev, &xs[i], &xs[i].rules_r, misses);
 					continue;
 				}
-				size_t pos;
-				for (pos = 0; pos < ndev && devx[pos] != &xs[i]; pos++)
-					;
-				if ((int)(pos % (size_t)cv) != k)
+				if (xs[i].fold != k)
 					continue;
 				predict(&W, &dict, use, &xs[i], &opts, &r);
 				score_one(&dev, &xs[i], &r, misses);
