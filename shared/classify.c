@@ -2835,6 +2835,23 @@ rule_features(struct triage_feats *tf, const struct scan *sc, const struct class
 	for (int c = 0; c < C_BASE; c++)
 		if (class_on(sc, c))
 			triage_feats_add(tf, names[c], strlen(names[c]));
+	/* every word the lists know, by what it means, whatever the language
+	 * and even below a threshold: "some" evidence of a class, and the
+	 * word groups of the near rules (vanish, data-object, foreign, ...) */
+	for (size_t i = 0; i < r->nclasses; i++) {
+		const char *kind = NULL;
+
+		if (r->classes[i].kind == K_GROUP && sc->nghit[i] > 0)
+			kind = "g";
+		else if (r->classes[i].kind != K_LANG && r->classes[i].kind != K_GROUP &&
+		    sc->score[i] > 0)
+			kind = "some";
+		if (kind != NULL) {
+			n = snprintf(f, sizeof(f), "r:%s-%s", kind, r->classes[i].value);
+			if (n > 0 && (size_t)n < sizeof(f))
+				triage_feats_add(tf, f, (size_t)n);
+		}
+	}
 	if (shout)
 		triage_feats_add(tf, "r:capitals", 10);
 	if (bangs)
