@@ -19,7 +19,10 @@
  * Prints, per part: urgency and category confusion matrices, accuracy per
  * language, P1 recall and precision, machine-mail precision and recall;
  * with --misses, the dev part's wrong answers.  --json prints the figures
- * only (for tests/integration/test_eval.sh).  --rules scores the keyword
+ * only (for tests/integration/test_eval.sh).  --list prints each message's
+ * answer instead ("DIR/FILE urgency category machine", tab-separated: what
+ * tests/integration/test_eval_mta.sh compares with the headers Postfix
+ * delivers).  --rules scores the keyword
  * rules alone, without the learned part (KEYWORDS_DIR/triage.model).
  *
  * The learned part (shared/triage_model.h) is trained here, on the dev
@@ -212,6 +215,7 @@ struct example {
 struct dict {
 	char	**name;
 	int	 *df;			/* dev messages holding it */
+	float	 *value;		/* triage_feature_value */
 	size_t	  n, cap;
 	uint64_t *slot;
 	uint32_t *idx;
@@ -260,7 +264,9 @@ dict_id(struct dict *d, const char *name)
 		d->cap = d->cap ? 2 * d->cap : 4096;
 		d->name = xrealloc(d->name, d->cap * sizeof(*d->name));
 		d->df = xrealloc(d->df, d->cap * sizeof(*d->df));
+		d->value = xrealloc(d->value, d->cap * sizeof(*d->value));
 	}
+	d->value[d->n] = (float)triage_feature_value(name);
 	d->name[d->n] = xstrdup(name);
 	d->df[d->n] = 0;
 	d->slot[i] = h;
@@ -302,7 +308,7 @@ scores(const struct weights *W, const struct dict *d, const struct example *x, c
 
 		if (f < d->n && use[f])
 			for (int k = 0; k < NW; k++)
-				s[k] += W->w[(size_t)f * NW + k];
+				s[k] += d->value[f] * W->w[(size_t)f * NW + k];
 	}
 }
 
@@ -366,7 +372,7 @@ train(struct weights *W, const struct dict *d, int *use, struct example **xs, si
 				if (!use[f])
 					continue;
 				for (int k = 0; k < NW; k++)
-					W->w[(size_t)f * NW + k] -= (float)(rate * g[k]);
+					W->w[(size_t)f * NW + k] -= (float)(rate * d->value[f] * g[k]);
 			}
 		}
 		for (size_t f = 0; f < d->n * NW; f++)
@@ -483,7 +489,7 @@ main(int argc, char **argv)
 	struct classify_rules *rules;
 	struct score dev, test;
 	struct buf errors;
-	int json = 0, misses = 0, argi = 2, rules_only = 0, cv = 0;
+	int json = 0, misses = 0, argi = 2, rules_only = 0, cv = 0, list = 0;
 	const char *part = "all", *train_out = NULL;
 	struct example *xs = NULL;
 	size_t nx = 0, capx = 0;
@@ -492,7 +498,7 @@ main(int argc, char **argv)
 		.min_df = 2 };
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: eval KEYWORDS_DIR [--json] [--misses] [--rules] [--part dev|test|all]\n"
+		fprintf(stderr, "usage: eval KEYWORDS_DIR [--json] [--misses] [--list] [--rules] [--part dev|test|all]\n"
 		    "       [--train OUT] [--cv K] [--epochs N] [--rate R] [--l2 L] [--p1-weight A]\n"
 		    "       [--gate P] [--gate-category P]\n"
 		    "       CORPUS_DIR...\n");
@@ -514,6 +520,8 @@ main(int argc, char **argv)
 			misses = 1;
 		else if (strcmp(a, "--rules") == 0)
 			rules_only = 1;
+		else if (strcmp(a, "--list") == 0)
+			list = 1;
 		else if (strcmp(a, "--part") == 0 && ++argi)
 			part = v;
 		else if (strcmp(a, "--train") == 0 && ++argi)
@@ -674,7 +682,15 @@ main(int argc, char **argv)
 		if ((strcmp(part, "dev") == 0 && x->in_test) || (strcmp(part, "test") == 0 && !x->in_test))
 			continue;
 		score_one(x->in_test ? &test : &dev, x, rules_only ? &x->rules_r : &x->model_r, misses);
+		if (list) {
+			const struct classify_result *r = rules_only ? &x->rules_r : &x->model_r;
+
+			printf("%s/%s\t%s\t%s\t%s\n", x->corpus, x->file, classify_urgency_name(r->urgency),
+			    r->category, r->auto_reason[0] ? "yes" : "no");
+		}
 	}
+	if (list)
+		return 0;
 	if (json) {
 		printf("{");
 		print_json("dev", &dev, 0);
@@ -692,6 +708,7 @@ main(int argc, char **argv)
 		free(dict.name[f]);
 	free(dict.name);
 	free(dict.df);
+	free(dict.value);
 	free(dict.slot);
 	free(dict.idx);
 	free(devx);
