@@ -42,6 +42,12 @@ fnv64(const char *s, size_t len)
 	return h ? h : 1;
 }
 
+double
+triage_feature_value(const char *name)
+{
+	return strncmp(name, "c:", 2) == 0 ? TRIAGE_GRAM_VALUE : 1.0;
+}
+
 void
 triage_feats_init(struct triage_feats *tf)
 {
@@ -262,6 +268,34 @@ triage_feats_words(struct triage_feats *tf, const char *text, size_t len, const 
 		}
 		memcpy(prev, stem, slen);
 		prevlen = slen;
+		{
+			char plain[MAX_WORD * 3 + 8];
+			size_t pl = plain_letters((const char *)w, (size_t)(p - w), plain + 1);
+			const unsigned char *q, *qe;
+
+			plain[0] = '^';
+			plain[pl + 1] = '$';
+			pl += 2;
+			/* 4-grams of characters (not bytes) of the unstemmed word,
+			 * marked at its ends: what a stemmer misses (Polish,
+			 * Ukrainian, transliteration, typos) still shares most */
+			q = (const unsigned char *)plain;
+			qe = q + pl;
+			while (q < qe) {
+				const unsigned char *g = q;
+				uint32_t gc;
+				int k;
+
+				for (k = 0; k < 4 && g < qe; k++)
+					g += utf8_next(g, qe, &gc);
+				if (k < 4)
+					break;
+				memcpy(feat, "c:", 2);
+				memcpy(feat + 2, q, (size_t)(g - q));
+				triage_feats_add(tf, feat, 2 + (size_t)(g - q));
+				q += utf8_next(q, qe, &gc);
+			}
+		}
 	}
 	if (stemmer != NULL)
 		sb_stemmer_delete(stemmer);
@@ -452,10 +486,13 @@ triage_model_decide(const struct triage_model *tm, const struct triage_feats *tf
 		s[k] = tm->bias[k];
 	for (size_t f = 0; f < tf->n; f++) {
 		const float *w = model_weights(tm, tf->hash[f]);
+		double v;
 
-		if (w != NULL)
-			for (int k = 0; k < tm->nw; k++)
-				s[k] += w[k];
+		if (w == NULL)
+			continue;
+		v = triage_feature_value(tf->text.data + tf->off[f]);
+		for (int k = 0; k < tm->nw; k++)
+			s[k] += v * w[k];
 	}
 	for (int k = 1; k < NURG; k++)
 		if (s[k] > s[best])
@@ -486,7 +523,7 @@ triage_model_decide(const struct triage_model *tm, const struct triage_feats *tf
 			continue;
 		for (int k = 0; k < NURG; k++)
 			v += w[best] - w[k];
-		v /= NURG - 1;
+		v *= triage_feature_value(tf->text.data + tf->off[f]) / (NURG - 1);
 		for (int t = 0; t < 3; t++)
 			if (v > top[t].v) {
 				memmove(&top[t + 1], &top[t], (size_t)(2 - t) * sizeof(top[0]));

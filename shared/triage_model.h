@@ -14,6 +14,10 @@
  *                   removed after stemming, so "wysłać" and "wyslac" meet.
  *     b:STEM_STEM   two words in a row within a sentence ("not urgent",
  *                   "не уход")
+ *     c:GRAM        the character 4-grams of each word, unstemmed, with
+ *                   '^' and '$' at its ends ("^зни", "никл"): what a
+ *                   stemmer misses (Polish, Ukrainian, transliteration,
+ *                   typos) still shares most of them; each counts half
  *     r:NAME        what the rules found ("r:outage", "r:u2", "r:cat-login")
  * Only the first TRIAGE_MAX_WORDS words are read, so the cost is bounded
  * whatever the message's size.
@@ -42,9 +46,14 @@
 #include "buf.h"
 
 #define TRIAGE_MODEL_FILE	"triage.model"
-#define TRIAGE_MAX_WORDS	400
-#define TRIAGE_MAX_FEATS	1200
+#define TRIAGE_MAX_WORDS	300
+#define TRIAGE_MAX_FEATS	4000
 #define TRIAGE_MAX_CATS		16
+
+/* How much a feature counts: a character 4-gram ("c:") is one of many
+ * for each word, so each counts for less. */
+#define TRIAGE_GRAM_VALUE	0.5
+double	triage_feature_value(const char *name);
 
 /* The features of one message. */
 struct triage_feats {
@@ -53,7 +62,7 @@ struct triage_feats {
 	uint16_t	len[TRIAGE_MAX_FEATS];
 	size_t		n;
 	struct buf	text;			/* the names, NUL-separated */
-	uint64_t	seen[4096];		/* open addressing over hash; 0 = free */
+	uint64_t	seen[8192];		/* open addressing over hash; 0 = free */
 };
 
 void	triage_feats_init(struct triage_feats *tf);
