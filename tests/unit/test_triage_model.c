@@ -98,14 +98,29 @@ test_words(void)
 			big[i] = "abcdefgh "[i % 9];
 		big[len] = '\0';
 		a = feats_of(big, "en");
-		T_CHECK(a->n <= 2);			/* the same word again and again */
+		/* the same word again and again: it, its pair, its 7 4-grams */
+		T_CHECK(a->n <= 9);
+		T_CHECK(has_feat(a, "c:^abc") && has_feat(a, "c:fgh$"));
 		feats_done(a);
-		for (size_t i = 0; i < len; i++)
-			big[i] = (char)('a' + (i * 7 + i / 9) % 26);
+		{
+			unsigned x = 12345;
+
+			for (size_t i = 0; i < len; i++) {
+				x = x * 1103515245u + 12345u;
+				big[i] = (char)('a' + (x >> 16) % 26);
+			}
+		}
 		for (size_t i = 8; i < len; i += 9)
 			big[i] = ' ';
 		a = feats_of(big, "en");
-		T_CHECK(a->n <= 2 * TRIAGE_MAX_WORDS);
+		{
+			size_t words = 0;
+
+			for (size_t i = 0; i < a->n; i++)
+				words += strncmp(a->text.data + a->off[i], "w:", 2) == 0;
+			T_CHECK(words > 100 && words <= TRIAGE_MAX_WORDS);
+			T_CHECK(a->n <= TRIAGE_MAX_FEATS);
+		}
 		feats_done(a);
 		free(big);
 	}
