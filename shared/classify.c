@@ -1429,6 +1429,12 @@ build_phrases(struct loader *ld, const char *dir)
 struct classify_rules *
 classify_rules_load(const char *dir, struct buf *errors)
 {
+	return classify_rules_load_opts(dir, 0, errors);
+}
+
+struct classify_rules *
+classify_rules_load_opts(const char *dir, int flags, struct buf *errors)
+{
 	struct loader ld;
 	struct classify_rules *r;
 	DIR *d;
@@ -1517,7 +1523,7 @@ classify_rules_load(const char *dir, struct buf *errors)
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
-	if (!ld.nerrors) {
+	if (!ld.nerrors && !(flags & CLASSIFY_RULES_ONLY)) {
 		char path[4096];
 
 		/* the learned part is optional: without it the rules decide */

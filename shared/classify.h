@@ -114,6 +114,10 @@ struct classify_rules;
  * "FILE:LINE: problem" lines (or "DIR: problem") to errors, which may be
  * NULL.  A missing or empty directory is an error. */
 struct classify_rules *classify_rules_load(const char *dir, struct buf *errors);
+/* flags CLASSIFY_RULES_ONLY: the keyword rules without the learned part
+ * (triage.model is not read), as the tests of the rules want them. */
+#define CLASSIFY_RULES_ONLY	1
+struct classify_rules *classify_rules_load_opts(const char *dir, int flags, struct buf *errors);
 void	classify_rules_free(struct classify_rules *rules);	/* accepts NULL */
 
 struct classify_result {

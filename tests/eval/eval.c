@@ -34,6 +34,7 @@
  *   --gate P, --gate-category P   how sure the model must be to overrule
  *                 the rules (written to the model)
  *   --epochs, --rate, --l2, --p1-weight   the training itself
+ *   --prune W     features whose weights all stay below W are left out
  * Training is multinomial logistic regression by stochastic gradient
  * descent in a fixed order (a seeded shuffle), so the same corpora give the
  * same file; features seen in fewer than two dev messages are dropped.
@@ -285,6 +286,7 @@ struct train_opts {
 	int	epochs;
 	double	rate, l2, p1_weight;
 	double	gate_u, gate_c;		/* written to the model: see triage_model.h */
+	float	prune;			/* features whose weights all stay below */
 	int	min_df;
 };
 
@@ -378,6 +380,17 @@ train(struct weights *W, const struct dict *d, int *use, struct example **xs, si
 		for (size_t f = 0; f < d->n * NW; f++)
 			W->w[f] *= (float)(1.0 - rate * o->l2);
 	}
+	/* what barely moves any class is left out of the file: a smaller
+	 * model, the same answers */
+	for (size_t f = 0; f < d->n; f++) {
+		float big = 0;
+
+		for (int k = 0; k < NW; k++)
+			if (fabsf(W->w[f * NW + k]) > big)
+				big = fabsf(W->w[f * NW + k]);
+		if (big < o->prune)
+			use[f] = 0;
+	}
 	free(df);
 	free(order);
 }
@@ -438,11 +451,11 @@ write_model(const char *path, const struct weights *W, const struct dict *d, con
 		for (int k = 0; k < NW; k++)
 			if (fabsf(W->w[f * NW + k]) > big)
 				big = fabsf(W->w[f * NW + k]);
-		if (big < 0.01f)
+		if (big < 0.001f)
 			continue;
 		fprintf(fp, "%s", d->name[f]);
 		for (int k = 0; k < NW; k++)
-			fprintf(fp, " %.3g", W->w[f * NW + k]);
+			fprintf(fp, " %.2g", W->w[f * NW + k]);
 		fprintf(fp, "\n");
 		kept++;
 	}
@@ -494,13 +507,13 @@ main(int argc, char **argv)
 	struct example *xs = NULL;
 	size_t nx = 0, capx = 0;
 	struct dict dict = { 0 };
-	struct train_opts opts = { .epochs = 30, .rate = 0.05, .l2 = 0.001, .p1_weight = 1.5,
-		.min_df = 2 };
+	struct train_opts opts = { .epochs = 30, .rate = 0.05, .l2 = 0.001, .p1_weight = 2,
+		.min_df = 2, .prune = 0.05f };
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: eval KEYWORDS_DIR [--json] [--misses] [--list] [--rules] [--part dev|test|all]\n"
 		    "       [--train OUT] [--cv K] [--epochs N] [--rate R] [--l2 L] [--p1-weight A]\n"
-		    "       [--gate P] [--gate-category P]\n"
+		    "       [--gate P] [--gate-category P] [--prune W]\n"
 		    "       CORPUS_DIR...\n");
 		return 2;
 	}
@@ -536,6 +549,8 @@ main(int argc, char **argv)
 			opts.l2 = atof(v);
 		else if (strcmp(a, "--p1-weight") == 0 && ++argi)
 			opts.p1_weight = atof(v);
+		else if (strcmp(a, "--prune") == 0 && ++argi)
+			opts.prune = (float)atof(v);
 		else if (strcmp(a, "--gate") == 0 && ++argi)
 			opts.gate_u = atof(v);
 		else if (strcmp(a, "--gate-category") == 0 && ++argi)
