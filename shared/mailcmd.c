@@ -3,11 +3,14 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "mailcmd.h"
+#include "msg.h"
 
 static const char *const names[] = {
 	[MAILCMD_ASSIGN] = "assign", [MAILCMD_WAIT] = "wait", [MAILCMD_RESOLVE] = "resolve",
@@ -241,4 +244,140 @@ mailcmd_parse(const char *text, size_t len, struct mailcmd_list *out)
 		break;
 	}
 	return out->n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Taking the block out of the client's copy                           */
+
+static int
+tag_is(const char *name, size_t n, const char *const *list)
+{
+	for (; *list; list++)
+		if (strlen(*list) == n && strncasecmp(name, *list, n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * HTML: the text of the leading command lines goes, the tags stay (an
+ * empty <p></p> is a blank line), so the markup stays well formed.  A
+ * command's text runs to the next block-level tag: Outlook and Thunderbird
+ * write each line as a <p>, a <div> or a <br>.
+ */
+static void
+html_strip(const char *h, size_t n, struct buf *out)
+{
+	static const char *const blocks[] = { "p", "div", "br", "li", "tr", "td", "table",
+		"h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr", "pre", "body", NULL };
+	static const char *const skipped[] = { "head", "style", "script", "title", NULL };
+	size_t i = 0;
+	int in_cmd = 0;
+
+	while (i < n) {
+		if (h[i] == '<') {
+			const char *gt = memchr(h + i, '>', n - i);
+			size_t tend = gt ? (size_t)(gt - h) + 1 : n, nb = i + 1, ne;
+			int closing = nb < n && h[nb] == '/';
+
+			nb += closing;
+			for (ne = nb; ne < tend && isalnum((unsigned char)h[ne]); ne++)
+				;
+			buf_append(out, h + i, tend - i);
+			if (!closing && ne > nb && tag_is(h + nb, ne - nb, skipped)) {
+				/* to its end tag, copied as it is */
+				size_t j = tend;
+
+				while (j + 2 + (ne - nb) <= n && !(h[j] == '<' && h[j + 1] == '/' &&
+				    strncasecmp(h + j + 2, h + nb, ne - nb) == 0))
+					j++;
+				buf_append(out, h + tend, j - tend);
+				tend = j;
+			} else if (tag_is(h + nb, ne - nb, blocks))
+				in_cmd = 0;
+			i = tend;
+			continue;
+		}
+		if (in_cmd) {
+			i++;
+			continue;
+		}
+		if (h[i] == ' ' || h[i] == '\t' || h[i] == '\r' || h[i] == '\n') {
+			buf_append_char(out, h[i++]);
+			continue;
+		}
+		if (n - i >= 6 && strncasecmp(h + i, "&nbsp;", 6) == 0) {
+			buf_append(out, h + i, 6);
+			i += 6;
+			continue;
+		}
+		if (h[i] == '#' && i + 1 < n && isalpha((unsigned char)h[i + 1])) {
+			in_cmd = 1;
+			continue;
+		}
+		break;		/* the first words for the client: the rest stays */
+	}
+	if (i < n)
+		buf_append(out, h + i, n - i);
+}
+
+/* Plain text: the block and the blank lines after it go. */
+static void
+plain_strip(const char *t, size_t n, struct buf *out)
+{
+	struct mailcmd_list *l = malloc(sizeof(*l));
+	size_t at = 0;
+
+	if (l != NULL && mailcmd_parse(t, n, l) > 0) {
+		at = l->block_end;
+		for (;;) {
+			size_t j = at;
+
+			while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\r'))
+				j++;
+			if (j < n && t[j] == '\n')
+				at = j + 1;
+			else
+				break;
+		}
+	}
+	free(l);
+	buf_append(out, t + at, n - at);
+}
+
+int
+mailcmd_strip(const char *raw, size_t len, size_t body_offset, struct buf *body_out)
+{
+	struct msg_text_span sp[2], tmp;
+	size_t at = body_offset;
+	int changed = 0;
+
+	msg_text_spans(raw, len, &sp[0], &sp[1]);
+	if (sp[0].found && sp[1].found && sp[1].start < sp[0].start) {
+		tmp = sp[0];
+		sp[0] = sp[1];
+		sp[1] = tmp;
+	}
+	for (int k = 0; k < 2; k++) {
+		struct buf dec, out;
+
+		if (!sp[k].found || sp[k].start < at || sp[k].end > len)
+			continue;
+		buf_init(&dec, len + 16);
+		buf_init(&out, 2 * len + 1024);
+		msg_cte_decode(sp[k].cte, raw + sp[k].start, sp[k].end - sp[k].start, &dec);
+		if (sp[k].html)
+			html_strip(buf_str(&dec), dec.len, &out);
+		else
+			plain_strip(buf_str(&dec), dec.len, &out);
+		if (out.len != dec.len) {
+			buf_append(body_out, raw + at, sp[k].start - at);
+			msg_cte_encode(sp[k].cte, buf_str(&out), out.len, body_out);
+			at = sp[k].end;
+			changed = 1;
+		}
+		buf_free(&dec);
+		buf_free(&out);
+	}
+	buf_append(body_out, raw + at, len - at);
+	return changed;
 }

@@ -55,6 +55,15 @@ struct mailcmd_list {
  * line ends).  Returns the number of commands (0: none; out->n). */
 size_t	mailcmd_parse(const char *text, size_t len, struct mailcmd_list *out);
 
+struct buf;
+/* The body of raw (a whole message; its body starts at body_offset) with
+ * the command block taken out of the text/plain and text/html parts the
+ * client reads, their transfer encoding, charset and the MIME structure
+ * kept, appended to body_out.  Returns 1 when something was taken out.
+ * The block is found in the decoded bytes, so any charset that writes
+ * ASCII as ASCII (UTF-8, the ISO-8859 and Windows code pages, KOI8) works. */
+int	mailcmd_strip(const char *raw, size_t len, size_t body_offset, struct buf *body_out);
+
 /* "assign", "wait", ... */
 const char *mailcmd_name(enum mailcmd_kind kind);
 

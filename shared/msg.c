@@ -2345,6 +2345,113 @@ msg_parse(const char *raw, size_t len, size_t max_text)
 	return m;
 }
 
+/* ------------------------------------------------------------------ */
+/* Rewriting a body                                                     */
+
+static void
+span_set(struct msg_text_span *sp, const char *raw, const char *b, const char *e,
+    const struct part_info *pi, int html)
+{
+	sp->found = 1;
+	sp->start = (size_t)(b - raw);
+	sp->end = (size_t)(e - raw);
+	sp->cte = pi->cte == CTE_BASE64 ? MSG_CTE_BASE64 : pi->cte == CTE_QP ? MSG_CTE_QP :
+	    MSG_CTE_IDENTITY;
+	sp->html = html;
+}
+
+void
+msg_text_spans(const char *raw, size_t len, struct msg_text_span *plain,
+    struct msg_text_span *html)
+{
+	struct part_hdrs h;
+	struct part_info pi;
+	struct dec dx;
+	struct walk w;
+	unsigned flags = 0;
+	const char *body;
+
+	memset(plain, 0, sizeof(*plain));
+	memset(html, 0, sizeof(*html));
+	if (raw == NULL)
+		return;
+	memset(&h, 0, sizeof(h));
+	body = hdr_block(raw, raw + len, 1, part_hdr, &h, &flags);
+	part_info_fill(&pi, h.ct, h.ctl, h.cte, h.ctel, h.cd, h.cdl, 0);
+	dec_init(&dx, &flags);
+	memset(&w, 0, sizeof(w));
+	w.dx = &dx;
+	walk_body(&w, &pi, body, raw + len, 0);
+	if (w.have_plain)
+		span_set(plain, raw, w.plain, w.plain_end, &w.plain_pi, 0);
+	if (w.have_html)
+		span_set(html, raw, w.html, w.html_end, &w.html_pi, 1);
+	dec_free(&dx);
+}
+
+void
+msg_cte_decode(int cte, const char *in, size_t len, struct buf *out)
+{
+	if (cte == MSG_CTE_BASE64)
+		b64_decode(in, len, out, 0);
+	else if (cte == MSG_CTE_QP)
+		qp_decode(in, len, out, 0);
+	else
+		buf_append(out, in, len);
+}
+
+/* Quoted-printable (RFC 2045 6.7) with CRLF line ends, lines of at most
+ * 76 characters; a line end in the text stays a line end. */
+static void
+qp_encode(const char *in, size_t len, struct buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t col = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		char enc[3];
+		size_t n = 1;
+
+		if (c == '\n' || (c == '\r' && i + 1 < len && in[i + 1] == '\n')) {
+			if (c == '\r')
+				i++;
+			buf_append(out, "\r\n", 2);
+			col = 0;
+			continue;
+		}
+		if ((c >= 33 && c <= 126 && c != '=') ||
+		    ((c == ' ' || c == '\t') && i + 1 < len && in[i + 1] != '\r' && in[i + 1] != '\n'))
+			enc[0] = (char)c;
+		else {
+			enc[0] = '=';
+			enc[1] = hex[c >> 4];
+			enc[2] = hex[c & 15];
+			n = 3;
+		}
+		if (col + n > 75) {
+			buf_append(out, "=\r\n", 3);
+			col = 0;
+		}
+		buf_append(out, enc, n);
+		col += n;
+	}
+}
+
+void
+msg_cte_encode(int cte, const char *in, size_t len, struct buf *out)
+{
+	if (cte == MSG_CTE_BASE64) {
+		for (size_t i = 0; i < len; i += 57) {
+			b64_encode(out, (const unsigned char *)in + i, len - i < 57 ? len - i : 57);
+			buf_append(out, "\r\n", 2);
+		}
+	} else if (cte == MSG_CTE_QP)
+		qp_encode(in, len, out);
+	else
+		buf_append(out, in, len);
+}
+
 void
 msg_free(struct msg *m)
 {

@@ -128,4 +128,25 @@ char		*msg_encode_header_value(const char *utf8, size_t first_line_used);
  * EBCDIC).  outlen may be NULL.  Caller frees. */
 char		*msg_charset_to_utf8(const char *charset, const char *in, size_t len, size_t *outlen);
 
+/* Where the readable text lives in raw, for rewriting it (staff commands
+ * taken out of the client's copy): the body of the first text/plain and
+ * of the first text/html part that is not an attachment, as msg_parse()
+ * finds them; found 0 when there is none. */
+#define MSG_CTE_IDENTITY	0
+#define MSG_CTE_BASE64		1
+#define MSG_CTE_QP		2
+struct msg_text_span {
+	int	found;
+	size_t	start, end;	/* offsets of the part's body in raw */
+	int	cte;		/* MSG_CTE_* */
+	int	html;
+};
+void	msg_text_spans(const char *raw, size_t len, struct msg_text_span *plain,
+	    struct msg_text_span *html);
+/* Content-Transfer-Encoding of a body, both ways (base64 in 76-column
+ * lines, quoted-printable with soft breaks; CRLF line ends); appends. */
+struct buf;
+void	msg_cte_decode(int cte, const char *in, size_t len, struct buf *out);
+void	msg_cte_encode(int cte, const char *in, size_t len, struct buf *out);
+
 #endif

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "mailcmd.h"
+#include "msg.h"
 #include "t.h"
 
 static struct mailcmd_list L;
@@ -129,6 +131,112 @@ test_limits(void)
 	free(big);
 }
 
+
+/* Strips raw, then parses header + new body: the text the client reads. */
+static char *
+stripped_text(const char *raw, int *changed, char **body)
+{
+	const char *hend = strstr(raw, "\r\n\r\n");
+	size_t off = hend ? (size_t)(hend - raw) + 4 : 0;
+	struct buf b, whole;
+	struct msg *m;
+	char *text;
+
+	buf_init(&b, 1 << 20);
+	*changed = mailcmd_strip(raw, strlen(raw), off, &b);
+	buf_init(&whole, 1 << 21);
+	buf_append(&whole, raw, off);
+	buf_append(&whole, buf_str(&b), b.len);
+	m = msg_parse(buf_str(&whole), whole.len, 1 << 20);
+	text = strdup(m->text);
+	*body = buf_steal(&b);
+	msg_free(m);
+	buf_free(&whole);
+	return text;
+}
+
+static void
+test_strip(void)
+{
+	int changed;
+	char *t, *body;
+
+	/* plain, 8bit: the block and the blank line after it go */
+	t = stripped_text("From: ann@staff.test\r\nSubject: Re: [HG-7] x\r\n\r\n"
+	    "#assign me\r\n#note called them\r\n\r\nDear Bob,\r\nfixed.\r\n", &changed, &body);
+	T_EQ_INT(changed, 1);
+	T_EQ_STR(body, "Dear Bob,\r\nfixed.\r\n");
+	free(t);
+	free(body);
+
+	/* nothing to take out: the body comes back byte for byte */
+	t = stripped_text("Subject: x\r\n\r\nDear Bob,\r\n#1 is done\r\n", &changed, &body);
+	T_EQ_INT(changed, 0);
+	T_EQ_STR(body, "Dear Bob,\r\n#1 is done\r\n");
+	free(t);
+	free(body);
+
+	/* multipart/alternative, quoted-printable text in latin-1 and base64
+	 * HTML: both lose the block, the boundaries and the rest stay */
+	t = stripped_text("Subject: x\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n"
+	    "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "#wait\r\nGr=FC=DFe, Herr M=FCller\r\n"
+	    "--b1\r\nContent-Type: text/html; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n"
+	    /* <html><body><p>#wait</p><p>Grüße</p></body></html> */
+	    "PGh0bWw+PGJvZHk+PHA+I3dhaXQ8L3A+PHA+R3LDvMOfZTwvcD48L2JvZHk+PC9odG1sPg==\r\n"
+	    "--b1--\r\n", &changed, &body);
+	T_EQ_INT(changed, 1);
+	T_CONTAINS(t, "Grüße, Herr Müller");
+	T_CHECK(strstr(t, "#wait") == NULL);
+	T_CONTAINS(body, "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n");
+	T_CONTAINS(body, "Gr=FC=DFe, Herr M=FCller");
+	T_CONTAINS(body, "--b1--");
+	{
+		/* the HTML part, decoded again */
+		const char *b64 = strstr(body, "base64\r\n\r\n");
+		struct buf h;
+
+		T_CHECK(b64 != NULL);
+		if (b64 != NULL) {
+			const char *e = strstr(b64, "--b1--");
+
+			b64 += 10;
+			buf_init(&h, 4096);
+			msg_cte_decode(MSG_CTE_BASE64, b64, (size_t)(e - b64), &h);
+			T_EQ_STR(buf_str(&h), "<html><body><p></p><p>Grüße</p></body></html>");
+			buf_free(&h);
+		}
+	}
+	free(t);
+	free(body);
+
+	/* HTML only, Outlook's spans inside the paragraph, a head with a
+	 * style that has a '#' colour */
+	t = stripped_text("Subject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+	    "<html><head><style>p{color:#abc}</style></head><body>"
+	    "<p class=MsoNormal><span style='x'>#assign <b>me</b></span></p>\r\n"
+	    "<div>#note internal&nbsp;only</div><br>Hello Bob, #2 is fixed.</body></html>",
+	    &changed, &body);
+	T_EQ_INT(changed, 1);
+	T_CONTAINS(body, "<style>p{color:#abc}</style>");
+	T_CONTAINS(body, "<span style='x'><b></b></span></p>");
+	T_CONTAINS(body, "<div></div><br>Hello Bob, #2 is fixed.");
+	T_CHECK(strstr(body, "internal") == NULL);
+	T_CHECK(strstr(t, "assign") == NULL);
+	free(t);
+	free(body);
+
+	/* a command in the client's words further down is theirs */
+	t = stripped_text("Subject: x\r\nContent-Type: text/html\r\n\r\n"
+	    "<p>Hello</p><p>#wait</p>", &changed, &body);
+	T_EQ_INT(changed, 0);
+	free(t);
+	free(body);
+}
+
 int
 main(void)
 {
@@ -137,5 +245,6 @@ main(void)
 	test_not_commands();
 	test_only_commands();
 	test_limits();
+	test_strip();
 	return t_done();
 }
