@@ -381,4 +381,34 @@ enum store_rc store_mailbox_mark(struct store *s, const char *mailbox, const cha
 enum store_rc store_mailbox_last_uid(struct store *s, const char *mailbox,
     unsigned long uidvalidity, unsigned long *last_uid);
 
+/* ---- staff commands by mail (issue 15): schema v7 ----
+ * The milter records the commands an authenticated staff member wrote at
+ * the top of a mail (mailcmd.h); the worker carries them out and answers;
+ * helpgatectl case show lists them with who sent them and what became of
+ * them. */
+struct mailcmd_rec {
+	long long	id;
+	long long	case_id;		/* 0: the mail named no case */
+	char		staff[320];		/* who: the authenticated address */
+	char		login[128];		/* the SASL login; "" for StaffNetwork */
+	char		message_id[256];	/* the staff member's message */
+	char		subject[256];
+	char		commands[4096];		/* the lines as written, "\n"-separated */
+	long long	received;
+	long long	done;			/* 0 until the worker carried them out */
+	char		result[4096];		/* per line: what was done, or the error */
+};
+
+/* Adds one (m->id set); the same message_id twice is STORE_OK and adds
+ * nothing (a message the MTA retried), m->id then 0. */
+enum store_rc store_mailcmd_add(struct store *s, struct mailcmd_rec *m);
+/* Not yet carried out, oldest first. */
+enum store_rc store_mailcmd_pending(struct store *s, int limit,
+    int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg);
+enum store_rc store_mailcmd_done(struct store *s, long long id, long long done,
+    const char *result);
+/* Of one case, oldest first. */
+enum store_rc store_mailcmd_list(struct store *s, long long case_id,
+    int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg);
+
 #endif

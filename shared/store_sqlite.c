@@ -239,6 +239,26 @@ static const char store_schema_v6[] =
 	"  PRIMARY KEY (mailbox, key)"
 	") WITHOUT ROWID;";
 
+/* v7: staff commands by mail (issue 15), recorded by the milter and
+ * carried out by the worker; a message the MTA delivers twice is one row. */
+static const char store_schema_v7[] =
+	"CREATE TABLE mail_commands ("
+	"  id         INTEGER PRIMARY KEY,"
+	"  case_id    INTEGER NOT NULL DEFAULT 0,"
+	"  staff      TEXT NOT NULL,"
+	"  login      TEXT NOT NULL DEFAULT '',"
+	"  message_id TEXT NOT NULL DEFAULT '',"
+	"  subject    TEXT NOT NULL DEFAULT '',"
+	"  commands   TEXT NOT NULL,"
+	"  received   INTEGER NOT NULL,"
+	"  done       INTEGER NOT NULL DEFAULT 0,"
+	"  result     TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE UNIQUE INDEX mail_commands_message ON mail_commands (message_id)"
+	"  WHERE message_id != '';"
+	"CREATE INDEX mail_commands_pending ON mail_commands (id) WHERE done = 0;"
+	"CREATE INDEX mail_commands_case ON mail_commands (case_id, id);";
+
 static const struct {
 	int		 version;
 	const char	*sql;
@@ -249,6 +269,7 @@ static const struct {
 	{ 4, store_schema_v4 },
 	{ 5, store_schema_v5 },
 	{ 6, store_schema_v6 },
+	{ 7, store_schema_v7 },
 };
 
 #define STORE_SCHEMA_VERSION \
@@ -257,6 +278,8 @@ static const struct {
 /* ---- statements ---- */
 
 #define CUSTOMER_COLS	"address, tier, watch_until, created"
+#define MAILCMD_COLS	"id, case_id, staff, login, message_id, subject, commands, received, " \
+			"done, result"
 #define CASE_COLS	"id, created, updated, status, client, support_address, subject, " \
 			"urgency, tier, watch, category, lang, reasons, first_due, " \
 			"resolve_due, first_response_at, resolved_at, assignee, paused_at, " \
@@ -332,6 +355,11 @@ enum store_stmt_id {
 	ST_MAILBOX_SEEN,
 	ST_MAILBOX_MARK,
 	ST_MAILBOX_LAST_UID,
+	/* v7: staff commands by mail */
+	ST_MAILCMD_ADD,
+	ST_MAILCMD_PENDING,
+	ST_MAILCMD_DONE,
+	ST_MAILCMD_LIST,
 	ST_COUNT
 };
 
@@ -483,6 +511,15 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_MAILBOX_LAST_UID] =
 	    "SELECT coalesce(max(CAST(substr(key, length(?2) + 1) AS INTEGER)), 0)"
 	    " FROM mailbox_seen WHERE mailbox = ?1 AND key >= ?2 AND key < ?3",
+	/* ---- v7: staff commands by mail ---- */
+	[ST_MAILCMD_ADD] =
+	    "INSERT OR IGNORE INTO mail_commands (case_id, staff, login, message_id, subject,"
+	    " commands, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_MAILCMD_PENDING] =
+	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE done = 0 ORDER BY id LIMIT ?1",
+	[ST_MAILCMD_DONE] = "UPDATE mail_commands SET done = ?2, result = ?3 WHERE id = ?1",
+	[ST_MAILCMD_LIST] =
+	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE case_id = ?1 ORDER BY id",
 };
 
 struct store {
@@ -2224,6 +2261,86 @@ store_message_get(struct store *s, long long id, struct message_rec *out)
 		return STORE_ERROR;
 	bind_int(st, 1, id, &rc);
 	return store_one_message(s, st, rc, out);
+}
+
+/* ==== staff commands by mail (store.h, schema v7) ==== */
+
+static void
+store_row_mailcmd(sqlite3_stmt *st, struct mailcmd_rec *m)
+{
+	m->id = sqlite3_column_int64(st, 0);
+	m->case_id = sqlite3_column_int64(st, 1);
+	COPY_FIELD(m->staff, st, 2);
+	COPY_FIELD(m->login, st, 3);
+	COPY_FIELD(m->message_id, st, 4);
+	COPY_FIELD(m->subject, st, 5);
+	COPY_FIELD(m->commands, st, 6);
+	m->received = sqlite3_column_int64(st, 7);
+	m->done = sqlite3_column_int64(st, 8);
+	COPY_FIELD(m->result, st, 9);
+}
+
+STORE_EACH(store_each_mailcmd, struct mailcmd_rec, store_row_mailcmd)
+
+enum store_rc
+store_mailcmd_add(struct store *s, struct mailcmd_rec *m)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILCMD_ADD);
+	enum store_rc ret;
+	int rc = SQLITE_OK, changes = 0;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, m->case_id, &rc);
+	BIND_FIELD(st, 2, m->staff, &rc);
+	BIND_FIELD(st, 3, m->login, &rc);
+	BIND_FIELD(st, 4, m->message_id, &rc);
+	BIND_FIELD(st, 5, m->subject, &rc);
+	BIND_FIELD(st, 6, m->commands, &rc);
+	bind_int(st, 7, m->received, &rc);
+	ret = store_exec_stmt(s, st, rc, &changes);
+	m->id = ret == STORE_OK && changes ? sqlite3_last_insert_rowid(s->db) : 0;
+	return ret;
+}
+
+enum store_rc
+store_mailcmd_pending(struct store *s, int limit,
+    int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILCMD_PENDING);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, limit, &rc);
+	return store_each_mailcmd(s, st, rc, cb, arg);
+}
+
+enum store_rc
+store_mailcmd_done(struct store *s, long long id, long long done, const char *result)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILCMD_DONE);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_int(st, 2, done, &rc);
+	bind_text(st, 3, result, sizeof(((struct mailcmd_rec *)0)->result), &rc);
+	return store_update_one(s, st, rc);
+}
+
+enum store_rc
+store_mailcmd_list(struct store *s, long long case_id,
+    int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MAILCMD_LIST);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, case_id, &rc);
+	return store_each_mailcmd(s, st, rc, cb, arg);
 }
 
 /* ==== stats: counts for helpgatectl stats (store.h) ====

@@ -232,7 +232,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 6);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 7);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name IN ('customers', 'cases', 'messages')"), 3);
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -247,7 +247,7 @@ test_open_and_migrate(void)
 	s = open_ok(path, 1000);
 	T_CHECK(s != NULL);
 	store_close(s);
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 6);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 7);
 
 	/* A newer schema than the code knows is refused, and left alone. */
 	path_in_tmp(path, sizeof(path), "newer.db");
@@ -1026,6 +1026,7 @@ test_upgrade_from_v1(void)
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN sender_auth");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN via");
 	raw_sql(path, "DROP TABLE mailbox_seen");
+	raw_sql(path, "DROP TABLE mail_commands");
 	raw_sql(path, "DROP TABLE outbox");
 	raw_sql(path, "DROP INDEX messages_undecided");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN ack");
@@ -1037,7 +1038,7 @@ test_upgrade_from_v1(void)
 	s = open_ok(path, 1000);
 	if (s == NULL)
 		return;
-	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 6);
+	T_EQ_INT(raw_sql(path, "PRAGMA user_version"), 7);
 	n = 0;
 	T_EQ_INT(store_message_undecided(s, 10, count_messages_cb, &n), STORE_OK);
 	T_EQ_INT(n, 0);
@@ -1189,6 +1190,7 @@ test_diagnoses(void)
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN sender_auth");
 	raw_sql(path, "ALTER TABLE messages DROP COLUMN via");
 	raw_sql(path, "DROP TABLE mailbox_seen");
+	raw_sql(path, "DROP TABLE mail_commands");
 	if ((s = open_ok(path, 1000)) == NULL)
 		return;
 	T_EQ_INT(raw_sql(path, "SELECT count(*) FROM diagnoses WHERE skipped = 'predates-diagnosis'"), 2);
@@ -1243,6 +1245,55 @@ test_mailbox(struct store *s)
 	T_EQ_STR(back.via, "");
 }
 
+
+/* v7: staff commands by mail: one row per staff message, pending until
+ * the worker marks it done, listed per case. */
+static int
+collect_mailcmd(const struct mailcmd_rec *m, void *arg)
+{
+	struct mailcmd_rec *out = arg;
+
+	if (out->id == 0 || m->id > out->id)
+		*out = *m;
+	out->received++;	/* counts the rows seen */
+	return 0;
+}
+
+static void
+test_mailcmd(struct store *s)
+{
+	struct mailcmd_rec m, got;
+
+	memset(&m, 0, sizeof(m));
+	m.case_id = 42;
+	snprintf(m.staff, sizeof(m.staff), "ann@staff.example.com");
+	snprintf(m.login, sizeof(m.login), "ann@staff.example.com");
+	snprintf(m.message_id, sizeof(m.message_id), "reply-1@staff.example.com");
+	snprintf(m.subject, sizeof(m.subject), "Re: [HG-42] mail stuck");
+	snprintf(m.commands, sizeof(m.commands), "#assign me\n#wait");
+	m.received = 1000;
+	T_EQ_INT(store_mailcmd_add(s, &m), STORE_OK);
+	T_CHECK(m.id > 0);
+	/* the MTA retried: the same message is not a second row */
+	T_EQ_INT(store_mailcmd_add(s, &m), STORE_OK);
+	T_EQ_INT((int)m.id, 0);
+	memset(&got, 0, sizeof(got));
+	T_EQ_INT(store_mailcmd_pending(s, 10, collect_mailcmd, &got), STORE_OK);
+	T_EQ_INT((int)got.received, 1000 + 1);		/* one row */
+	T_EQ_STR(got.commands, "#assign me\n#wait");
+	T_EQ_STR(got.staff, "ann@staff.example.com");
+	T_EQ_INT(store_mailcmd_done(s, got.id, 2000, "assigned to ann@staff.example.com\nwaiting"),
+	    STORE_OK);
+	memset(&m, 0, sizeof(m));
+	T_EQ_INT(store_mailcmd_pending(s, 10, collect_mailcmd, &m), STORE_OK);
+	T_EQ_INT((int)m.id, 0);				/* nothing pending */
+	memset(&m, 0, sizeof(m));
+	T_EQ_INT(store_mailcmd_list(s, 42, collect_mailcmd, &m), STORE_OK);
+	T_EQ_INT((int)m.done, 2000);
+	T_CONTAINS(m.result, "waiting");
+	T_EQ_INT(store_mailcmd_done(s, 999999, 1, ""), STORE_NOTFOUND);
+}
+
 int
 main(void)
 {
@@ -1267,6 +1318,7 @@ main(void)
 		test_utf8_excerpt(s, path);
 		test_unterminated_fields(s);
 		test_mailbox(s);
+		test_mailcmd(s);
 		store_close(s);
 		test_reopen(path);
 	}
