@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "intake.h"
 #include "log.h"
+#include "mailcmd.h"
 #include "msg.h"
 #include "nameset.h"
 #include "seal.h"
@@ -39,6 +40,9 @@
 #include "xalloc.h"
 
 #define HEADER_BLOCK_MAX	(256 * 1024)	/* headers kept for decoding */
+/* Staff mail is kept whole, up to this, so that commands can be taken out
+ * of the client's copy; a larger one with commands is refused. */
+#define STAFF_BODY_MAX		(32 * 1024 * 1024)
 #define STORE_RETRY_SECONDS	5
 #define DEGRADED_LOG_SECONDS	60
 
@@ -48,6 +52,7 @@ struct filter_ctx {
 	char			*support_rcpt;	/* first support recipient */
 	struct buf		 raw;		/* header block + scanned body */
 	size_t			 header_bytes;
+	size_t			 body_offset;	/* where the body starts in raw */
 	int			 in_body;
 	/* every X-Helpgate-* header that arrived: deleted at end of message,
 	 * however many, unless the message is sealed */
@@ -384,6 +389,8 @@ filter_spool(struct filter_ctx *fc, const struct intake_input *in, char *out, si
 
 /* ---- per-message state ---- */
 static void filter_staff_reply(SMFICTX *ctx, struct filter_ctx *fc);
+static int filter_staff_commands(SMFICTX *ctx, struct filter_ctx *fc, const char *queue_id,
+    sfsistat *verdict);
 
 static void
 filter_reset_message(struct filter_ctx *fc)
@@ -407,6 +414,7 @@ filter_reset_message(struct filter_ctx *fc)
 	fc->staff_claim = 0;
 	fc->staff_reply = 0;
 	fc->decided = 0;
+	fc->body_offset = 0;
 }
 
 static struct filter_ctx *
@@ -455,7 +463,8 @@ filter_envrcpt(SMFICTX *ctx, char **argv)
 		 * or 3 (Postfix milter_protocol = 2, Sendmail 8.13) never
 		 * sends DATA, and a buffer capped at 0 would keep nothing. */
 		buf_free(&fc->raw);
-		buf_init(&fc->raw, HEADER_BLOCK_MAX + fc->snap->cfg->max_body_scan);
+		buf_init(&fc->raw, HEADER_BLOCK_MAX +
+		    (fc->staff_auth ? STAFF_BODY_MAX : fc->snap->cfg->max_body_scan));
 	}
 	return filter_continue(fc, SMFIP_NR_RCPT);
 }
@@ -478,7 +487,7 @@ filter_decide(struct filter_ctx *fc)
 	if (fc->staff_auth) {
 		fc->staff_reply = 1;
 		buf_free(&fc->raw);
-		buf_init(&fc->raw, HEADER_BLOCK_MAX);
+		buf_init(&fc->raw, HEADER_BLOCK_MAX + STAFF_BODY_MAX);
 	} else if (fc->envelope_from != NULL && config_is_staff(fc->snap->cfg, fc->envelope_from)) {
 		fc->staff_claim = 1;	/* said in the log at end of message */
 	}
@@ -537,6 +546,7 @@ filter_eoh(SMFICTX *ctx)
 
 	if (fc != NULL && (fc->support_rcpt != NULL || fc->staff_reply)) {
 		buf_append(&fc->raw, "\r\n", 2);
+		fc->body_offset = fc->raw.len;
 		fc->in_body = 1;
 	}
 	return filter_continue(fc, SMFIP_NR_EOH);
@@ -547,9 +557,9 @@ filter_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct filter_ctx *fc = smfi_getpriv(ctx);
 
-	if (fc != NULL && fc->support_rcpt == NULL && (fc->protocol & SMFIP_SKIP))
+	if (fc != NULL && fc->support_rcpt == NULL && !fc->staff_reply && (fc->protocol & SMFIP_SKIP))
 		return SMFIS_SKIP;
-	if (fc == NULL || fc->support_rcpt == NULL)
+	if (fc == NULL || (fc->support_rcpt == NULL && !fc->staff_reply))
 		return SMFIS_CONTINUE;
 	buf_append(&fc->raw, chunk, len);	/* stops at the cap by itself */
 	/* Past MaxBodyScan the rest of a multi-megabyte attachment need not
@@ -637,6 +647,14 @@ filter_eom(SMFICTX *ctx)
 		log_info("%s: removed %d X-Helpgate-* header%s a sender wrote (%s)",
 		    *queue_id ? queue_id : "NOQUEUE", deleted, deleted == 1 ? "" : "s",
 		    fc->seal != NULL ? "seal not valid" : "no seal");
+	if (fc->staff_auth) {
+		sfsistat verdict;
+
+		if (filter_staff_commands(ctx, fc, queue_id, &verdict)) {
+			filter_reset_message(fc);
+			return verdict;
+		}
+	}
 	if (fc->staff_reply) {
 		filter_staff_reply(ctx, fc);
 		filter_reset_message(fc);
@@ -661,6 +679,17 @@ filter_eom(SMFICTX *ctx)
 	m = msg_parse(buf_str(&fc->raw), fc->raw.len, fc->snap->cfg->max_body_scan);
 	if (fc->raw.truncated)
 		m->flags |= MSG_TRUNCATED;
+	if (!fc->staff_auth && m->text_len > 0 && m->text[strspn(m->text, " \t\r\n")] == '#') {
+		struct mailcmd_list *l = xmalloc(sizeof(*l));
+
+		/* a client (or someone claiming staff) cannot command: their
+		 * lines are their own text, and the log says so */
+		if (mailcmd_parse(m->text, m->text_len, l) > 0)
+			log_info("%s: %zu #command line%s from=<%s> login=%s ignored: not authenticated "
+			    "as staff", *queue_id ? queue_id : "NOQUEUE", l->n, l->n == 1 ? "" : "s",
+			    fc->envelope_from, fc->auth_login ? fc->auth_login : "-");
+		free(l);
+	}
 	res = xcalloc(1, sizeof(*res));
 	memset(&in, 0, sizeof(in));
 	in.cfg = fc->snap->cfg;
@@ -726,6 +755,94 @@ filter_eom(SMFICTX *ctx)
 	free(res);
 	filter_reset_message(fc);
 	return SMFIS_ACCEPT;
+}
+
+/*
+ * Commands at the top of authenticated staff mail (mailcmd.h): recorded for
+ * the worker, which carries them out and answers the staff member, and
+ * taken out of the copy that goes on: the client never sees a command, and
+ * a mail of nothing but commands and notes goes to nobody.  Returns 0 when
+ * there are none (the mail goes the usual way), else 1 with *verdict set.
+ * Commands are never lost: with the store unavailable the MTA is asked to
+ * try again later.
+ */
+static int
+filter_staff_commands(SMFICTX *ctx, struct filter_ctx *fc, const char *queue_id,
+    sfsistat *verdict)
+{
+	struct mailcmd_list *cmds = xmalloc(sizeof(*cmds));
+	struct intake_input in;
+	struct msg *m = msg_parse(buf_str(&fc->raw), fc->raw.len, 64 * 1024);
+	const char *qid = *queue_id ? queue_id : "NOQUEUE";
+	long long case_id = -1;
+	struct buf body;
+
+	if (mailcmd_parse(m->text, m->text_len, cmds) == 0) {
+		free(cmds);
+		msg_free(m);
+		return 0;
+	}
+	*verdict = SMFIS_ACCEPT;
+	if (fc->raw.truncated) {
+		log_warnx("%s: staff mail with commands from login=%s is larger than %d MB: refused, "
+		    "the commands could not be taken out of it", qid, fc->auth_login ? fc->auth_login : "-",
+		    STAFF_BODY_MAX / (1024 * 1024));
+		smfi_setreply(ctx, "552", "5.3.4", "helpgate: too large to take the #commands out; "
+		    "send them in a mail of their own");
+		*verdict = SMFIS_REJECT;
+		goto done;
+	}
+	memset(&in, 0, sizeof(in));
+	in.cfg = fc->snap->cfg;
+	in.rules = fc->snap->rules;
+	in.msg = m;
+	in.envelope_from = fc->envelope_from;
+	in.support_address = fc->support_rcpt;
+	in.queue_id = queue_id;
+	in.received = clock_now();
+	in.staff_authenticated = 1;
+	if (filter_lock_store()) {
+		in.store = filter_store_usable(time(NULL));
+		case_id = intake_staff_commands(&in, cmds, fc->auth_login,
+		    fc->staff_reply && !cmds->only_commands);
+		pthread_mutex_unlock(&store_lock);
+	}
+	if (case_id < 0) {
+		log_warnx("%s: staff commands from login=%s not recorded: case store unavailable; "
+		    "the MTA will try again", qid, fc->auth_login ? fc->auth_login : "-");
+		smfi_setreply(ctx, "451", "4.3.0", "helpgate: case store unavailable, try again later");
+		*verdict = SMFIS_TEMPFAIL;
+		goto done;
+	}
+	{
+		char case_name[32] = "none";
+
+		if (case_id > 0)
+			snprintf(case_name, sizeof(case_name), "HG-%lld", case_id);
+		log_info("%s: case=%s %zu staff command%s from=<%s> login=%s%s", qid, case_name,
+		    cmds->n, cmds->n == 1 ? "" : "s", fc->envelope_from,
+		    fc->auth_login ? fc->auth_login : "-",
+		    cmds->only_commands ? "; nothing else in it: not delivered" :
+		    "; taken out of the copy");
+	}
+	if (cmds->only_commands) {
+		*verdict = SMFIS_DISCARD;
+		goto done;
+	}
+	buf_init(&body, fc->raw.len + 1024);
+	if (fc->body_offset <= fc->raw.len &&
+	    mailcmd_strip(buf_str(&fc->raw), fc->raw.len, fc->body_offset, &body) > 0 &&
+	    smfi_replacebody(ctx, (unsigned char *)body.data, (int)body.len) != MI_SUCCESS) {
+		/* the client would see the commands: better not deliver */
+		log_warnx("%s: could not take the staff commands out of the body: refused", qid);
+		smfi_setreply(ctx, "451", "4.3.0", "helpgate: could not take the #commands out; try again");
+		*verdict = SMFIS_TEMPFAIL;
+	}
+	buf_free(&body);
+done:
+	free(cmds);
+	msg_free(m);
+	return 1;
 }
 
 /* Staff mail to a client: if it answers a case, the case learns of it. */
@@ -803,7 +920,7 @@ filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 
 	(void)f2;
 	(void)f3;
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_SETSYMLIST);
 	*pf1 = f1 & wanted;
 	/* Who the MTA authenticated, at MAIL FROM: Postfix's default list
 	 * lacks {client_addr}, and the connect event is not asked for. */
@@ -819,7 +936,7 @@ filter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 struct smfiDesc milter_filter_desc = {
 	.xxfi_name = "helpgate",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_SETSYMLIST,
 	.xxfi_connect = NULL,
 	.xxfi_helo = NULL,
 	.xxfi_envfrom = filter_envfrom,

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "authres.h"
+#include "mailcmd.h"
 #include "sla.h"
 
 #define DAY_SECONDS	86400
@@ -443,5 +444,79 @@ fail:
 	store_rollback(in->store);
 fail_nobegin:
 	free(out);
+	return -1;
+}
+
+long long
+intake_staff_commands(const struct intake_input *in, const struct mailcmd_list *cmds,
+    const char *login, int record_reply)
+{
+	struct intake_result *out;
+	struct mailcmd_rec *mc;
+	struct message_rec rec;
+	long long case_id = 0;
+	enum store_rc rc;
+	size_t len = 0;
+
+	if (in->store == NULL)
+		return -1;
+	out = calloc(1, sizeof(*out));
+	mc = calloc(1, sizeof(*mc));
+	if (out == NULL || mc == NULL) {
+		free(out);
+		free(mc);
+		return -1;
+	}
+	/* Who commands: the login when it is an address (the usual), else the
+	 * envelope sender of the session the MTA authenticated. */
+	snprintf(mc->staff, sizeof(mc->staff), "%s",
+	    login && strchr(login, '@') ? login : in->envelope_from ? in->envelope_from : "");
+	config_normalize_address(mc->staff);
+	snprintf(mc->login, sizeof(mc->login), "%s", login ? login : "");
+	snprintf(mc->message_id, sizeof(mc->message_id), "%s", in->msg->message_id);
+	snprintf(mc->subject, sizeof(mc->subject), "%s", in->msg->subject);
+	for (size_t i = 0; i < cmds->n; i++) {
+		int n = snprintf(mc->commands + len, sizeof(mc->commands) - len, "%s%s",
+		    i ? "\n" : "", cmds->v[i].line);
+
+		if (n < 0 || (size_t)n >= sizeof(mc->commands) - len)
+			break;
+		len += (size_t)n;
+	}
+	mc->received = in->received;
+	intake_client(in, out->client, sizeof(out->client));
+	out->staff = 1;
+	out->cls.urgency = 4;
+	if ((rc = store_begin(in->store)) != STORE_OK)
+		goto fail_nobegin;
+	rc = intake_find_thread(in, &case_id);
+	if (rc == STORE_NOTFOUND)
+		case_id = 0;		/* recorded all the same: the answer says so */
+	else if (rc != STORE_OK)
+		goto fail;
+	mc->case_id = case_id;
+	if ((rc = store_mailcmd_add(in->store, mc)) != STORE_OK)
+		goto fail;
+	if (record_reply && case_id > 0) {
+		intake_fill_message(in, out, case_id, &rec);
+		snprintf(rec.ack, sizeof(rec.ack), "n/a");
+		rc = store_message_add(in->store, &rec);
+		if (rc == STORE_OK)
+			rc = store_case_responded(in->store, case_id, in->received);
+		else if (rc == STORE_EXISTS)
+			rc = STORE_OK;
+		if (rc != STORE_OK)
+			goto fail;
+	}
+	if ((rc = store_commit(in->store)) != STORE_OK)
+		goto fail;
+	free(out);
+	free(mc);
+	return case_id;
+fail:
+	store_rollback(in->store);
+fail_nobegin:
+	free(out);
+	free(mc);
 	return -1;
 }

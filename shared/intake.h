@@ -73,6 +73,15 @@ void	intake_record(const struct intake_input *in, struct intake_result *out);
  * Returns the case id, 0 when it belongs to no case, -1 when the store
  * failed. */
 long long intake_staff_reply(const struct intake_input *in);
+/* Commands an authenticated staff member wrote at the top of a mail
+ * (mailcmd.h): recorded for the worker, with the case the mail threads
+ * into (0 when none: the worker answers so), in one transaction with the
+ * staff reply itself when record_reply (the mail goes on to the client).
+ * login: {auth_authen}, or NULL for StaffNetwork.  Returns the case id,
+ * 0 without a case, -1 when the store failed (nothing recorded). */
+struct mailcmd_list;
+long long intake_staff_commands(const struct intake_input *in, const struct mailcmd_list *cmds,
+    const char *login, int record_reply);
 const char *intake_disposition_name(enum intake_disposition d);
 
 /* The resolution clock of a waiting case runs again from in->received:
