@@ -210,6 +210,9 @@ enum store_rc store_case_set_status(struct store *s, long long id, const char *s
     long long now, long long paused_at, long long resolve_due, long long resolved_at,
     long long paused_total);
 enum store_rc store_case_assign(struct store *s, long long id, const char *assignee, long long now);
+/* A person sets the urgency (either way) and the deadlines that go with it. */
+enum store_rc store_case_set_urgency(struct store *s, long long id, int urgency,
+    long long first_due, long long resolve_due, long long now);
 enum store_rc store_case_set_resolution(struct store *s, long long id, const char *cause,
     const char *lesson, int incident);
 /* Puts the customer (address key) under incident watch until `until`,

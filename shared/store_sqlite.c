@@ -356,6 +356,7 @@ enum store_stmt_id {
 	ST_MAILBOX_MARK,
 	ST_MAILBOX_LAST_UID,
 	/* v7: staff commands by mail */
+	ST_CASE_SET_URGENCY,
 	ST_MAILCMD_ADD,
 	ST_MAILCMD_PENDING,
 	ST_MAILCMD_DONE,
@@ -512,6 +513,9 @@ static const char *const store_sql[ST_COUNT] = {
 	    "SELECT coalesce(max(CAST(substr(key, length(?2) + 1) AS INTEGER)), 0)"
 	    " FROM mailbox_seen WHERE mailbox = ?1 AND key >= ?2 AND key < ?3",
 	/* ---- v7: staff commands by mail ---- */
+	[ST_CASE_SET_URGENCY] =
+	    "UPDATE cases SET urgency = ?2, first_due = ?3, resolve_due = ?4, updated = ?5"
+	    " WHERE id = ?1",
 	[ST_MAILCMD_ADD] =
 	    "INSERT OR IGNORE INTO mail_commands (case_id, staff, login, message_id, subject,"
 	    " commands, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -2281,6 +2285,23 @@ store_row_mailcmd(sqlite3_stmt *st, struct mailcmd_rec *m)
 }
 
 STORE_EACH(store_each_mailcmd, struct mailcmd_rec, store_row_mailcmd)
+
+enum store_rc
+store_case_set_urgency(struct store *s, long long id, int urgency, long long first_due,
+    long long resolve_due, long long now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_CASE_SET_URGENCY);
+	int rc = SQLITE_OK;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_int(st, 1, id, &rc);
+	bind_int(st, 2, urgency, &rc);
+	bind_int(st, 3, first_due, &rc);
+	bind_int(st, 4, resolve_due, &rc);
+	bind_int(st, 5, now, &rc);
+	return store_update_one(s, st, rc);
+}
 
 enum store_rc
 store_mailcmd_add(struct store *s, struct mailcmd_rec *m)

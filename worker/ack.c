@@ -214,6 +214,7 @@ ack_lookup(const char *name, void *arg)
 	if (!strcmp(name, "alternative")) return v->alternative ? v->alternative : "";
 	if (!strcmp(name, "event")) return v->event ? v->event : "";
 	if (!strcmp(name, "assignee")) return v->c->assignee;
+	if (!strcmp(name, "status")) return v->c->status;
 	if (!strcmp(name, "alt_host")) return v->alt_host ? v->alt_host : "";
 	if (!strcmp(name, "alt_port")) return v->alt_port;
 	if (!strcmp(name, "alt_security")) return v->alt_security ? v->alt_security : "";
@@ -981,4 +982,75 @@ ack_alternative_followup(struct ack_ctx *a, const struct case_rec *c,
     struct outbox_rec *o, char *err, size_t errlen)
 {
 	return ack_build_reply(a, c, first, "alternative", alt, now, o, err, errlen);
+}
+
+int
+ack_command_answer(struct ack_ctx *a, const struct case_rec *c, const struct mailcmd_rec *m,
+    const char *answer, time_t now, struct outbox_rec *o, char *err, size_t errlen)
+{
+	struct case_rec none;
+	struct ack_vars v;
+	struct buf body, subject;
+	char *clean;
+
+	if (c == NULL) {
+		/* no case: the answer still goes in the staff member's thread */
+		memset(&none, 0, sizeof(none));
+		snprintf(none.support_address, sizeof(none.support_address), "%s",
+		    a->cfg->support_addresses.count ? a->cfg->support_addresses.items[0] : "");
+		snprintf(none.subject, sizeof(none.subject), "%s", m->subject);
+		snprintf(none.status, sizeof(none.status), "none");
+		c = &none;
+	}
+	ack_vars_init(&v, a, c, now);
+	if (c->id == 0)
+		snprintf(v.case_name, sizeof(v.case_name), "none");
+	v.event = answer;
+	buf_init(&body, 256 * 1024);
+	if (ack_render(a, "command-answer", "en", &v, &body, err, errlen) != 0) {
+		free(v.subject);
+		buf_free(&body);
+		return -1;
+	}
+	buf_init(&subject, 4096);
+	clean = compose_sanitize(m->subject);
+	if (c->id > 0) {
+		char *s = ack_subject(c->id, m->subject);
+
+		buf_printf(&subject, "%s (commands)", s);
+		free(s);
+	} else
+		buf_printf(&subject, "Re: %s (commands: no case)", clean);
+	free(clean);
+	struct compose_header extra[] = {
+		{ "Auto-Submitted", "auto-replied" },
+		{ "X-Helpgate-Case", c->id > 0 ? v.case_name : "none" },
+		{ "X-Helpgate-Notice", "commands" },
+	};
+	memset(o, 0, sizeof(*o));
+	o->case_id = c->id;
+	snprintf(o->kind, sizeof(o->kind), "command-answer");
+	snprintf(o->recipient, sizeof(o->recipient), "%s", m->staff);
+	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "commands", c->support_address);
+	struct compose msg = {
+		.from_address = c->support_address[0] ? c->support_address : m->staff,
+		.from_name = "helpgate",
+		.to_address = o->recipient,
+		.subject = buf_str(&subject),
+		.message_id = o->message_id,
+		.in_reply_to = m->message_id,
+		.references = m->message_id,
+		.date = now,
+		.extra = extra,
+		.extra_count = sizeof(extra) / sizeof(extra[0]),
+		.body = buf_str(&body),
+		.seal_key = a->have_seal ? &a->seal : NULL,
+		.case_id = c->id,
+	};
+	o->content = compose_message(&msg);
+	o->created = o->next_attempt = now;
+	free(v.subject);
+	buf_free(&body);
+	buf_free(&subject);
+	return 0;
 }

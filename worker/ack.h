@@ -112,6 +112,14 @@ int	ack_alternative_followup(struct ack_ctx *a, const struct case_rec *c,
 	    const struct message_rec *first, const struct ack_alternative *alt, time_t now,
 	    struct outbox_rec *o, char *err, size_t errlen);
 
+/* The answer to a staff member's commands by mail (mailcmd_run.c):
+ * template command-answer.en.txt with {{event}} = answer (what became of
+ * each command), to m->staff only, in the thread of their mail
+ * (In-Reply-To), Auto-Submitted: auto-replied.  c may be NULL (the mail
+ * named no case).  0, or -1 with err. */
+int	ack_command_answer(struct ack_ctx *a, const struct case_rec *c, const struct mailcmd_rec *m,
+	    const char *answer, time_t now, struct outbox_rec *o, char *err, size_t errlen);
+
 /* "Re: [HG-12] Original" from the case number and the client's subject:
  * reply prefixes and an old tag are not repeated.  Caller frees. */
 char   *ack_subject(long long case_id, const char *subject);

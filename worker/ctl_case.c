@@ -25,6 +25,7 @@
 #include "intake.h"
 #include "ack.h"
 #include "timers.h"
+#include "case_ops.h"
 #include "xalloc.h"
 #include "ctl.h"
 
@@ -424,6 +425,45 @@ ctl_diagnosis_row(const struct diagnosis_rec *d, void *arg)
 	return 0;
 }
 
+struct ctl_commands {
+	struct buf	out;
+	int		json;
+	size_t		count;
+};
+
+/* One staff mail's commands: who (the login the MTA authenticated), when,
+ * and what became of each line. */
+static int
+ctl_command_row(const struct mailcmd_rec *m, void *arg)
+{
+	struct ctl_commands *cm = arg;
+	char t[64], t2[64];
+
+	cm->count++;
+	if (cm->json) {
+		json_object_begin(&cm->out);
+		json_kv_int(&cm->out, "id", m->id);
+		json_kv_string(&cm->out, "staff", m->staff);
+		json_kv_string(&cm->out, "login", m->login);
+		json_kv_string(&cm->out, "message_id", m->message_id);
+		ctl_json_time(&cm->out, "received", m->received);
+		ctl_json_time(&cm->out, "done", m->done);
+		json_kv_string(&cm->out, "commands", m->commands);
+		json_kv_string(&cm->out, "result", m->result);
+		json_object_end(&cm->out);
+		return 0;
+	}
+	printf("  %s  ", ctl_iso(m->received, t, sizeof(t)));
+	ctl_put_text(stdout, m->staff, 80, NULL);
+	printf(" (login ");
+	ctl_put_text(stdout, m->login[0] ? m->login : "-", 80, NULL);
+	printf(")  %s%s\n    ", m->done ? "done " : "pending", m->done ? ctl_iso(m->done, t2,
+	    sizeof(t2)) : "");
+	ctl_put_text(stdout, m->done ? m->result : m->commands, 8192, "    ");
+	fputc('\n', stdout);
+	return 0;
+}
+
 int
 ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
@@ -515,14 +555,35 @@ ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 	}
 	if (!json && dg.count == 0)
 		printf("none\n");
+	struct ctl_commands cm;
+	memset(&cm, 0, sizeof(cm));
+	cm.json = json;
+	buf_init(&cm.out, CTL_JSON_MAX);
+	if (json)
+		json_array_begin(&cm.out);
+	else
+		printf("\nCommands by mail:\n");
+	rc = store_mailcmd_list(s, id, ctl_command_row, &cm);
+	if (rc != STORE_OK) {
+		buf_free(&cs.out);
+		buf_free(&ob.out);
+		buf_free(&dg.out);
+		buf_free(&cm.out);
+		return ctl_store_failed(ctl, "reading the case's commands", rc);
+	}
+	if (!json && cm.count == 0)
+		printf("none\n");
 	if (json) {
 		json_array_end(&cs.out);
 		json_array_end(&ob.out);
 		json_array_end(&dg.out);
+		json_array_end(&cm.out);
 		json_key(&cs.out, "outbox");
 		buf_append(&cs.out, ob.out.data, ob.out.len);
 		json_key(&cs.out, "diagnoses");
 		buf_append(&cs.out, dg.out.data, dg.out.len);
+		json_key(&cs.out, "commands");
+		buf_append(&cs.out, cm.out.data, cm.out.len);
 		json_object_end(&cs.out);
 		buf_append_char(&cs.out, '\n');
 		if (ctl_emit(&cs.out) != 0)
@@ -533,6 +594,7 @@ ctl_cmd_case_show(struct ctl *ctl, const struct ctl_command *cmd, int argc, char
 	buf_free(&cs.out);
 	buf_free(&ob.out);
 	buf_free(&dg.out);
+	buf_free(&cm.out);
 	return ret;
 }
 
@@ -613,11 +675,75 @@ ctl_cmd_case_reply(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 	return CTL_EXIT_OK;
 }
 
+/* A case_ops step on the case named by ref, in one transaction: its line
+ * printed when done, its reason as the error when refused. */
+static int
+ctl_case_step(struct ctl *ctl, const struct ctl_command *cmd, const char *ref,
+    struct ack_ctx *ack, enum case_op_rc (*step)(struct case_op *, const struct case_rec *,
+    const void *), const void *arg, const char *what)
+{
+	struct case_op op;
+	struct case_rec c;
+	struct store *s;
+	enum case_op_rc r;
+	int ex;
+
+	if ((ex = ctl_case_begin(ctl, cmd, ref, &s, &c)) != CTL_EXIT_OK)
+		return ex;
+	memset(&op, 0, sizeof(op));
+	op.cfg = ctl->cfg;
+	op.s = s;
+	op.ack = ack;
+	op.now = clock_now();
+	if ((r = step(&op, &c, arg)) != CASE_OP_DONE) {
+		store_rollback(s);
+		if (r == CASE_OP_FAILED && op.rc != STORE_OK)
+			return ctl_store_failed(ctl, what, op.rc);
+		ctl_err("%s", op.said);
+		return CTL_EXIT_FAIL;
+	}
+	if ((ex = ctl_case_commit(ctl, s, STORE_OK, what)) != CTL_EXIT_OK)
+		return ex;
+	printf("%s\n", op.said);
+	return CTL_EXIT_OK;
+}
+
+static enum case_op_rc
+step_assign(struct case_op *op, const struct case_rec *c, const void *arg)
+{
+	return case_op_assign(op, c, arg);
+}
+
+static enum case_op_rc
+step_wait(struct case_op *op, const struct case_rec *c, const void *arg)
+{
+	(void)arg;
+	return case_op_wait(op, c);
+}
+
+static enum case_op_rc
+step_reopen(struct case_op *op, const struct case_rec *c, const void *arg)
+{
+	(void)arg;
+	return case_op_reopen(op, c);
+}
+
+struct resolve_args {
+	const char	*cause, *lesson;
+	int		 incident;
+};
+
+static enum case_op_rc
+step_resolve(struct case_op *op, const struct case_rec *c, const void *arg)
+{
+	const struct resolve_args *ra = arg;
+
+	return case_op_resolve(op, c, ra->cause, ra->lesson, ra->incident);
+}
+
 int
 ctl_cmd_case_assign(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	struct case_rec c;
-	struct store *s;
 	char *pos[2];
 	int r;
 
@@ -626,106 +752,47 @@ ctl_cmd_case_assign(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 	config_normalize_address(pos[1]);
 	if (strchr(pos[1], '@') == NULL || strpbrk(pos[1], " \t<>\"") != NULL)
 		return ctl_usage_error(cmd, "\"%s\" is not a mail address", pos[1]);
-	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
-		return r;
-	if ((r = ctl_case_commit(ctl, s, store_case_assign(s, c.id, pos[1], clock_now()),
-	    "assigning")) != CTL_EXIT_OK)
-		return r;
-	printf("HG-%lld: assigned to %s\n", c.id, pos[1]);
-	return CTL_EXIT_OK;
+	return ctl_case_step(ctl, cmd, pos[0], NULL, step_assign, pos[1], "assigning");
 }
 
 int
 ctl_cmd_case_wait(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	struct case_rec c;
-	struct store *s;
 	char *pos[1];
-	long long now = clock_now();
-	enum store_rc rc;
 	int r;
 
 	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
-	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
-		return r;
-	if (strcmp(c.status, "open") != 0) {
-		store_rollback(s);
-		ctl_err("HG-%lld is %s, not open", c.id, c.status);
-		return CTL_EXIT_FAIL;
-	}
-	/* The resolution timers stop with the clock; the client's next mail
-	 * (or case reopen) sets them again. */
-	rc = store_case_set_status(s, c.id, "waiting", now, now, c.resolve_due, 0, c.paused_total);
-	if (rc == STORE_OK)
-		rc = store_event_reschedule(s, c.id, "resolve-warning", TIMERS_PAUSED);
-	if (rc == STORE_OK)
-		rc = store_event_reschedule(s, c.id, "resolve-breach", TIMERS_PAUSED);
-	if ((r = ctl_case_commit(ctl, s, rc, "pausing the case")) != CTL_EXIT_OK)
-		return r;
-	printf("HG-%lld: waiting for the client; the resolution clock is paused\n", c.id);
-	return CTL_EXIT_OK;
+	return ctl_case_step(ctl, cmd, pos[0], NULL, step_wait, NULL, "pausing the case");
 }
 
 int
 ctl_cmd_case_reopen(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	struct intake_input in;
-	struct case_rec c;
-	struct store *s;
 	char *pos[1];
-	enum store_rc rc = STORE_OK;
 	int r;
 
 	if ((r = ctl_parse(cmd, argc, argv, NULL, pos, 1, 1, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
-	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK)
-		return r;
-	if (strcmp(c.status, "open") == 0) {
-		store_rollback(s);
-		printf("HG-%lld is already open\n", c.id);
-		return CTL_EXIT_OK;
-	}
-	memset(&in, 0, sizeof(in));
-	in.cfg = ctl->cfg;
-	in.store = s;
-	in.received = clock_now();
-	if (strcmp(c.status, "waiting") == 0) {
-		rc = intake_resume(&in, &c);
-	} else {
-		/* Timers that resolving cancelled and whose time has not come
-		 * run again; those that passed meanwhile stay cancelled. */
-		rc = store_case_set_status(s, c.id, "open", in.received, 0, c.resolve_due, 0,
-		    c.paused_total);
-		if (rc == STORE_OK)
-			rc = store_event_rearm(s, c.id, "case resolved", in.received);
-	}
-	if ((r = ctl_case_commit(ctl, s, rc, "reopening")) != CTL_EXIT_OK)
-		return r;
-	printf("HG-%lld: open again\n", c.id);
-	return CTL_EXIT_OK;
+	return ctl_case_step(ctl, cmd, pos[0], NULL, step_reopen, NULL, "reopening");
 }
 
 int
 ctl_cmd_case_resolve(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
-	const char *cause = NULL, *lesson = NULL;
-	int incident = 0, quiet = 0, r;
+	struct resolve_args ra = { NULL, NULL, 0 };
+	int quiet = 0, r;
 	const struct ctl_opt opts[] = {
-		{ "--cause", &cause, NULL }, { "--lesson", &lesson, NULL },
-		{ "--incident", NULL, &incident }, { "--no-message", NULL, &quiet },
+		{ "--cause", &ra.cause, NULL }, { "--lesson", &ra.lesson, NULL },
+		{ "--incident", NULL, &ra.incident }, { "--no-message", NULL, &quiet },
 		{ NULL, NULL, NULL },
 	};
 	struct ack_ctx *a = NULL;
-	struct case_rec c;
-	struct store *s;
 	char *pos[1], err[512];
-	long long now = clock_now();
-	enum store_rc rc;
 
 	if ((r = ctl_parse(cmd, argc, argv, opts, pos, 1, 1, NULL)) != 0)
 		return r == CTL_HELP ? CTL_EXIT_OK : r;
-	if (cause == NULL || lesson == NULL)
+	if (ra.cause == NULL || ra.lesson == NULL)
 		return ctl_usage_error(cmd, "--cause and --lesson are required: what broke, and "
 		    "what we learn from it");
 	if (ctl_config(ctl) == NULL)
@@ -737,48 +804,9 @@ ctl_cmd_case_resolve(struct ctl *ctl, const struct ctl_command *cmd, int argc, c
 		ctl_err("%s", err);
 		return CTL_EXIT_FAIL;
 	}
-	if ((r = ctl_case_begin(ctl, cmd, pos[0], &s, &c)) != CTL_EXIT_OK) {
-		ack_ctx_free(a);
-		return r;
-	}
-	if (strcmp(c.status, "resolved") == 0) {
-		store_rollback(s);
-		ack_ctx_free(a);
-		ctl_err("HG-%lld is already resolved (case reopen first)", c.id);
-		return CTL_EXIT_FAIL;
-	}
-	/* A case resolved while waiting for the client: the wait counts as a
-	 * pause, so the resolution is measured against the moved deadline. */
-	long long total = c.paused_total, due = c.resolve_due;
-	if (c.paused_at) {
-		long stood = sla_clock_seconds(ctl->cfg, c.urgency, (time_t)c.paused_at, (time_t)now);
-		if (stood > 0) {
-			total += stood;
-			due = sla_clock_add(ctl->cfg, c.urgency, (time_t)c.resolve_due, stood);
-		}
-	}
-	rc = store_case_set_status(s, c.id, "resolved", now, 0, due, now, total);
-	if (rc == STORE_OK && c.paused_at)
-		rc = store_pause_add(s, c.id, c.paused_at, now);
-	if (rc == STORE_OK)
-		rc = store_event_cancel_pending(s, c.id, "case resolved");
-	if (rc == STORE_OK)
-		rc = store_case_set_resolution(s, c.id, cause, lesson, incident);
-	if (rc == STORE_OK && incident)
-		rc = store_customer_watch(s, c.client, c.tier,
-		    now + ctl->cfg->incident_watch_days * 86400LL, now);
-	if (rc == STORE_OK && a != NULL && ack_close_loop(a, s, &c, (time_t)now, err, sizeof(err)) != 0) {
-		store_rollback(s);
-		ack_ctx_free(a);
-		ctl_err("HG-%lld: the message to the client: %s", c.id, err);
-		return CTL_EXIT_FAIL;
-	}
+	r = ctl_case_step(ctl, cmd, pos[0], a, step_resolve, &ra, "resolving");
 	ack_ctx_free(a);
-	if ((r = ctl_case_commit(ctl, s, rc, "resolving")) != CTL_EXIT_OK)
-		return r;
-	printf("HG-%lld: resolved%s%s\n", c.id, !quiet ? "; the client is asked to confirm it works" : "",
-	    incident ? "; the customer is under incident watch" : "");
-	return CTL_EXIT_OK;
+	return r;
 }
 
 /* ---- sla ---- */

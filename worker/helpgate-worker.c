@@ -41,6 +41,7 @@
 #include "outbox.h"
 #include "relay.h"
 #include "timers.h"
+#include "mailcmd_run.h"
 #include "diagnose.h"
 #include "mailbox.h"
 
@@ -389,6 +390,12 @@ main(int argc, char **argv)
 					failed = 1;
 			}
 			if ((n = ack_run(w.ack, store, clock_now(), BATCH)) > 0)
+				work += n;
+			else if (n < 0)
+				failed = 1;
+			/* staff commands by mail, then their answers go with
+			 * the rest of the outbox */
+			if ((n = mailcmd_run(w.ack, store, clock_now(), BATCH)) > 0)
 				work += n;
 			else if (n < 0)
 				failed = 1;

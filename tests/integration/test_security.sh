@@ -60,31 +60,12 @@ ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
 ctl() { "$bindir/helpgatectl" -c "$conf" "$@"; }
 sq() { ms_sq "$db" "$@"; }
 hdr() { ms_header "$1" "$2"; }
-maildir_find() {	# maildir_find ADDRESS HEADER VALUE-REGEX: the newest match
-	local f
-	for f in $(ls -t "$MS_T/mail/$1/new/"* 2>/dev/null); do
-		[[ $(hdr "$f" "$2") =~ $3 ]] && { echo "$f"; return 0; }
-	done
-	return 1
-}
-wait_find() {	# wait_find SECONDS ADDRESS HEADER REGEX
-	local i f
-	for ((i = 0; i < $1 * 5; i++)); do
-		f=$(maildir_find "$2" "$3" "$4") && { echo "$f"; return 0; }
-		sleep 0.2
-	done
-	return 1
-}
+maildir_find() { tb_maildir_find "$@"; }
+wait_find() { tb_wait_find "$@"; }
 by_id() { wait_find 20 "$1" Message-ID "^<$2>$"; }
 # port 25 as a stranger; the submission port with a login
 smtp25() { ms_send "$@"; }
-submit() {	# submit USER PASS SWAKS-ARGS...
-	local u=$1 p=$2
-	shift 2
-	swaks --server "127.0.0.1:$TB_SUBMISSION_PORT" --tls --tls-ca-path "$TB_CA" \
-		--auth PLAIN --auth-user "$u" --auth-password "$p" --helo client.test "$@" \
-		</dev/null >"$MS_T/submit.last" 2>&1 || { cat "$MS_T/submit.last" >&2; return 1; }
-}
+submit() { tb_submit "$@"; }
 
 # A client's case to answer.
 ms_mkmsg "$MS_T/c1.eml" "Ann <ann@client.test>" "Calendar error" "c1@client.test" \

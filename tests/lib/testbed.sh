@@ -816,3 +816,33 @@ tb_start_dns() {
 	done
 	return 1
 }
+
+# tb_maildir_find ADDRESS HEADER VALUE-REGEX: the newest message delivered
+# to ADDRESS (MS_DELIVERY=maildir) whose HEADER matches; exit 1 if none.
+tb_maildir_find() {
+	local f
+	for f in $(ls -t "$MS_T/mail/$1/new/"* 2>/dev/null); do
+		[[ $(ms_header "$f" "$2") =~ $3 ]] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
+# tb_wait_find SECONDS ADDRESS HEADER REGEX: tb_maildir_find, waiting.
+tb_wait_find() {
+	local i f
+	for ((i = 0; i < $1 * 5; i++)); do
+		f=$(tb_maildir_find "$2" "$3" "$4") && { echo "$f"; return 0; }
+		sleep 0.2
+	done
+	return 1
+}
+
+# tb_submit USER PASS SWAKS-ARGS...: swaks on the submission port, STARTTLS
+# and SASL PLAIN as USER; its transcript only when it fails.
+tb_submit() {
+	local u=$1 p=$2
+	shift 2
+	swaks --server "127.0.0.1:$TB_SUBMISSION_PORT" --tls --tls-ca-path "$TB_CA" \
+		--auth PLAIN --auth-user "$u" --auth-password "$p" --helo client.test "$@" \
+		</dev/null >"$MS_T/submit.last" 2>&1 || { cat "$MS_T/submit.last" >&2; return 1; }
+}

@@ -308,9 +308,11 @@ scenario(function()
 	step("negotiate", mt.negotiate, conn, nil, nil, nil)
 	check(mt.test_action(conn, SMFIF_ADDHDRS) and mt.test_action(conn, SMFIF_CHGHDRS),
 	    "asks to add and change headers")
-	check(not mt.test_action(conn, SMFIF_CHGBODY) and not mt.test_action(conn, SMFIF_ADDRCPT) and
+	-- the body only for staff mail: commands are taken out of the client's copy
+	check(mt.test_action(conn, SMFIF_CHGBODY), "asks to replace the body (staff commands)")
+	check(not mt.test_action(conn, SMFIF_ADDRCPT) and
 	    not mt.test_action(conn, SMFIF_DELRCPT) and not mt.test_action(conn, SMFIF_QUARANTINE),
-	    "asks for nothing else (body, recipients, quarantine)")
+	    "asks for nothing else (recipients, quarantine)")
 	check(mt.test_option(conn, SMFIP_NOCONNECT) and mt.test_option(conn, SMFIP_NOHELO) and
 	    mt.test_option(conn, SMFIP_NOUNKNOWN), "no connect, HELO or unknown-command events")
 	check(mt.test_option(conn, SMFIP_NR_MAIL) and mt.test_option(conn, SMFIP_NR_RCPT) and
