@@ -1546,6 +1546,12 @@ markers_free(struct markers *m)
 	free(m->v);
 }
 
+int
+classify_rules_learned(const struct classify_rules *r)
+{
+	return r != NULL && r->model != NULL;
+}
+
 void
 classify_rules_free(struct classify_rules *r)
 {

@@ -119,6 +119,8 @@ struct classify_rules *classify_rules_load(const char *dir, struct buf *errors);
 #define CLASSIFY_RULES_ONLY	1
 struct classify_rules *classify_rules_load_opts(const char *dir, int flags, struct buf *errors);
 void	classify_rules_free(struct classify_rules *rules);	/* accepts NULL */
+/* 1 when the learned part (triage.model) was loaded with the rules. */
+int	classify_rules_learned(const struct classify_rules *rules);
 
 struct classify_result {
 	int	urgency;		/* final, 1..4 (P1..P4) */

@@ -1180,6 +1180,67 @@ test_reply_subject(void)
 	T_EQ_INT(r.content_urgency, 1);
 }
 
+
+/* The shipped classifier, rules and learned part together, on mail whose
+ * answer no reading of the rubric disputes.  (The corpora under tests/eval
+ * measure it; this only catches a model that lost its way.) */
+static void
+test_learned(void)
+{
+	static const struct {
+		const char *want, *subject, *text;
+	} cases[] = {
+		{ "P1", "URGENT: nobody in the office can send email",
+		  "Since 9am none of our 30 users can send any email. We are losing orders. "
+		  "Please help ASAP!" },
+		{ "P1", "Взломали почту",
+		  "Кто-то вошёл в мой ящик из Китая и рассылает спам всем моим контактам." },
+		{ "P1", "Зникли всі листи",
+		  "Сьогодні зранку з папки Вхідні зникли всі листи за два роки." },
+		{ "P1", "Passwort auf gefälschter Seite eingegeben",
+		  "Ich habe gestern mein Passwort auf einer Seite eingegeben, die wie Ihre aussah. "
+		  "Jetzt bekommen meine Kunden seltsame Mails von mir." },
+		{ "P2", "Cannot send email",
+		  "Since this morning I cannot send any email, Outlook says 'Sending reported error "
+		  "0x800CCC0F'. Could you take a look?" },
+		{ "P4", "Question about signatures",
+		  "How do I add a signature with our logo in webmail? Thanks!" },
+		{ "P4", "Merci", "Merci beaucoup, tout fonctionne à nouveau !" },
+	};
+	struct classify_rules *full;
+	struct classify_result r;
+	struct buf errors;
+	struct tmsg t;
+
+	buf_init(&errors, 4096);
+	full = classify_rules_load("conf/keywords", &errors);
+	T_CHECK(full != NULL);
+	if (full == NULL) {
+		fprintf(stderr, "%s", buf_str(&errors));
+		buf_free(&errors);
+		return;
+	}
+	T_CHECK(classify_rules_learned(full));
+	T_CHECK(!classify_rules_learned(rules));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tmsg_init(&t, cases[i].subject, cases[i].text);
+		r = classify_full(full, &t, "client@example.org");
+		T_EQ_STR(classify_urgency_name(r.content_urgency), cases[i].want);
+		if (strcmp(classify_urgency_name(r.content_urgency), cases[i].want) != 0)
+			fprintf(stderr, "  subject: %s\n  reasons: %s\n", cases[i].subject, r.reasons);
+		T_CHECK(strlen(r.reasons) <= CLASSIFY_REASONS_MAX);
+	}
+	/* machine mail stays the rules': P4, never raised, whatever it quotes */
+	tmsg_init(&t, "Automatic reply: URGENT: nobody can send email",
+	    "I am out of the office until Monday.\n> URGENT!!! nobody can send email, we are losing orders");
+	tmsg_header(&t, "Auto-Submitted", "auto-replied");
+	r = classify_full(full, &t, "client@example.org");
+	T_EQ_INT(r.content_urgency, 4);
+	T_CHECK(r.auto_reason[0] != '\0');
+	classify_rules_free(full);
+	buf_free(&errors);
+}
+
 int
 main(void)
 {
@@ -1217,6 +1278,7 @@ main(void)
 	test_robustness();
 	test_long_text();
 	test_threads();
+	test_learned();
 
 	clear_dir(tmpdir);
 	rmdir(tmpdir);
