@@ -152,7 +152,8 @@ $(BUILD)/tests/bench-classify: $(BUILD)/tests/bench/bench-classify.o $(LIBHG)
 # libFuzzer needs clang; the targets link the shared sources directly.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ishared $(PKG_CFLAGS)
-FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints build/fuzz/fuzz-spool build/fuzz/fuzz-authres
+FUZZ_BIN   := build/fuzz/fuzz-msg build/fuzz/fuzz-mailhints build/fuzz/fuzz-spool build/fuzz/fuzz-authres \
+	      build/fuzz/fuzz-mailcmd
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BIN)
 build/fuzz/fuzz-msg: tests/fuzz/fuzz_msg.c $(SHARED_SRC)
@@ -165,6 +166,9 @@ build/fuzz/fuzz-spool: tests/fuzz/fuzz_spool.c $(SHARED_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 build/fuzz/fuzz-authres: tests/fuzz/fuzz_authres.c $(SHARED_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+build/fuzz/fuzz-mailcmd: tests/fuzz/fuzz_mailcmd.c $(SHARED_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
@@ -182,6 +186,8 @@ fuzz: deps fuzz-build
 	build/fuzz/fuzz-spool -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus-spool-run tests/fuzz/corpus-spool
 	@mkdir -p build/fuzz/corpus-authres-run
 	build/fuzz/fuzz-authres -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=2 build/fuzz/corpus-authres-run tests/fuzz/corpus-authres
+	@mkdir -p build/fuzz/corpus-mailcmd-run
+	build/fuzz/fuzz-mailcmd -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=2 build/fuzz/corpus-mailcmd-run tests/fuzz/corpus-mailcmd tests/data
 
 clean:
 	rm -rf build bin

@@ -514,12 +514,16 @@ triage_model_decide(const struct triage_model *tm, const struct triage_feats *tf
 	out->sure_urgency = out->p_urgency[best] >= tm->gate[0];
 	out->sure_category = out->p_category >= tm->gate[1];
 
-	/* what pushed toward the urgency chosen more than toward the others */
+	/* what pushed toward the urgency chosen more than toward the others,
+	 * among what a person can read: words, pairs and the rules' findings
+	 * (not character 4-grams, not one- and two-letter stems) */
 	for (size_t f = 0; f < tf->n; f++) {
 		const float *w = model_weights(tm, tf->hash[f]);
+		const char *name = tf->text.data + tf->off[f];
 		double v = 0;
 
-		if (w == NULL)
+		if (w == NULL || strncmp(name, "c:", 2) == 0 ||
+		    (strncmp(name, "w:", 2) == 0 && tf->len[f] < 5))
 			continue;
 		for (int k = 0; k < NURG; k++)
 			v += w[best] - w[k];
