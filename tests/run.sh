@@ -11,7 +11,8 @@
 #   3. the fuzz regression: build/fuzz/fuzz-msg (if built) executes each
 #      file of tests/fuzz/corpus and tests/data once (10 s at most each), build/fuzz/fuzz-mailhints
 #      each of tests/fuzz/corpus-mailhints and tests/data, build/fuzz/fuzz-spool
-#      each of tests/fuzz/corpus-spool; one pass or
+#      each of tests/fuzz/corpus-spool, build/fuzz/fuzz-authres and
+#      build/fuzz/fuzz-mailcmd each of theirs; one pass or
 #      failure per target.
 # Every suite ends its output with "N passed, N failed"; this script adds
 # them up and ends with one such line for everything.  A suite that exits
@@ -187,6 +188,14 @@ if [ -x build/fuzz/fuzz-authres ]; then
 	    "$root/build/fuzz/fuzz-authres" tests/fuzz/corpus-authres
 else
 	echo "  (build/fuzz/fuzz-authres not built: skipped)"
+fi
+
+if [ -x build/fuzz/fuzz-mailcmd ]; then
+	export -f fuzz_regression
+	run_suite "fuzz/fuzz-mailcmd regression" bash -c 'fuzz_regression "$@"' _ \
+	    "$root/build/fuzz/fuzz-mailcmd" tests/fuzz/corpus-mailcmd
+else
+	echo "  (build/fuzz/fuzz-mailcmd not built: skipped)"
 fi
 
 echo "== $((SECONDS - start_all))s; logs in $logdir"

@@ -502,13 +502,16 @@ main(int argc, char **argv)
 	struct classify_rules *rules;
 	struct score dev, test;
 	struct buf errors;
-	int json = 0, misses = 0, argi = 2, rules_only = 0, cv = 0, list = 0;
+	int json = 0, misses = 0, argi = 2, rules_only = 0, cv = 0, list = 0, ret = 0;
 	const char *part = "all", *train_out = NULL;
 	struct example *xs = NULL;
 	size_t nx = 0, capx = 0;
 	struct dict dict = { 0 };
+	/* gate_c: the model overrules the rules' category only when at least
+	 * 60% sure, so that a whole-service outage the rules see plainly is not
+	 * pulled to a mail-flow category by a weaker word ("receive") */
 	struct train_opts opts = { .epochs = 30, .rate = 0.05, .l2 = 0.001, .p1_weight = 2,
-		.min_df = 2, .prune = 0.05f };
+		.min_df = 2, .prune = 0.05f, .gate_c = 0.6 };
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: eval KEYWORDS_DIR [--json] [--misses] [--list] [--rules] [--part dev|test|all]\n"
@@ -638,10 +641,9 @@ main(int argc, char **argv)
 		struct weights W;
 
 		train(&W, &dict, use, devx, ndev, &opts);
-		if (write_model(train_out, &W, &dict, use, ndev, &opts) < 0)
-			return 1;
+		ret = write_model(train_out, &W, &dict, use, ndev, &opts) < 0 ? 1 : 0;
 		free(W.w);
-		return 0;
+		goto done;
 	}
 	if (cv > 1 || cv == -1) {
 		/* each dev message scored by a model that never saw it; "--cv
@@ -689,7 +691,7 @@ main(int argc, char **argv)
 		}
 		free(fold);
 		print_part("dev, cross-validated", &dev);
-		return 0;
+		goto done;
 	}
 	for (size_t i = 0; i < nx; i++) {
 		const struct example *x = &xs[i];
@@ -705,7 +707,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (list)
-		return 0;
+		goto done;
 	if (json) {
 		printf("{");
 		print_json("dev", &dev, 0);
@@ -717,6 +719,7 @@ main(int argc, char **argv)
 		if (strcmp(part, "dev") != 0)
 			print_part("test (scored, never tuned on)", &test);
 	}
+done:
 	for (size_t i = 0; i < nx; i++)
 		free(xs[i].feat);
 	for (size_t f = 0; f < dict.n; f++)
@@ -731,5 +734,5 @@ main(int argc, char **argv)
 	free(xs);
 	classify_rules_free(rules);
 	buf_free(&errors);
-	return 0;
+	return ret;
 }

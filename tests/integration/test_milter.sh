@@ -135,6 +135,7 @@ check 0f3b2d9e81c4\$1a2b3c40\$@client.test P2 incoming-mail "ru cp1251 base64 in
 check CAF9x2kq7Hh1@mail.client.test P1 outgoing-mail "uk utf-8 base64 terminovo"
 check 5e8a.77c3@client.test P4 "" "uk howto, ne terminovo"
 check BN8PR12MB3345.2025@client.test P2 incoming-mail "html-only incoming"
+t_is "$(hdr "$(by_id BN8PR12MB3345.2025@client.test)" Importance)" high "P2 gets Importance: high"
 check 20250307140233.GA1234@client.test P4 "" "en howto"
 check 9c2f4e1a-de01@client.test P1 outgoing-mail "de dringend"
 check fr.20250310090500@client.test P1 outgoing-mail "fr urgent iso-8859-1"
@@ -184,8 +185,11 @@ t_is "$(grep -ci '^X-Helpgate-Pad' "$f")" 0 "70 forged padding headers all remov
 t_is "$(ms_header_count "$f" X-Helpgate-Urgency)" 1 "forged urgency after 70 others still replaced"
 t_is "$(hdr "$f" X-Helpgate-Urgency)" P4 "and the value is ours"
 f=$(by_id prio-1@client.test)
-t_is "$(hdr "$f" X-Helpgate-Urgency)" P2 "X-Priority 1 raises an ordinary defect to P2"
-t_is "$(hdr "$f" Importance)" high "P2 gets Importance: high"
+# The learned part has seen the sender's flag: in the labelled mail the
+# text decides, so a flag on an ordinary defect raises nothing (the rules
+# alone would raise it: test_classify's rules-only checks).
+t_is "$(hdr "$f" X-Helpgate-Urgency)" P3 "X-Priority 1 on an ordinary defect: the text decides (P3)"
+t_is "$(hdr "$f" Importance)" "" "P3 gets no Importance: high"
 f=$(by_id trial-1@newco.test)
 t_is "$(hdr "$f" X-Helpgate-Tier)" trial "trial customer"
 t_is "$(hdr "$f" X-Helpgate-Urgency)" P3 "trial raises a how-to from P4 to P3"
