@@ -3001,10 +3001,8 @@ classify_run(const struct classify_rules *r, const struct msg *m,
 	}
 	decide_lang(sc, out->lang, sizeof(out->lang));
 
-	if (tf == NULL && use_model && r->model != NULL && !out->auto_reason[0]) {
-		tf = own = xmalloc(sizeof(*own));
-		triage_feats_init(own);
-	}
+	if (tf == NULL && use_model && r->model != NULL && !out->auto_reason[0])
+		tf = own = triage_feats_thread();
 	if (tf != NULL) {
 		rule_features(tf, sc, out, u, best, shout, bangs);
 		triage_feats_words(tf, (const char *)sc->f, sc->flen, out->lang);
@@ -3031,10 +3029,6 @@ classify_run(const struct classify_rules *r, const struct msg *m,
 				    strcmp(r->classes[i].value, td.category) == 0)
 					best = (int)i;
 		}
-	}
-	if (own != NULL) {
-		triage_feats_free(own);
-		free(own);
 	}
 
 	rb.s = out->reasons;

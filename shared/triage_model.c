@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <libstemmer.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,88 @@ triage_feats_free(struct triage_feats *tf)
 	tf->n = 0;
 }
 
+/* Per thread: the feature set and the Snowball stemmers (a stemmer keeps
+ * state, so threads cannot share one; making one per message costs more
+ * than the stemming). */
+struct stem_cache {
+	size_t	n;
+	struct {
+		const char		*algo;
+		struct sb_stemmer	*st;
+	} v[16];
+};
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static pthread_key_t feats_key, stem_key;
+
+static void
+feats_destroy(void *p)
+{
+	triage_feats_free(p);
+	free(p);
+}
+
+static void
+stem_destroy(void *p)
+{
+	struct stem_cache *c = p;
+
+	for (size_t i = 0; i < c->n; i++)
+		sb_stemmer_delete(c->v[i].st);
+	free(c);
+}
+
+static void
+tls_init(void)
+{
+	if (pthread_key_create(&feats_key, feats_destroy) != 0 ||
+	    pthread_key_create(&stem_key, stem_destroy) != 0)
+		abort();
+}
+
+struct triage_feats *
+triage_feats_thread(void)
+{
+	struct triage_feats *tf;
+
+	pthread_once(&tls_once, tls_init);
+	if ((tf = pthread_getspecific(feats_key)) == NULL) {
+		tf = xmalloc(sizeof(*tf));
+		triage_feats_init(tf);
+		if (pthread_setspecific(feats_key, tf) != 0)
+			abort();
+		return tf;
+	}
+	for (size_t i = 0; i < tf->n; i++)
+		tf->seen[tf->slot[i]] = 0;
+	tf->n = 0;
+	buf_reset(&tf->text);
+	return tf;
+}
+
+/* The thread's stemmer for a Snowball algorithm name (a static string). */
+static struct sb_stemmer *
+stemmer_for(const char *algo)
+{
+	struct stem_cache *c;
+	struct sb_stemmer *st;
+
+	pthread_once(&tls_once, tls_init);
+	if ((c = pthread_getspecific(stem_key)) == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		if (pthread_setspecific(stem_key, c) != 0)
+			abort();
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if (c->v[i].algo == algo)
+			return c->v[i].st;
+	if ((st = sb_stemmer_new(algo, "UTF_8")) == NULL || c->n == sizeof(c->v) / sizeof(c->v[0]))
+		return st;		/* (a full cache never happens: 8 algorithms) */
+	c->v[c->n].algo = algo;
+	c->v[c->n++].st = st;
+	return st;
+}
+
 void
 triage_feats_add(struct triage_feats *tf, const char *name, size_t len)
 {
@@ -80,6 +163,7 @@ triage_feats_add(struct triage_feats *tf, const char *name, size_t len)
 	if (tf->text.len + len + 1 > tf->text.max)
 		return;
 	tf->seen[i] = h;
+	tf->slot[tf->n] = (uint16_t)i;
 	tf->hash[tf->n] = h;
 	tf->off[tf->n] = (uint32_t)tf->text.len;
 	tf->len[tf->n] = (uint16_t)len;
@@ -206,10 +290,8 @@ void
 triage_feats_words(struct triage_feats *tf, const char *text, size_t len, const char *lang)
 {
 	const unsigned char *p = (const unsigned char *)text, *end = p + len;
-	/* A stemmer keeps state, so each call has its own (the milter's
-	 * threads share the model). */
 	const char *algo = snowball_name(lang ? lang : "");
-	struct sb_stemmer *stemmer = algo ? sb_stemmer_new(algo, "UTF_8") : NULL;
+	struct sb_stemmer *stemmer = algo ? stemmer_for(algo) : NULL;
 	int prefix = lang && (strcmp(lang, "pl") == 0 || strcmp(lang, "uk") == 0);
 	char prev[MAX_WORD * 3 + 8], feat[MAX_WORD * 6 + 16];
 	size_t prevlen = 0;
@@ -297,8 +379,6 @@ triage_feats_words(struct triage_feats *tf, const char *text, size_t len, const 
 			}
 		}
 	}
-	if (stemmer != NULL)
-		sb_stemmer_delete(stemmer);
 }
 
 /* ------------------------------------------------------------------ */
@@ -484,8 +564,10 @@ triage_model_decide(const struct triage_model *tm, const struct triage_feats *tf
 	memset(out, 0, sizeof(*out));
 	for (int k = 0; k < tm->nw; k++)
 		s[k] = tm->bias[k];
+	const float **wf = xmalloc((tf->n + 1) * sizeof(*wf));
+
 	for (size_t f = 0; f < tf->n; f++) {
-		const float *w = model_weights(tm, tf->hash[f]);
+		const float *w = wf[f] = model_weights(tm, tf->hash[f]);
 		double v;
 
 		if (w == NULL)
@@ -518,7 +600,7 @@ triage_model_decide(const struct triage_model *tm, const struct triage_feats *tf
 	 * among what a person can read: words, pairs and the rules' findings
 	 * (not character 4-grams, not one- and two-letter stems) */
 	for (size_t f = 0; f < tf->n; f++) {
-		const float *w = model_weights(tm, tf->hash[f]);
+		const float *w = wf[f];
 		const char *name = tf->text.data + tf->off[f];
 		double v = 0;
 
@@ -536,6 +618,7 @@ triage_model_decide(const struct triage_model *tm, const struct triage_feats *tf
 				break;
 			}
 	}
+	free(wf);
 	for (int t = 0; t < 3 && top[t].f; t++) {
 		char shown[80];
 		size_t n = feat_shown(tf->text.data + tf->off[top[t].f - 1], shown, sizeof(shown));

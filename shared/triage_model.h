@@ -46,7 +46,7 @@
 #include "buf.h"
 
 #define TRIAGE_MODEL_FILE	"triage.model"
-#define TRIAGE_MAX_WORDS	300
+#define TRIAGE_MAX_WORDS	150
 #define TRIAGE_MAX_FEATS	4000
 #define TRIAGE_MAX_CATS		16
 
@@ -62,11 +62,15 @@ struct triage_feats {
 	uint16_t	len[TRIAGE_MAX_FEATS];
 	size_t		n;
 	struct buf	text;			/* the names, NUL-separated */
+	uint16_t	slot[TRIAGE_MAX_FEATS];	/* where each sits in seen, to clear it */
 	uint64_t	seen[8192];		/* open addressing over hash; 0 = free */
 };
 
 void	triage_feats_init(struct triage_feats *tf);
 void	triage_feats_free(struct triage_feats *tf);
+/* The calling thread's own set, emptied: no allocation per message (the
+ * set is large); freed when the thread ends. */
+struct triage_feats *triage_feats_thread(void);
 /* Adds one feature by name (kept once; silently dropped past the cap). */
 void	triage_feats_add(struct triage_feats *tf, const char *name, size_t len);
 /* Adds the w: and b: features of folded (lower-cased UTF-8) text, stemmed
