@@ -201,6 +201,83 @@ add_address(struct buf *b, const char *header, const char *name, const char *add
 	free(clean_addr);
 }
 
+/* A boundary no part can contain: its base64 and quoted-printable lines
+ * never hold "=_" followed by "hg". */
+static void
+compose_boundary(char *out, size_t outlen, const char *message_id, const char *kind)
+{
+	unsigned long h = 5381;
+
+	for (const char *p = message_id; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	snprintf(out, outlen, "=_hg-%s-%08lx", kind, h & 0xffffffffUL);
+}
+
+static void
+compose_base64_lines(struct buf *b, const unsigned char *data, size_t len)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char line[80];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)data[i] << 16 | (i + 1 < len ? (unsigned)data[i + 1] << 8 : 0) |
+		    (i + 2 < len ? data[i + 2] : 0);
+
+		line[n++] = tab[v >> 18 & 63];
+		line[n++] = tab[v >> 12 & 63];
+		line[n++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
+		line[n++] = i + 2 < len ? tab[v & 63] : '=';
+		if (n == 76 || i + 3 >= len) {
+			buf_append(b, line, n);
+			buf_append(b, "\r\n", 2);
+			n = 0;
+		}
+	}
+}
+
+/* multipart/alternative: the text, then the HTML (in multipart/related
+ * with its images when there are any); quoted-printable text, base64
+ * images. */
+static void
+compose_alternative(struct buf *b, const struct compose *c)
+{
+	char alt[64], rel[64];
+	char *text = compose_qp_encode(c->body ? c->body : "");
+	char *html = compose_qp_encode(c->html);
+
+	compose_boundary(alt, sizeof(alt), c->message_id, "alt");
+	compose_boundary(rel, sizeof(rel), c->message_id, "rel");
+	buf_printf(b, "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n"
+	    "This is a MIME message: a plain text and an HTML version of the same.\r\n\r\n"
+	    "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n", alt, alt);
+	buf_append_str(b, text);
+	buf_printf(b, "\r\n--%s\r\n", alt);
+	if (c->inline_count > 0)
+		buf_printf(b, "Content-Type: multipart/related; boundary=\"%s\"; type=\"text/html\"\r\n\r\n"
+		    "--%s\r\n", rel, rel);
+	buf_append_str(b, "Content-Type: text/html; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	buf_append_str(b, html);
+	for (size_t i = 0; i < c->inline_count; i++) {
+		const struct compose_inline *im = &c->inlines[i];
+
+		buf_printf(b, "\r\n--%s\r\nContent-Type: %s; name=\"%s\"\r\n"
+		    "Content-Transfer-Encoding: base64\r\nContent-ID: <%s>\r\n"
+		    "Content-Disposition: inline; filename=\"%s\"\r\n\r\n", rel, im->type, im->name,
+		    im->content_id, im->name);
+		compose_base64_lines(b, im->data, im->len);
+	}
+	if (c->inline_count > 0)
+		buf_printf(b, "\r\n--%s--\r\n", rel);
+	buf_printf(b, "\r\n--%s--\r\n", alt);
+	free(text);
+	free(html);
+}
+
 char *
 compose_message(const struct compose *c)
 {
@@ -243,10 +320,14 @@ compose_message(const struct compose *c)
 			add_header(&b, NULL, "X-Helpgate-Seal", seal);
 		}
 	}
+	buf_free(&cover);
+	if (c->html != NULL) {
+		compose_alternative(&b, c);
+		return buf_steal(&b);
+	}
 	buf_append_str(&b, "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-	buf_free(&cover);
 	body = compose_qp_encode(c->body ? c->body : "");
 	buf_append_str(&b, body);
 	free(body);

@@ -21,6 +21,15 @@ struct compose_header {
 	const char *value;		/* ASCII; sanitised */
 };
 
+/* An image shown inside the HTML part (<img src="cid:CONTENT_ID">). */
+struct compose_inline {
+	const char	*content_id;	/* without <>, ASCII */
+	const char	*type;		/* "image/png" */
+	const char	*name;		/* a file name for clients that list it */
+	const unsigned char *data;
+	size_t		 len;
+};
+
 struct compose {
 	const char	*from_address;	/* bare addr-spec */
 	const char	*from_name;	/* UTF-8, may be NULL */
@@ -33,6 +42,11 @@ struct compose {
 	const struct compose_header *extra;	/* may be NULL */
 	size_t		 extra_count;
 	const char	*body;		/* UTF-8 text, LF or CRLF line ends */
+	/* With html, multipart/alternative: body as text/plain, then the HTML
+	 * (UTF-8), inside multipart/related with the inline images. */
+	const char	*html;
+	const struct compose_inline *inlines;
+	size_t		 inline_count;
 	/* With a key, the message is sealed (X-Helpgate-Seal over message_id,
 	 * case_id and date): it proves itself to helpgate-milter. */
 	const struct seal_key *seal_key;

@@ -24,7 +24,7 @@ enum config_type {
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
 	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
 	CT_RESOLVER,
-	CT_MODE, CT_TOKEN_LIST, CT_ACK_POLICY, CT_MAILBOX_LIST,
+	CT_MODE, CT_TOKEN_LIST, CT_ACK_POLICY, CT_MAILBOX_LIST, CT_SCHEDULE,
 };
 
 struct config_row {
@@ -135,6 +135,11 @@ static const struct config_row config_rows[] = {
 	/* IMAP keywords on each message with a case (HG-12, P1, its category):
 	 * the folder is then SELECTed, not EXAMINEd. */
 	{ "MailboxFlags",	CT_BOOL,	 OFF(mailbox_flags),	  "no", 0, 0 },
+	/* Letters to staff on a calendar (repeatable): the open queue on
+	 * business days, and the week's report. */
+	{ "Digest",		CT_SCHEDULE,	 0,			  NULL, 0, 0 },
+	{ "Report",		CT_SCHEDULE,	 1,			  NULL, 0, 0 },
+	{ "DigestEmpty",	CT_BOOL,	 OFF(digest_empty),	  "no", 0, 0 },
 };
 
 /* Which clock each urgency's SLA runs on unless a Clock line says otherwise:
@@ -879,6 +884,96 @@ config_set_escalate(struct config *cfg, char *value, char *err, size_t errlen)
 	return 0;
 }
 
+/* "HH:MM" -> minutes after midnight, or -1. */
+static int
+config_clock_minute(const char *s)
+{
+	int h, m;
+	char tail;
+
+	if (sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59 ||
+	    strlen(s) != 5)
+		return -1;
+	return h * 60 + m;
+}
+
+/* "Digest ADDR at=HH:MM[,HH:MM...]" or "Report ADDR at=DAY HH:MM". */
+static int
+config_set_schedule(struct config *cfg, int report, char *value, char *err, size_t errlen)
+{
+	static const char *const days[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
+	const char *name = report ? "Report" : "Digest";
+	char *save = NULL, *tok, *at = NULL, *when = NULL;
+	struct schedule sc;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.report = report;
+	sc.wday = -1;
+	if ((tok = strtok_r(value, " \t", &save)) == NULL) {
+		snprintf(err, errlen, "%s wants: %s ADDRESS at=%s", name, name,
+		    report ? "DAY HH:MM (at=mon 08:00)" : "HH:MM[,HH:MM...] (at=09:00,17:30)");
+		return -1;
+	}
+	config_normalize_address(tok);
+	if (!valid_address(tok)) {
+		snprintf(err, errlen, "%s: \"%s\" is not a mail address", name, tok);
+		return -1;
+	}
+	sc.to = tok;
+	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+		if (strncasecmp(tok, "at=", 3) == 0 && at == NULL)
+			at = tok + 3;
+		else if (report && at != NULL && when == NULL)
+			when = tok;
+		else {
+			snprintf(err, errlen, "%s: unexpected \"%s\"", name, tok);
+			return -1;
+		}
+	}
+	if (at == NULL) {
+		snprintf(err, errlen, "%s %s needs at=", name, sc.to);
+		return -1;
+	}
+	if (report) {
+		for (int d = 0; d < 7; d++)
+			if (strncasecmp(at, days[d], 3) == 0 && at[3] == '\0')
+				sc.wday = d;
+		if (sc.wday < 0 || when == NULL || (sc.minute[0] = config_clock_minute(when)) < 0) {
+			snprintf(err, errlen, "Report: at= wants a day and a time, such as at=mon 08:00");
+			return -1;
+		}
+		sc.n = 1;
+	} else {
+		char *save2 = NULL;
+
+		for (tok = strtok_r(at, ",", &save2); tok; tok = strtok_r(NULL, ",", &save2)) {
+			int m = config_clock_minute(tok);
+
+			if (m < 0 || sc.n == SCHEDULE_TIMES_MAX || (sc.n && m <= sc.minute[sc.n - 1])) {
+				snprintf(err, errlen, "Digest: at= wants up to %d increasing times HH:MM "
+				    "(at=09:00,17:30), not \"%s\"", SCHEDULE_TIMES_MAX, tok);
+				return -1;
+			}
+			sc.minute[sc.n++] = m;
+		}
+		if (sc.n == 0) {
+			snprintf(err, errlen, "Digest: at= wants times, such as at=09:00,17:30");
+			return -1;
+		}
+	}
+	if (report) {
+		/* the weekly report letter is not built yet: say so rather
+		 * than accept a line that would do nothing */
+		snprintf(err, errlen, "Report: the weekly report letter is not available yet "
+		    "(helpgatectl report prints its figures)");
+		return -1;
+	}
+	sc.to = xstrdup(sc.to);
+	cfg->schedules = xrealloc(cfg->schedules, (cfg->schedule_count + 1) * sizeof(sc));
+	cfg->schedules[cfg->schedule_count++] = sc;
+	return 0;
+}
+
 /* "ProbeAllow CIDR..." (blank or comma separated; repeatable, accumulates):
  * each one as diag_cidr_match() reads it, "10.0.0.0/8", "::1/128", or a
  * bare address.  Nothing is added when one of them is bad. */
@@ -1209,6 +1304,8 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 	}
 	case CT_ESCALATE:
 		return config_set_escalate(cfg, value, err, errlen);
+	case CT_SCHEDULE:
+		return config_set_schedule(cfg, (int)row->offset, value, err, errlen);
 	case CT_CIDR_LIST:
 		return config_add_cidrs(list, row->name, value, err, errlen);
 	case CT_PORT_LIST:
@@ -1265,6 +1362,9 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->escalation_count; i++)
 		free(cfg->escalations[i].to);
 	free(cfg->escalations);
+	for (size_t i = 0; i < cfg->schedule_count; i++)
+		free(cfg->schedules[i].to);
+	free(cfg->schedules);
 	free(cfg->diagnose_ports);
 	free(cfg->diagnose_security);
 	free(cfg->path);

@@ -77,6 +77,17 @@ struct escalation {
 	char	*to;
 };
 
+/* "Digest ADDR at=09:00,17:30" (business days) and "Report ADDR at=mon
+ * 08:00" (weekly): letters to staff on a calendar, in Timezone. */
+#define SCHEDULE_TIMES_MAX	8
+struct schedule {
+	char	*to;
+	int	 report;			/* 0: the queue digest, 1: the weekly report */
+	int	 wday;				/* report: 0 (Sunday) .. 6; digest: -1 */
+	int	 minute[SCHEDULE_TIMES_MAX];	/* after local midnight, increasing */
+	int	 n;
+};
+
 struct config {
 	char		*path;			/* the file it came from */
 	char		*socket;		/* milter socket, libmilter syntax */
@@ -133,6 +144,9 @@ struct config {
 	long		 incident_watch_days;
 	struct escalation *escalations;		/* by level */
 	size_t		 escalation_count;
+	struct schedule	*schedules;		/* Digest and Report lines, in order */
+	size_t		 schedule_count;
+	int		 digest_empty;		/* DigestEmpty: a digest also when nothing is open */
 	/* the mail-settings diagnosis (diag.h) */
 	long		 diagnose_timeout_ms;	/* DiagnoseTimeout: one whole diagnosis */
 	char		*diagnose_ca_file;	/* DiagnoseCAFile: PEM added to the system store; may be NULL */

@@ -374,6 +374,17 @@ sla_is_business_time(const struct config *cfg, time_t t)
 	return 0;
 }
 
+int
+sla_is_business_day(const struct config *cfg, time_t t)
+{
+	struct sla_walk w;
+	time_t open, close;
+
+	/* the walk yields a day's ranges only when it is open and no holiday */
+	sla_walk_init(&w, cfg, t, 0);
+	return sla_walk_next(&w, &open, &close);
+}
+
 time_t
 sla_next_close(const struct config *cfg, time_t t)
 {

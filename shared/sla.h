@@ -92,6 +92,10 @@ time_t	sla_business_add(const struct config *cfg, time_t start, long seconds);
  * beyond the horizon counts around the clock (logged once). */
 long	sla_business_seconds(const struct config *cfg, time_t from, time_t to);
 
+/* 1 if t's local date is a business day (it has BusinessHours and is not a
+ * Holiday), else 0. */
+int	sla_is_business_day(const struct config *cfg, time_t t);
+
 /* 1 if t is business time (inside a range, not a holiday), else 0. */
 int	sla_is_business_time(const struct config *cfg, time_t t);
 

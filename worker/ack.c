@@ -1054,3 +1054,9 @@ ack_command_answer(struct ack_ctx *a, const struct case_rec *c, const struct mai
 	buf_free(&subject);
 	return 0;
 }
+
+const struct seal_key *
+ack_seal_key(const struct ack_ctx *a)
+{
+	return a->have_seal ? &a->seal : NULL;
+}

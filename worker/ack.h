@@ -34,6 +34,9 @@ int		 ack_load_seal(struct ack_ctx *a, char *err, size_t errlen);
  * own letters, whatever its age (the mailbox pass skips them). */
 struct msg;
 int		 ack_seal_valid(const struct ack_ctx *a, const struct msg *m);
+/* The key letters are sealed with, or NULL when ack_load_seal failed. */
+struct seal_key;
+const struct seal_key *ack_seal_key(const struct ack_ctx *a);
 
 /* Decides about at most limit undecided messages; returns how many it
  * handled, or -1 when the store failed (logged). */

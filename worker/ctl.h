@@ -107,6 +107,7 @@ int ctl_cmd_sla_due(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 int ctl_cmd_sla(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_sla_explain(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
+int ctl_cmd_digest(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_stats(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_config_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);

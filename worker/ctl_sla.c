@@ -26,6 +26,7 @@
 #include "intake.h"
 #include "ack.h"
 #include "timers.h"
+#include "digest.h"
 #include "xalloc.h"
 #include "ctl.h"
 
@@ -659,5 +660,58 @@ ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 		printf("no cases%s\n", since_arg ? " since then" : "");
 	}
 	buf_free(&out);
+	return ret;
+}
+
+/* ---- digest ---- */
+
+static int
+ctl_write_file(const char *path, const struct buf *b)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL || fwrite(b->data ? b->data : "", 1, b->len, fp) != b->len) {
+		ctl_err("%s: %s", path, strerror(errno));
+		if (fp != NULL)
+			fclose(fp);
+		return -1;
+	}
+	if (fclose(fp) != 0) {
+		ctl_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+ctl_cmd_digest(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
+{
+	const char *html_path = NULL, *text_path = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--html", &html_path, NULL }, { "--text", &text_path, NULL }, { NULL, NULL, NULL },
+	};
+	struct buf text, html;
+	struct store *s;
+	enum store_rc rc;
+	int r, ret = CTL_EXIT_OK;
+
+	if ((r = ctl_parse(cmd, argc, argv, opts, NULL, 0, 0, NULL)) != 0)
+		return r == CTL_HELP ? CTL_EXIT_OK : r;
+	if (ctl_config(ctl) == NULL || (s = ctl_store(ctl)) == NULL)
+		return CTL_EXIT_FAIL;
+	buf_init(&text, 4 * 1024 * 1024);
+	buf_init(&html, 8 * 1024 * 1024);
+	if ((rc = digest_render(ctl->cfg, s, clock_now(), &text, &html, NULL)) != STORE_OK) {
+		buf_free(&text);
+		buf_free(&html);
+		return ctl_store_failed(ctl, "reading open cases", rc);
+	}
+	if ((html_path && ctl_write_file(html_path, &html) != 0) ||
+	    (text_path && ctl_write_file(text_path, &text) != 0))
+		ret = CTL_EXIT_FAIL;
+	else if (html_path == NULL && text_path == NULL)
+		fputs(buf_str(&text), stdout);
+	buf_free(&text);
+	buf_free(&html);
 	return ret;
 }

@@ -42,6 +42,7 @@
 #include "relay.h"
 #include "timers.h"
 #include "mailcmd_run.h"
+#include "digest.h"
 #include "diagnose.h"
 #include "mailbox.h"
 
@@ -396,6 +397,10 @@ main(int argc, char **argv)
 			/* staff commands by mail, then their answers go with
 			 * the rest of the outbox */
 			if ((n = mailcmd_run(w.ack, store, clock_now(), BATCH)) > 0)
+				work += n;
+			else if (n < 0)
+				failed = 1;
+			if ((n = digest_run(w.ack, store, clock_now())) > 0)
 				work += n;
 			else if (n < 0)
 				failed = 1;

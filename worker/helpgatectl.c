@@ -99,6 +99,9 @@ static const struct ctl_command ctl_commands[] = {
 	{ "sla", ctl_cmd_sla, "[--json] [--limit N] [--watch [--interval SECONDS] [--count N]]",
 	    "open cases, the nearest deadline first, with time left or overdue; --watch redraws "
 	    "it every --interval seconds (default 5) until interrupted or --count frames" },
+	{ "digest", ctl_cmd_digest, "[--html FILE] [--text FILE]",
+	    "the open queue as the Digest letter shows it, now: plain text to standard output, "
+	    "or the text and HTML versions to files" },
 	{ "report", ctl_cmd_report, "[--since DATE] [--json]",
 	    "per tier and urgency: cases, first response met %, median and p90 time to first "
 	    "response, resolution met % (undecided cases are not counted as met or missed)" },

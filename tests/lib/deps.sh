@@ -14,7 +14,7 @@ PACKAGES="build-essential pkg-config clang libmilter-dev libetpan-dev libsqlite3
 libcurl4-gnutls-dev libgnutls28-dev libxml2-dev libpsl-dev libstemmer-dev publicsuffix sqlite3 tzdata postfix swaks miltertest dovecot-imapd
 dovecot-submissiond dovecot-sieve dnsmasq-base libc-ares-dev openssl faketime curl python3 man-db
 libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl
-groff-base iproute2 util-linux systemd ca-certificates
+groff-base iproute2 util-linux systemd ca-certificates chromium
 libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0"
 missing=""
 for p in $PACKAGES; do

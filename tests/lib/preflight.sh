@@ -41,6 +41,7 @@ sqlite3 sqlite3
 faketime faketime
 man man-db
 groff groff-base
+chromium chromium
 ss iproute2
 unshare util-linux
 setsid util-linux

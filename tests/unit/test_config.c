@@ -97,7 +97,10 @@ test_good_config(void)
 	    "DiagnoseCAFile certs/ca.pem\n"
 	    "ProbeAllow 127.0.0.0/8 ::1\n"
 	    "ProbeAllow 10.1.2.3, fd00::/8\n"
-	    "DiagnosePorts 2525/starttls, 465/tls 25/none\n");
+	    "DiagnosePorts 2525/starttls, 465/tls 25/none\n"
+	    "Digest Lead@Example.com at=09:00,17:30\n"
+	    "Digest night@example.com at=23:55\n"
+	    "DigestEmpty yes\n");
 
 	buf_init(&errors, 4096);
 	cfg = config_load(path, &errors);
@@ -105,6 +108,15 @@ test_good_config(void)
 	T_EQ_STR(buf_str(&errors), "");
 	if (cfg == NULL)
 		return;
+	T_EQ_INT((int)cfg->schedule_count, 2);
+	if (cfg->schedule_count == 2) {
+		T_EQ_STR(cfg->schedules[0].to, "lead@example.com");
+		T_EQ_INT(cfg->schedules[0].n, 2);
+		T_EQ_INT(cfg->schedules[0].minute[1], 17 * 60 + 30);
+		T_EQ_INT(cfg->schedules[0].report, 0);
+		T_EQ_INT(cfg->schedules[1].minute[0], 23 * 60 + 55);
+	}
+	T_EQ_INT(cfg->digest_empty, 1);
 	T_EQ_STR(cfg->socket, "unix:/tmp/x.sock");
 	T_CONTAINS(cfg->database, "/data/hg.db");
 	T_CHECK(cfg->database[0] == '/');
@@ -233,12 +245,20 @@ test_bad_config(void)
 	    "DiagnosePorts 587/starttls 99999/tls\n"
 	    "DiagnosePorts 587/smoke\n"
 	    "DiagnoseCAFile\n"
-	    "DiagnosePerHour 100001\n");
+	    "DiagnosePerHour 100001\n"
+	    "Digest nobody at=09:00\n"
+	    "Digest lead@example.com at=17:30,09:00\n"
+	    "Digest lead@example.com\n"
+	    "Report lead@example.com at=mon 08:00\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
 	T_CHECK(cfg == NULL);
 	T_CONTAINS(buf_str(&errors), "bad.conf:2: unknown key \"Frobnicate\"");
+	T_CONTAINS(buf_str(&errors), "Digest: \"nobody\" is not a mail address");
+	T_CONTAINS(buf_str(&errors), "Digest: at= wants up to 8 increasing times");
+	T_CONTAINS(buf_str(&errors), "Digest lead@example.com needs at=");
+	T_CONTAINS(buf_str(&errors), "Report: the weekly report letter is not available yet");
 	T_CONTAINS(buf_str(&errors), "bad.conf:3: MaxBodyScan");
 	T_CONTAINS(buf_str(&errors), "bad.conf:4: SLA: urgency \"P7\"");
 	T_CONTAINS(buf_str(&errors), "bad.conf:5: SLA: \"soon\"");
