@@ -961,13 +961,6 @@ config_set_schedule(struct config *cfg, int report, char *value, char *err, size
 			return -1;
 		}
 	}
-	if (report) {
-		/* the weekly report letter is not built yet: say so rather
-		 * than accept a line that would do nothing */
-		snprintf(err, errlen, "Report: the weekly report letter is not available yet "
-		    "(helpgatectl report prints its figures)");
-		return -1;
-	}
 	sc.to = xstrdup(sc.to);
 	cfg->schedules = xrealloc(cfg->schedules, (cfg->schedule_count + 1) * sizeof(sc));
 	cfg->schedules[cfg->schedule_count++] = sc;

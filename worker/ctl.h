@@ -81,11 +81,7 @@ size_t ctl_columns(void);
 int ctl_emit(struct buf *b);
 int ctl_parse_limit(const struct ctl_command *cmd, const char *arg, long *limit);
 
-/* ---- SLA bookkeeping shared by report and stats (ctl_sla.c) ---- */
-
-enum ctl_sla_result { CTL_SLA_OPEN, CTL_SLA_MET, CTL_SLA_MISSED };
-void ctl_sla_outcome(const struct case_rec *c, long long now, enum ctl_sla_result *first,
-    enum ctl_sla_result *resolve);
+/* "1h05m", "-2d03h": time left or taken (ctl_sla.c) */
 void ctl_span(long long secs, char *out, size_t outlen);
 
 /* ---- command handlers ---- */

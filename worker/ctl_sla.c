@@ -27,6 +27,7 @@
 #include "ack.h"
 #include "timers.h"
 #include "digest.h"
+#include "report.h"
 #include "xalloc.h"
 #include "ctl.h"
 
@@ -478,101 +479,6 @@ ctl_cmd_sla_explain(struct ctl *ctl, const struct ctl_command *cmd, int argc, ch
 
 /* ---- report ---- */
 
-struct ctl_report_group {
-	char		 tier[32];
-	int		 urgency;
-	long		 cases;
-	long		 first_met, first_missed;	/* decided: answered, or overdue */
-	long		 resolve_met, resolve_missed;
-	long		*response;		/* seconds to first response, answered cases */
-	size_t		 nresponse;
-};
-
-struct ctl_report {
-	struct ctl_report_group	*g;
-	size_t			 n;
-	long long		 since, now;
-};
-
-/* Met when answered (resolved) by the deadline, missed when answered
- * late or still open past it; an open case within its deadline, or a
- * resolution clock paused while waiting for the client, is undecided.
- * report and stats both count with this. */
-void
-ctl_sla_outcome(const struct case_rec *c, long long now, enum ctl_sla_result *first,
-    enum ctl_sla_result *resolve)
-{
-	if (c->first_response_at)
-		*first = c->first_response_at <= c->first_due ? CTL_SLA_MET : CTL_SLA_MISSED;
-	else
-		*first = c->first_due < now ? CTL_SLA_MISSED : CTL_SLA_OPEN;
-	if (c->resolved_at)
-		*resolve = c->resolved_at <= c->resolve_due ? CTL_SLA_MET : CTL_SLA_MISSED;
-	else
-		*resolve = c->resolve_due < now && !c->paused_at ? CTL_SLA_MISSED : CTL_SLA_OPEN;
-}
-
-static int
-ctl_report_row(const struct case_rec *c, void *arg)
-{
-	struct ctl_report *r = arg;
-	struct ctl_report_group *g = NULL;
-	enum ctl_sla_result first, resolve;
-
-	if (c->created < r->since)
-		return 0;
-	for (size_t i = 0; i < r->n; i++)
-		if (r->g[i].urgency == c->urgency && strcmp(r->g[i].tier, c->tier) == 0)
-			g = &r->g[i];
-	if (g == NULL) {
-		r->g = xrealloc(r->g, (r->n + 1) * sizeof(*r->g));
-		g = &r->g[r->n++];
-		memset(g, 0, sizeof(*g));
-		snprintf(g->tier, sizeof(g->tier), "%s", c->tier);
-		g->urgency = c->urgency;
-	}
-	g->cases++;
-	ctl_sla_outcome(c, r->now, &first, &resolve);
-	g->first_met += first == CTL_SLA_MET;
-	g->first_missed += first == CTL_SLA_MISSED;
-	g->resolve_met += resolve == CTL_SLA_MET;
-	g->resolve_missed += resolve == CTL_SLA_MISSED;
-	if (c->first_response_at) {
-		g->response = xrealloc(g->response, (g->nresponse + 1) * sizeof(long));
-		g->response[g->nresponse++] = (long)(c->first_response_at - c->created);
-	}
-	return 0;
-}
-
-static int
-ctl_long_cmp(const void *a, const void *b)
-{
-	long x = *(const long *)a, y = *(const long *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int
-ctl_group_cmp(const void *a, const void *b)
-{
-	const struct ctl_report_group *x = a, *y = b;
-	int t = strcmp(x->tier, y->tier);
-
-	return t ? t : x->urgency - y->urgency;
-}
-
-/* Nearest-rank percentile of sorted v; -1 when empty. */
-static long
-ctl_percentile(const long *v, size_t n, int pct)
-{
-	size_t rank;
-
-	if (n == 0)
-		return -1;
-	rank = (n * (size_t)pct + 99) / 100;
-	return v[rank ? rank - 1 : 0];
-}
-
 int
 ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv)
 {
@@ -581,7 +487,7 @@ ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 	const struct ctl_opt opts[] = {
 		{ "--since", &since_arg, NULL }, { "--json", NULL, &json }, { NULL, NULL, NULL },
 	};
-	struct ctl_report rep;
+	struct report_groups rep;
 	struct store *s;
 	struct buf out;
 	enum store_rc rc;
@@ -596,17 +502,8 @@ ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 		    since_arg);
 	if ((s = ctl_store(ctl)) == NULL)
 		return CTL_EXIT_FAIL;
-	memset(&rep, 0, sizeof(rep));
-	rep.since = since;
-	rep.now = clock_now();
-	if ((rc = store_case_list(s, 0, ctl_report_row, &rep)) != STORE_OK) {
-		for (size_t i = 0; i < rep.n; i++)
-			free(rep.g[i].response);
-		free(rep.g);
+	if ((rc = report_groups(s, since, 0, clock_now(), &rep)) != STORE_OK)
 		return ctl_store_failed(ctl, "reading cases", rc);
-	}
-	if (rep.n > 1)
-		qsort(rep.g, rep.n, sizeof(*rep.g), ctl_group_cmp);
 	buf_init(&out, CTL_JSON_MAX);
 	if (json)
 		json_array_begin(&out);
@@ -614,14 +511,10 @@ ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 		printf("%-12s %-3s %7s %9s %9s %9s %11s\n", "TIER", "URG", "CASES", "FIRST-MET",
 		    "MEDIAN", "P90", "RESOLVE-MET");
 	for (size_t i = 0; i < rep.n; i++) {
-		struct ctl_report_group *g = &rep.g[i];
+		const struct report_group *g = &rep.g[i];
 		long fdec = g->first_met + g->first_missed, rdec = g->resolve_met + g->resolve_missed;
-		long med, p90;
+		long med = report_percentile(g, 50), p90 = report_percentile(g, 90);
 
-		if (g->nresponse > 1)
-			qsort(g->response, g->nresponse, sizeof(long), ctl_long_cmp);
-		med = ctl_percentile(g->response, g->nresponse, 50);
-		p90 = ctl_percentile(g->response, g->nresponse, 90);
 		if (json) {
 			json_object_begin(&out);
 			json_kv_string(&out, "tier", g->tier);
@@ -648,9 +541,7 @@ ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 			printf("%-12s P%-2d %7ld %9s %9s %9s %11s\n", g->tier, g->urgency, g->cases, fm,
 			    m1, m2, rm);
 		}
-		free(g->response);
 	}
-	free(rep.g);
 	if (json) {
 		json_array_end(&out);
 		buf_append_char(&out, '\n');
@@ -659,6 +550,7 @@ ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **
 	} else if (rep.n == 0) {
 		printf("no cases%s\n", since_arg ? " since then" : "");
 	}
+	report_groups_free(&rep);
 	buf_free(&out);
 	return ret;
 }

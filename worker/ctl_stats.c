@@ -5,7 +5,7 @@
  * sent and skipped (by reason), SLA met (first response and resolution, by
  * urgency), diagnoses (by verdict) and the outbox backlog.  The counting is
  * the store's (store_stats); the SLA verdict per case is the one report uses
- * (ctl_sla_outcome), so the two commands never disagree.  Degraded mail that
+ * (report_outcome), so the two commands never disagree.  Degraded mail that
  * the worker has not replayed yet is still a file in SpoolDirectory, and is
  * counted there.
  */
@@ -24,6 +24,7 @@
 #include "spool.h"
 #include "store.h"
 #include "ctl.h"
+#include "report.h"
 
 #define STATS_NAME_WIDTH	24	/* text table: the label column */
 
@@ -74,19 +75,19 @@ static int
 stats_case(const struct case_rec *c, void *arg)
 {
 	struct stats_run *r = arg;
-	enum ctl_sla_result first, resolve;
+	enum report_outcome first, resolve;
 
 	if (c->created < r->since || c->urgency < 1 || c->urgency > 4)
 		return 0;
-	ctl_sla_outcome(c, r->now, &first, &resolve);
+	report_outcome(c, r->now, &first, &resolve);
 	/* Its urgency's row and the row for all. */
 	for (int k = 0; k < 2; k++) {
 		struct stats_sla *g = &r->sla[k ? c->urgency : 0];
 
-		g->first_met += first == CTL_SLA_MET;
-		g->first_missed += first == CTL_SLA_MISSED;
-		g->resolve_met += resolve == CTL_SLA_MET;
-		g->resolve_missed += resolve == CTL_SLA_MISSED;
+		g->first_met += first == REPORT_MET;
+		g->first_missed += first == REPORT_MISSED;
+		g->resolve_met += resolve == REPORT_MET;
+		g->resolve_missed += resolve == REPORT_MISSED;
 	}
 	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "compose.h"
 #include "digest.h"
+#include "letter.h"
 #include "log.h"
 #include "sla.h"
 #include "xalloc.h"
@@ -91,22 +92,6 @@ dg_cmp(const void *a, const void *b)
 	return x->c.urgency - y->c.urgency;
 }
 
-/* "1h20m", "2d03h", "5m" */
-static void
-dg_span(long long secs, char *out, size_t outlen)
-{
-	if (secs < 0)
-		secs = -secs;
-	if (secs < 60)
-		snprintf(out, outlen, "<1m");
-	else if (secs >= 86400)
-		snprintf(out, outlen, "%lldd%02lldh", secs / 86400, secs % 86400 / 3600);
-	else if (secs >= 3600)
-		snprintf(out, outlen, "%lldh%02lldm", secs / 3600, secs % 3600 / 60);
-	else
-		snprintf(out, outlen, "%lldm", secs / 60);
-}
-
 /* What the time left says in words: "OVERDUE 1h20m", "due in 40m". */
 static void
 dg_left(const struct dg_case *d, long long now, char *out, size_t outlen)
@@ -114,11 +99,11 @@ dg_left(const struct dg_case *d, long long now, char *out, size_t outlen)
 	char span[32];
 
 	if (d->group == DG_WAITING) {
-		dg_span(now - d->c.paused_at, span, sizeof(span));
+		letter_span(now - d->c.paused_at, span, sizeof(span));
 		snprintf(out, outlen, "waiting %s", span);
 		return;
 	}
-	dg_span(d->due - now, span, sizeof(span));
+	letter_span(d->due - now, span, sizeof(span));
 	snprintf(out, outlen, "%s %s", d->due < now ? "OVERDUE" : "due in", span);
 }
 
@@ -156,38 +141,6 @@ dg_mailto(struct buf *b, const struct config *cfg, const struct dg_case *d, int 
 	dg_url_encode(b, tag, sizeof(tag));
 	if (with_subject)
 		dg_url_encode(b, d->c.subject, 80);
-}
-
-/* Appends s cut to width characters (UTF-8 aware), control characters
- * as spaces. */
-static void
-dg_text_cell(struct buf *b, const char *s, size_t width)
-{
-	size_t chars = 0;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p && chars < width; p++) {
-		if ((*p & 0xc0) != 0x80)
-			chars++;
-		if (chars > width)
-			break;
-		buf_append_char(b, *p < 0x20 || *p == 0x7f ? ' ' : (char)*p);
-	}
-}
-
-static void
-dg_html_escape(struct buf *b, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '&': buf_append_str(b, "&amp;"); break;
-		case '<': buf_append_str(b, "&lt;"); break;
-		case '>': buf_append_str(b, "&gt;"); break;
-		case '"': buf_append_str(b, "&quot;"); break;
-		case '\'': buf_append_str(b, "&#39;"); break;
-		default:
-			buf_append_char(b, (unsigned char)*s < 0x20 ? ' ' : *s);
-		}
-	}
 }
 
 static const char *
@@ -248,12 +201,12 @@ dg_render_text(struct buf *b, const struct config *cfg, const struct dg_queue *q
 			/* HG-12  P1 trial      outgoing-mail    OVERDUE 1h20m   ann@... */
 			buf_printf(b, "%-7s P%d %-10.10s %-15.15s %-15s ", ref, d->c.urgency,
 			    d->c.tier[0] ? d->c.tier : "unknown", d->c.category, left);
-			dg_text_cell(b, d->c.assignee[0] ? d->c.assignee : "unassigned", 20);
+			letter_text_cell(b, d->c.assignee[0] ? d->c.assignee : "unassigned", 20);
 			buf_append_char(b, '\n');
 			buf_append_str(b, "        ");
-			dg_text_cell(b, d->c.subject[0] ? d->c.subject : "(no subject)", 40);
+			letter_text_cell(b, d->c.subject[0] ? d->c.subject : "(no subject)", 40);
 			buf_append_str(b, "  ");
-			dg_text_cell(b, d->c.client, 28);
+			letter_text_cell(b, d->c.client, 28);
 			buf_append_char(b, '\n');
 			if (d->verdict[0] || marks[0]) {
 				buf_append_str(b, "        ");
@@ -319,22 +272,22 @@ dg_render_html(struct buf *b, const struct config *cfg, const struct dg_queue *q
 			    d->group == DG_BREACHED ? "#b00020" : d->group == DG_SOON ? "#e65100" : "#263238",
 			    d->group <= DG_SOON ? "bold" : "normal", left);
 			buf_printf(b, "<td %s>", td);
-			dg_html_escape(b, d->c.tier[0] ? d->c.tier : "unknown");
+			letter_html_escape(b, d->c.tier[0] ? d->c.tier : "unknown");
 			if (marks[0]) {
 				buf_append_str(b, " <span style=\"color:#b00020;font-weight:bold\">");
-				dg_html_escape(b, marks);
+				letter_html_escape(b, marks);
 				buf_append_str(b, "</span>");
 			}
 			buf_printf(b, "</td><td %s>", td);
-			dg_html_escape(b, d->c.category);
+			letter_html_escape(b, d->c.category);
 			buf_printf(b, "</td><td %s>", td);
-			dg_html_escape(b, d->c.assignee[0] ? d->c.assignee : "unassigned");
+			letter_html_escape(b, d->c.assignee[0] ? d->c.assignee : "unassigned");
 			buf_printf(b, "</td><td %s>", td);
-			dg_html_escape(b, d->c.subject[0] ? d->c.subject : "(no subject)");
+			letter_html_escape(b, d->c.subject[0] ? d->c.subject : "(no subject)");
 			buf_append_str(b, "<br><span style=\"color:#607d8b;font-size:12px\">");
-			dg_html_escape(b, d->c.client);
+			letter_html_escape(b, d->c.client);
 			buf_printf(b, "</span></td><td %s>", td);
-			dg_html_escape(b, d->verdict[0] ? d->verdict : "-");
+			letter_html_escape(b, d->verdict[0] ? d->verdict : "-");
 			buf_append_str(b, "</td></tr>\n");
 		}
 		buf_append_str(b, "</table>\n");
@@ -385,10 +338,13 @@ digest_render(const struct config *cfg, struct store *s, time_t now, struct buf 
 time_t
 digest_slot(const struct config *cfg, const struct schedule *sc, time_t now)
 {
+	/* a week's report may come a day late (the worker was down on Monday
+	 * morning); a digest of the queue is only worth its own morning */
+	long late = sc->report ? 86400 : DIGEST_LATE;
 	time_t best = 0;
 
-	/* today and the days before, back as far as DIGEST_LATE reaches */
-	for (int back = 0; back <= DIGEST_LATE / 86400 + 1; back++) {
+	/* today and the days before, back as far as the lateness reaches */
+	for (int back = 0; back <= late / 86400 + 1; back++) {
 		time_t day = now - (time_t)back * 86400;
 		struct tm lt;
 
@@ -404,7 +360,7 @@ digest_slot(const struct config *cfg, const struct schedule *sc, time_t now)
 			t.tm_sec = 0;
 			t.tm_isdst = -1;
 			at = mktime(&t);
-			if (at != (time_t)-1 && at <= now && now - at < DIGEST_LATE && at > best)
+			if (at != (time_t)-1 && at <= now && now - at < late && at > best)
 				best = at;
 		}
 	}
@@ -412,7 +368,7 @@ digest_slot(const struct config *cfg, const struct schedule *sc, time_t now)
 }
 
 /* The slot's Message-ID: the same slot and address always make the same
- * one, so the outbox takes each digest once. */
+ * one, so the outbox takes each letter once. */
 static void
 dg_message_id(char *out, size_t outlen, const char *kind, time_t slot, const char *to,
     const char *support)
@@ -430,102 +386,114 @@ dg_message_id(char *out, size_t outlen, const char *kind, time_t slot, const cha
 	    domain ? domain + 1 : "helpgate.invalid");
 }
 
-/* Slots already handled by this process (sent, found sent, or nothing
- * open): the outbox makes a digest exactly once, this saves rendering it
+/* Slots already handled by this process (sent, found sent, or nothing to
+ * send): the outbox makes a letter exactly once, this saves rendering it
  * again on every pass for DIGEST_LATE. */
 #define DG_DONE_MAX	64
 static struct {
-	unsigned long	to_hash;
+	unsigned long	key;
 	time_t		slot;
 } dg_done[DG_DONE_MAX];
 static size_t dg_done_next;
 
 static unsigned long
-dg_hash(const char *s)
+dg_key(const char *kind, const char *to)
 {
 	unsigned long h = 5381;
 
-	for (; *s; s++)
-		h = h * 33 + (unsigned char)*s;
+	for (const char *p = kind; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	for (const char *p = to; *p; p++)
+		h = h * 33 + (unsigned char)*p;
 	return h;
 }
 
-static int
-dg_is_done(const char *to, time_t slot)
+int
+schedule_done(const char *kind, const char *to, time_t slot)
 {
-	unsigned long h = dg_hash(to);
+	unsigned long k = dg_key(kind, to);
 
 	for (size_t i = 0; i < DG_DONE_MAX; i++)
-		if (dg_done[i].slot == slot && dg_done[i].to_hash == h)
+		if (dg_done[i].slot == slot && dg_done[i].key == k)
 			return 1;
 	return 0;
 }
 
-static void
-dg_mark_done(const char *to, time_t slot)
+void
+schedule_mark_done(const char *kind, const char *to, time_t slot)
 {
-	dg_done[dg_done_next].to_hash = dg_hash(to);
+	dg_done[dg_done_next].key = dg_key(kind, to);
 	dg_done[dg_done_next].slot = slot;
 	dg_done_next = (dg_done_next + 1) % DG_DONE_MAX;
+}
+
+enum store_rc
+schedule_send(struct ack_ctx *a, struct store *s, const struct schedule *sc, time_t slot,
+    time_t now, const char *kind, const char *subject, const char *text, const char *html,
+    const struct compose_inline *inl, size_t ninl)
+{
+	const struct config *cfg = ack_config(a);
+	const char *support = cfg->support_addresses.count ? cfg->support_addresses.items[0] : "";
+	struct outbox_rec o;
+	enum store_rc rc;
+
+	memset(&o, 0, sizeof(o));
+	dg_message_id(o.message_id, sizeof(o.message_id), kind, slot, sc->to, support);
+	struct compose_header extra[] = {
+		{ "Auto-Submitted", "auto-generated" },
+		{ "X-Helpgate-Notice", kind },
+	};
+	struct compose msg = {
+		.from_address = support[0] ? support : sc->to,
+		.from_name = "helpgate",
+		.to_address = sc->to,
+		.subject = subject,
+		.message_id = o.message_id,
+		.date = now,
+		.extra = extra,
+		.extra_count = sizeof(extra) / sizeof(extra[0]),
+		.body = text,
+		.html = html,
+		.inlines = inl,
+		.inline_count = ninl,
+		.seal_key = ack_seal_key(a),
+	};
+	snprintf(o.kind, sizeof(o.kind), "%s", kind);
+	snprintf(o.recipient, sizeof(o.recipient), "%s", sc->to);
+	o.content = compose_message(&msg);
+	o.created = o.next_attempt = now;
+	rc = store_outbox_add(s, &o);
+	free(o.content);
+	return rc;
 }
 
 int
 digest_run(struct ack_ctx *a, struct store *s, time_t now)
 {
 	const struct config *cfg = ack_config(a);
-	const char *support = cfg->support_addresses.count ? cfg->support_addresses.items[0] : "";
 	int sent = 0;
 
 	for (size_t i = 0; i < cfg->schedule_count; i++) {
 		const struct schedule *sc = &cfg->schedules[i];
 		time_t slot = sc->report ? 0 : digest_slot(cfg, sc, now);
 		struct buf text, html, subject;
-		struct outbox_rec o;
-		enum store_rc rc;
+		enum store_rc rc = STORE_OK;
 		size_t open = 0;
 		char when[32];
 		struct tm lt;
 
-		if (slot == 0 || dg_is_done(sc->to, slot))
+		if (slot == 0 || schedule_done("digest", sc->to, slot))
 			continue;
 		buf_init(&text, 4 * 1024 * 1024);
 		buf_init(&html, 8 * 1024 * 1024);
-		if ((rc = digest_render(cfg, s, now, &text, &html, &open)) != STORE_OK) {
-			buf_free(&text);
-			buf_free(&html);
-			return -1;
-		}
-		rc = STORE_OK;
-		if (open > 0 || cfg->digest_empty) {
-			memset(&o, 0, sizeof(o));
-			dg_message_id(o.message_id, sizeof(o.message_id), "digest", slot, sc->to, support);
+		if ((rc = digest_render(cfg, s, now, &text, &html, &open)) == STORE_OK &&
+		    (open > 0 || cfg->digest_empty)) {
 			localtime_r(&slot, &lt);
 			strftime(when, sizeof(when), "%a %H:%M", &lt);
 			buf_init(&subject, 512);
 			buf_printf(&subject, "[helpgate] Queue %s: %zu open", when, open);
-			struct compose_header extra[] = {
-				{ "Auto-Submitted", "auto-generated" },
-				{ "X-Helpgate-Notice", "digest" },
-			};
-			struct compose msg = {
-				.from_address = support[0] ? support : sc->to,
-				.from_name = "helpgate",
-				.to_address = sc->to,
-				.subject = buf_str(&subject),
-				.message_id = o.message_id,
-				.date = now,
-				.extra = extra,
-				.extra_count = sizeof(extra) / sizeof(extra[0]),
-				.body = buf_str(&text),
-				.html = buf_str(&html),
-				.seal_key = ack_seal_key(a),
-			};
-			snprintf(o.kind, sizeof(o.kind), "digest");
-			snprintf(o.recipient, sizeof(o.recipient), "%s", sc->to);
-			o.content = compose_message(&msg);
-			o.created = o.next_attempt = now;
-			rc = store_outbox_add(s, &o);
-			free(o.content);
+			rc = schedule_send(a, s, sc, slot, now, "digest", buf_str(&subject),
+			    buf_str(&text), buf_str(&html), NULL, 0);
 			buf_free(&subject);
 			if (rc == STORE_OK) {
 				sent++;
@@ -536,7 +504,7 @@ digest_run(struct ack_ctx *a, struct store *s, time_t now)
 		buf_free(&html);
 		if (rc != STORE_OK && rc != STORE_EXISTS)	/* EXISTS: sent before a restart */
 			return -1;
-		dg_mark_done(sc->to, slot);
+		schedule_mark_done("digest", sc->to, slot);
 	}
 	return sent;
 }

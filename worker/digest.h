@@ -40,7 +40,19 @@ enum store_rc digest_render(const struct config *cfg, struct store *s, time_t no
 int	digest_run(struct ack_ctx *a, struct store *s, time_t now);
 
 /* The latest slot of sc at or before now (business days only for a
- * digest), or 0 when there is none within DIGEST_LATE. */
+ * digest), or 0 when there is none within DIGEST_LATE (a day for a
+ * Report). */
 time_t	digest_slot(const struct config *cfg, const struct schedule *sc, time_t now);
+
+/* Shared with report.c, letters on a calendar: whether this process has
+ * handled (kind, to, slot) already, and remembering that it has. */
+int	schedule_done(const char *kind, const char *to, time_t slot);
+void	schedule_mark_done(const char *kind, const char *to, time_t slot);
+/* Puts the letter for one slot in the outbox, with a Message-ID made from
+ * kind, the slot and sc->to: STORE_EXISTS when it is there already. */
+struct compose_inline;
+enum store_rc schedule_send(struct ack_ctx *a, struct store *s, const struct schedule *sc,
+	    time_t slot, time_t now, const char *kind, const char *subject, const char *text,
+	    const char *html, const struct compose_inline *inl, size_t ninl);
 
 #endif

@@ -43,6 +43,7 @@
 #include "timers.h"
 #include "mailcmd_run.h"
 #include "digest.h"
+#include "report.h"
 #include "diagnose.h"
 #include "mailbox.h"
 
@@ -401,6 +402,10 @@ main(int argc, char **argv)
 			else if (n < 0)
 				failed = 1;
 			if ((n = digest_run(w.ack, store, clock_now())) > 0)
+				work += n;
+			else if (n < 0)
+				failed = 1;
+			if ((n = report_run(w.ack, store, clock_now())) > 0)
 				work += n;
 			else if (n < 0)
 				failed = 1;

@@ -100,6 +100,7 @@ test_good_config(void)
 	    "DiagnosePorts 2525/starttls, 465/tls 25/none\n"
 	    "Digest Lead@Example.com at=09:00,17:30\n"
 	    "Digest night@example.com at=23:55\n"
+	    "Report lead@example.com at=mon 08:00\n"
 	    "DigestEmpty yes\n");
 
 	buf_init(&errors, 4096);
@@ -108,8 +109,11 @@ test_good_config(void)
 	T_EQ_STR(buf_str(&errors), "");
 	if (cfg == NULL)
 		return;
-	T_EQ_INT((int)cfg->schedule_count, 2);
-	if (cfg->schedule_count == 2) {
+	T_EQ_INT((int)cfg->schedule_count, 3);
+	if (cfg->schedule_count == 3) {
+		T_EQ_INT(cfg->schedules[2].report, 1);
+		T_EQ_INT(cfg->schedules[2].wday, 1);
+		T_EQ_INT(cfg->schedules[2].minute[0], 8 * 60);
 		T_EQ_STR(cfg->schedules[0].to, "lead@example.com");
 		T_EQ_INT(cfg->schedules[0].n, 2);
 		T_EQ_INT(cfg->schedules[0].minute[1], 17 * 60 + 30);
@@ -249,7 +253,7 @@ test_bad_config(void)
 	    "Digest nobody at=09:00\n"
 	    "Digest lead@example.com at=17:30,09:00\n"
 	    "Digest lead@example.com\n"
-	    "Report lead@example.com at=mon 08:00\n");
+	    "Report lead@example.com at=monday 08:00\n");
 
 	buf_init(&errors, 8192);
 	cfg = config_load(path, &errors);
@@ -258,7 +262,7 @@ test_bad_config(void)
 	T_CONTAINS(buf_str(&errors), "Digest: \"nobody\" is not a mail address");
 	T_CONTAINS(buf_str(&errors), "Digest: at= wants up to 8 increasing times");
 	T_CONTAINS(buf_str(&errors), "Digest lead@example.com needs at=");
-	T_CONTAINS(buf_str(&errors), "Report: the weekly report letter is not available yet");
+	T_CONTAINS(buf_str(&errors), "Report: at= wants a day and a time");
 	T_CONTAINS(buf_str(&errors), "bad.conf:3: MaxBodyScan");
 	T_CONTAINS(buf_str(&errors), "bad.conf:4: SLA: urgency \"P7\"");
 	T_CONTAINS(buf_str(&errors), "bad.conf:5: SLA: \"soon\"");
