@@ -17,6 +17,7 @@
 #include "msg.h"
 #include "template.h"
 #include "timers.h"
+#include "letter.h"
 #include "xalloc.h"
 
 #define TEMPLATE_FILES_MAX	256
@@ -300,29 +301,6 @@ ack_subject(long long case_id, const char *subject)
 	return buf_steal(&b);
 }
 
-/* Lowercase, so that the milter (which lowercases what it sees) matches it. */
-static void
-ack_message_id(char *out, size_t outlen, long long case_id, const char *kind,
-    const char *support_address)
-{
-	unsigned char rnd[8];
-	const char *domain = strrchr(support_address, '@');
-	char hex[17];
-
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		memcpy(rnd, &ts.tv_nsec, sizeof(rnd) < sizeof(ts.tv_nsec) ? sizeof(rnd) : sizeof(ts.tv_nsec));
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(out, outlen, "hg-%lld.%s.%s@%s", case_id, kind, hex,
-	    domain ? domain + 1 : "helpgate.invalid");
-	for (char *p = out; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-}
-
 /* ---- decisions ---- */
 
 static int
@@ -458,11 +436,6 @@ ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct 
 	if (ack_render(a, template_kind, c->lang, &v, &body, err, errlen) != 0)
 		goto out;
 
-	memset(o, 0, sizeof(*o));
-	o->case_id = c->id;
-	snprintf(o->kind, sizeof(o->kind), "%s", template_kind);
-	snprintf(o->recipient, sizeof(o->recipient), "%s", c->client);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, template_kind, c->support_address);
 	if (m->references[0])
 		buf_printf(&refs, "%s ", m->references);
 	buf_append_str(&refs, m->message_id);
@@ -473,30 +446,17 @@ ack_build_reply(const struct ack_ctx *a, const struct case_rec *c, const struct 
 	 * behalf and expects an answer. */
 	int automatic = strcmp(template_kind, "ack") == 0 ||
 	    strcmp(template_kind, "alternative") == 0;
-	struct compose_header extra[] = {
-		{ "X-Helpgate-Case", v.case_name },
-		{ "Auto-Submitted", "auto-replied" },
-		{ "X-Auto-Response-Suppress", "All" },
-		{ "Precedence", "auto_reply" },
+	struct compose_header extra[] = { { "X-Helpgate-Case", v.case_name } };
+	struct letter l = {
+		.kind = template_kind, .case_id = c->id, .tag = template_kind,
+		.from = c->support_address, .from_name = a->cfg->from_name, .to = c->client,
+		.subject = subject, .text = buf_str(&body),
+		.in_reply_to = m->message_id, .references = buf_str(&refs),
+		.automatic = automatic ? LETTER_AUTO_REPLY : LETTER_PERSONAL,
+		.extra = extra, .extra_count = 1,
+		.seal = a->have_seal ? &a->seal : NULL,
 	};
-	struct compose msg = {
-		.from_address = c->support_address,
-		.from_name = a->cfg->from_name,
-		.to_address = c->client,
-		.subject = subject,
-		.message_id = o->message_id,
-		.in_reply_to = m->message_id,
-		.references = buf_str(&refs),
-		.date = now,
-		.extra = extra,
-		.extra_count = automatic ? sizeof(extra) / sizeof(extra[0]) : 1,
-		.body = buf_str(&body),
-		.seal_key = a->have_seal ? &a->seal : NULL,
-		.case_id = c->id,
-	};
-	o->content = compose_message(&msg);
-	o->created = now;
-	o->next_attempt = now;
+	letter_outbox(&l, now, o);
 	free(subject);
 	rc = 0;
 out:
@@ -517,26 +477,14 @@ ack_staff_outbox(const struct ack_ctx *a, const struct case_rec *c, const char *
     struct ack_vars *v, struct buf *body, struct buf *subject, time_t now,
     struct outbox_rec *o)
 {
-	memset(o, 0, sizeof(*o));
-	o->case_id = c->id;
-	snprintf(o->kind, sizeof(o->kind), "%s", kind);
-	snprintf(o->recipient, sizeof(o->recipient), "%s", recipient);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, tag, c->support_address);
-	struct compose msg = {
-		.from_address = c->support_address[0] ? c->support_address : recipient,
-		.from_name = "helpgate",
-		.to_address = o->recipient,
-		.subject = buf_str(subject),
-		.message_id = o->message_id,
-		.date = now,
-		.extra = extra,
-		.extra_count = extra_count,
-		.body = buf_str(body),
-		.seal_key = a->have_seal ? &a->seal : NULL,
-		.case_id = c->id,
+	struct letter l = {
+		.kind = kind, .case_id = c->id, .tag = tag,
+		.from = c->support_address[0] ? c->support_address : recipient, .from_name = "helpgate",
+		.to = recipient, .subject = buf_str(subject), .text = buf_str(body),
+		.automatic = LETTER_AUTO_GENERATED, .extra = extra, .extra_count = extra_count,
+		.seal = a->have_seal ? &a->seal : NULL,
 	};
-	o->content = compose_message(&msg);
-	o->created = o->next_attempt = now;
+	letter_outbox(&l, now, o);
 	free(v->subject);
 	buf_free(body);
 	buf_free(subject);
@@ -565,7 +513,6 @@ ack_notice(struct ack_ctx *a, const struct case_rec *c, const struct ack_notice_
 	    c->category, c->tier, v.subject);
 	snprintf(urgency, sizeof(urgency), "P%d", c->urgency);
 	struct compose_header extra[] = {
-		{ "Auto-Submitted", "auto-generated" },
 		{ "X-Helpgate-Case", v.case_name },
 		{ "X-Helpgate-Urgency", urgency },
 		{ "X-Helpgate-Notice", n->tag },
@@ -964,7 +911,6 @@ ack_diagnosis_note(struct ack_ctx *a, const struct case_rec *c, const struct ack
 		buf_printf(&subject, " (incident #%lld)", d->incident_id);
 	snprintf(incident, sizeof(incident), "%lld", d->incident_id);
 	struct compose_header extra[] = {
-		{ "Auto-Submitted", "auto-generated" },
 		{ "X-Helpgate-Case", v.case_name },
 		{ "X-Helpgate-Notice", "diagnosis" },
 		{ "X-Helpgate-Diagnosis", d->verdict },
@@ -1023,32 +969,18 @@ ack_command_answer(struct ack_ctx *a, const struct case_rec *c, const struct mai
 		buf_printf(&subject, "Re: %s (commands: no case)", clean);
 	free(clean);
 	struct compose_header extra[] = {
-		{ "Auto-Submitted", "auto-replied" },
 		{ "X-Helpgate-Case", c->id > 0 ? v.case_name : "none" },
 		{ "X-Helpgate-Notice", "commands" },
 	};
-	memset(o, 0, sizeof(*o));
-	o->case_id = c->id;
-	snprintf(o->kind, sizeof(o->kind), "command-answer");
-	snprintf(o->recipient, sizeof(o->recipient), "%s", m->staff);
-	ack_message_id(o->message_id, sizeof(o->message_id), c->id, "commands", c->support_address);
-	struct compose msg = {
-		.from_address = c->support_address[0] ? c->support_address : m->staff,
-		.from_name = "helpgate",
-		.to_address = o->recipient,
-		.subject = buf_str(&subject),
-		.message_id = o->message_id,
-		.in_reply_to = m->message_id,
-		.references = m->message_id,
-		.date = now,
-		.extra = extra,
-		.extra_count = sizeof(extra) / sizeof(extra[0]),
-		.body = buf_str(&body),
-		.seal_key = a->have_seal ? &a->seal : NULL,
-		.case_id = c->id,
+	struct letter l = {
+		.kind = "command-answer", .case_id = c->id, .tag = "commands",
+		.from = c->support_address[0] ? c->support_address : m->staff, .from_name = "helpgate",
+		.to = m->staff, .subject = buf_str(&subject), .text = buf_str(&body),
+		.in_reply_to = m->message_id, .references = m->message_id,
+		.automatic = LETTER_AUTO_REPLY, .extra = extra, .extra_count = 2,
+		.seal = a->have_seal ? &a->seal : NULL,
 	};
-	o->content = compose_message(&msg);
-	o->created = o->next_attempt = now;
+	letter_outbox(&l, now, o);
 	free(v.subject);
 	buf_free(&body);
 	buf_free(&subject);

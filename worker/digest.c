@@ -437,31 +437,18 @@ schedule_send(struct ack_ctx *a, struct store *s, const struct schedule *sc, tim
 	struct outbox_rec o;
 	enum store_rc rc;
 
-	memset(&o, 0, sizeof(o));
-	dg_message_id(o.message_id, sizeof(o.message_id), kind, slot, sc->to, support);
-	struct compose_header extra[] = {
-		{ "Auto-Submitted", "auto-generated" },
-		{ "X-Helpgate-Notice", kind },
+	char mid[256];
+
+	dg_message_id(mid, sizeof(mid), kind, slot, sc->to, support);
+	struct compose_header extra[] = { { "X-Helpgate-Notice", kind } };
+	struct letter l = {
+		.kind = kind, .message_id = mid,
+		.from = support[0] ? support : sc->to, .from_name = "helpgate", .to = sc->to,
+		.subject = subject, .text = text, .html = html, .inlines = inl, .inline_count = ninl,
+		.automatic = LETTER_AUTO_GENERATED, .extra = extra, .extra_count = 1,
+		.seal = ack_seal_key(a),
 	};
-	struct compose msg = {
-		.from_address = support[0] ? support : sc->to,
-		.from_name = "helpgate",
-		.to_address = sc->to,
-		.subject = subject,
-		.message_id = o.message_id,
-		.date = now,
-		.extra = extra,
-		.extra_count = sizeof(extra) / sizeof(extra[0]),
-		.body = text,
-		.html = html,
-		.inlines = inl,
-		.inline_count = ninl,
-		.seal_key = ack_seal_key(a),
-	};
-	snprintf(o.kind, sizeof(o.kind), "%s", kind);
-	snprintf(o.recipient, sizeof(o.recipient), "%s", sc->to);
-	o.content = compose_message(&msg);
-	o.created = o.next_attempt = now;
+	letter_outbox(&l, now, &o);
 	rc = store_outbox_add(s, &o);
 	free(o.content);
 	return rc;
