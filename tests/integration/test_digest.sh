@@ -10,6 +10,7 @@
 #     delivered message: every open case present, breached first, no
 #     script and no external image; a screenshot is kept in the test's log
 #     directory ($MS_T/digest.png, and $DIGEST_SHOT when set);
+#   - nothing is mailed while the queue is empty (DigestEmpty no);
 #   - the slot is mailed exactly once, across a worker restart;
 #   - helpgatectl digest renders the same queue.
 set -u
@@ -62,6 +63,13 @@ ctl() { "$bindir/helpgatectl" -c "$conf" "$@"; }
 sq() { ms_sq "$db" "$@"; }
 hdr() { ms_header "$1" "$2"; }
 ctl customer add watched@client.test --tier standard --incident-watch 21 >/dev/null || t_fail "customer under watch"
+
+# ---- nothing open: no digest (DigestEmpty no, the default)
+ms_spawn worker_pid "$bindir/helpgate-worker" -f -c "$conf"
+sleep 2
+t_is "$(ls "$MS_T/mail/lead@staff.example.com/new/" 2>/dev/null | wc -l)" 0 "an empty queue: no digest"
+t_is "$(sq "SELECT count(*) FROM outbox WHERE kind = 'digest'")" 0 "an empty queue: nothing in the outbox"
+ms_stop_pid "$worker_pid"
 
 n=0
 client() {	# client FROM SUBJECT TEXT
