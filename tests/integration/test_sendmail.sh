@@ -213,6 +213,20 @@ t_is "$(grep -ci '^X-Helpgate-' "$f")" 0 "staff reply delivered untagged"
 t_is "$(case_of staff-1@staff.example.com)" "${en_case#HG-}" "staff reply recorded on its case"
 t_like "$(sq "SELECT first_response_at FROM cases WHERE id = ?" "${en_case#HG-}")" '^[1-9][0-9]+$' \
 	"staff reply stopped the first-response clock"
+# 6b. commands on top of a staff reply: Sendmail takes the replaced body too
+mkmsg "$MS_T/staff2.eml" "Sam <sam@staff.example.com>" "Re: [$en_case] URGENT: cannot send email" \
+    "staff-2@staff.example.com" "#assign me\n#note tried port 465 with him\n\nMark, it should work now." "" \
+    mark.johnson@client.test
+send "$MS_T/staff2.eml" --from sam@staff.example.com --to mark.johnson@client.test --local-interface 127.0.0.2
+wait_sent 30 || t_fail "staff reply with commands delivered"
+f=$(by_id staff-2@staff.example.com)
+t_like "$(tr -d '\r' <"$f" | tr '\n' ' ')" "Mark, it should work now" "commands through Sendmail: the reply reaches the client"
+grep -q '#assign\|tried port 465' "$f" && t_fail "commands through Sendmail: none left in the client's copy" ||
+	t_ok "commands through Sendmail: none left in the client's copy"
+wait_for 20 eval '[ "$(sq "SELECT assignee FROM cases WHERE id = ?" "${en_case#HG-}")" = sam@staff.example.com ]' ||
+	t_fail "commands through Sendmail: #assign me carried out"
+t_is "$(sq "SELECT assignee FROM cases WHERE id = ?" "${en_case#HG-}")" sam@staff.example.com \
+	"commands through Sendmail: the case is assigned to the staff member"
 
 # ---- 7. the store locked: delivered at once, degraded, spooled, replayed
 ms_hold_sqlite_lock "$db" || t_fail "store locked"
