@@ -94,8 +94,8 @@ client eve@client.test "URGENT: nobody can send, we are losing orders" \
 	"Since 9 am none of our 30 users can send any email. We are losing orders, please help ASAP!!!"
 p1=$c
 ctl_at -4d case reply "HG-$c" --by sam@staff.example.com >/dev/null
-ctl_at -3d case resolve "HG-$c" --incident --no-message --cause "the relay's certificate expired" \
-	--lesson "monitor certificate expiry on the relays" >/dev/null || t_fail "the incident resolved"
+out=$(ctl_at -3d case resolve "HG-$c" --incident --no-message --cause "the relay's certificate expired" \
+	--lesson "monitor certificate expiry on the relays" 2>&1) || t_fail "the incident resolved" "$out"
 client fay@client.test "Login fails" "I cannot log in to webmail since this morning."
 ctl_at -2d case reply "HG-$c" --by ann@staff.example.com >/dev/null	# late: 2 days for 2 h
 slow=$c
