@@ -350,7 +350,7 @@ triage_feats_words(struct triage_feats *tf, const char *text, size_t len, const 
 		}
 		memcpy(prev, stem, slen);
 		prevlen = slen;
-		{
+		if (words <= TRIAGE_GRAM_WORDS) {
 			char plain[MAX_WORD * 3 + 8];
 			size_t pl = plain_letters((const char *)w, (size_t)(p - w), plain + 1);
 			const unsigned char *q, *qe;

@@ -14,10 +14,11 @@
  *                   removed after stemming, so "wysłać" and "wyslac" meet.
  *     b:STEM_STEM   two words in a row within a sentence ("not urgent",
  *                   "не уход")
- *     c:GRAM        the character 4-grams of each word, unstemmed, with
- *                   '^' and '$' at its ends ("^зни", "никл"): what a
- *                   stemmer misses (Polish, Ukrainian, transliteration,
- *                   typos) still shares most of them; each counts half
+ *     c:GRAM        the character 4-grams of each of the first
+ *                   TRIAGE_GRAM_WORDS words, unstemmed, with '^' and '$'
+ *                   at its ends ("^зни", "никл"): what a stemmer misses
+ *                   (Polish, Ukrainian, transliteration, typos) still
+ *                   shares most of them; each counts half
  *     r:NAME        what the rules found ("r:outage", "r:u2", "r:cat-login")
  * Only the first TRIAGE_MAX_WORDS words are read, so the cost is bounded
  * whatever the message's size.
@@ -53,6 +54,7 @@
 /* How much a feature counts: a character 4-gram ("c:") is one of many
  * for each word, so each counts for less. */
 #define TRIAGE_GRAM_VALUE	0.5
+#define TRIAGE_GRAM_WORDS	60	/* words whose 4-grams are read */
 double	triage_feature_value(const char *name);
 
 /* The features of one message. */
