@@ -13,7 +13,7 @@
 #   make install    install (PREFIX, DESTDIR, SYSCONFDIR, ...: see mk/install.mk); make uninstall
 
 CC        ?= gcc
-PKGS      := milter libetpan sqlite3 libcurl libxml-2.0 gnutls libcares libpsl cairo
+PKGS      := milter libetpan sqlite3 libpq libcurl libxml-2.0 gnutls libcares libpsl cairo
 CPPFLAGS  += -D_GNU_SOURCE -Ishared -Iworker
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -MMD -MP

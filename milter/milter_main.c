@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "store.h"
 #include "xalloc.h"
 
 #define DEFAULT_CONFIG	"/etc/helpgate/helpgate.conf"
@@ -297,6 +298,7 @@ main(int argc, char **argv)
 	if (cfg->pidfile != NULL)
 		daemon_write_pidfile(cfg->pidfile);
 
+	store_set_password_file(cfg->database_password_file);
 	milter_store_init(cfg->database, cfg->store_timeout_ms);
 	milter_seal_init(cfg->seal_key_file);
 

@@ -16,6 +16,7 @@
 #include "diag.h"
 #include "diag_dns.h"
 #include "log.h"
+#include "store.h"
 #include "xalloc.h"
 
 enum config_type {
@@ -23,7 +24,7 @@ enum config_type {
 	CT_SIZE, CT_DURATION_MS, CT_FACILITY, CT_TIMEZONE, CT_SLA, CT_LOGLEVEL,
 	CT_ADDRESS, CT_RATE, CT_REGEX_LIST, CT_DURATION, CT_BUSINESS_HOURS, CT_HOLIDAY,
 	CT_CLOCK, CT_PERCENT, CT_INT, CT_ESCALATE, CT_CIDR_LIST, CT_PORT_LIST,
-	CT_RESOLVER,
+	CT_RESOLVER, CT_DATABASE,
 	CT_MODE, CT_TOKEN_LIST, CT_ACK_POLICY, CT_MAILBOX_LIST, CT_SCHEDULE,
 };
 
@@ -40,7 +41,8 @@ struct config_row {
 /* Every key the programs understand.  Add a row, not a special case. */
 static const struct config_row config_rows[] = {
 	{ "Socket",		CT_STRING,	 OFF(socket),		  "inet:8891@127.0.0.1", 0, 0 },
-	{ "Database",		CT_PATH,	 OFF(database),		  "/var/lib/helpgate/helpgate.db", 0, 0 },
+	{ "Database",		CT_DATABASE,	 OFF(database),		  "/var/lib/helpgate/helpgate.db", 0, 0 },
+	{ "DatabasePasswordFile", CT_PATH,	 OFF(database_password_file), NULL, 0, 0 },
 	{ "SupportAddress",	CT_ADDRESS_LIST, OFF(support_addresses),  NULL, 0, 0 },
 	{ "StaffDomain",	CT_DOMAIN_LIST,	 OFF(staff_domains),	  NULL, 0, 0 },
 	{ "StaffAddress",	CT_ADDRESS_LIST, OFF(staff_addresses),	  NULL, 0, 0 },
@@ -411,16 +413,19 @@ config_is_staff_network(const struct config *cfg, const char *client_addr)
 	return 0;
 }
 
-/* NAME in the Database's directory: the daemons' state lives together. */
+/* NAME in the Database's directory: the daemons' state lives together.
+ * With PostgreSQL the host's own state (the spool, the seal key) lives in
+ * /var/lib/helpgate. */
 static char *
 config_beside_database(const struct config *cfg, const char *name)
 {
-	const char *slash = strrchr(cfg->database, '/');
-	size_t dirlen = slash == NULL ? 0 : (size_t)(slash - cfg->database) + 1;
+	const char *db = store_target_is_pg(cfg->database) ? "/var/lib/helpgate/x" : cfg->database;
+	const char *slash = strrchr(db, '/');
+	size_t dirlen = slash == NULL ? 0 : (size_t)(slash - db) + 1;
 	size_t len = dirlen + strlen(name) + 1;
 	char *path = xmalloc(len);
 
-	snprintf(path, len, "%.*s%s", (int)dirlen, cfg->database, name);
+	snprintf(path, len, "%.*s%s", (int)dirlen, db, name);
 	return path;
 }
 
@@ -1056,6 +1061,26 @@ config_set(struct config *cfg, const struct config_row *row, char *value,
 		free(*str);
 		*str = config_resolve_path(cfg->path, value);
 		return 0;
+	case CT_DATABASE:
+		/* A PostgreSQL connection string stays as written; a password
+		 * in it would show in every "config show" and process list. */
+		if (store_target_is_pg(value)) {
+			const char *at = strchr(value, '@'), *colon = strstr(value, "://");
+
+			if (strstr(value, "password=") != NULL ||
+			    (colon != NULL && at != NULL && memchr(colon + 3, ':',
+			    (size_t)(at - colon - 3)) != NULL)) {
+				snprintf(err, errlen, "%s: no password here; put it in "
+				    "DatabasePasswordFile (mode 0600) or ~/.pgpass", row->name);
+				return -1;
+			}
+			free(*str);
+			*str = xstrdup(value);
+		} else {
+			free(*str);
+			*str = config_resolve_path(cfg->path, value);
+		}
+		return 0;
 	case CT_URL:
 		if (strncasecmp(value, "smtp://", 7) != 0 && strncasecmp(value, "smtps://", 8) != 0) {
 			snprintf(err, errlen, "%s must be an smtp:// or smtps:// URL", row->name);
@@ -1336,7 +1361,8 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < sizeof(config_rows) / sizeof(config_rows[0]); i++) {
 		const struct config_row *row = &config_rows[i];
 		switch (row->type) {
-		case CT_STRING: case CT_PATH: case CT_URL: case CT_FACILITY: case CT_TIMEZONE:
+		case CT_STRING: case CT_PATH: case CT_DATABASE: case CT_URL: case CT_FACILITY:
+		case CT_TIMEZONE:
 		case CT_ADDRESS: case CT_RESOLVER:
 			free(*(char **)((char *)cfg + row->offset));
 			break;

@@ -92,6 +92,7 @@ struct config {
 	char		*path;			/* the file it came from */
 	char		*socket;		/* milter socket, libmilter syntax */
 	char		*database;
+	char		*database_password_file;	/* PostgreSQL: the password, mode 0600 */
 	struct strlist	 support_addresses;	/* lowercase */
 	struct strlist	 staff_domains;		/* lowercase, no '@' */
 	struct strlist	 staff_addresses;	/* lowercase */

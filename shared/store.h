@@ -1,11 +1,13 @@
 /*
  * store - the case store: customers, cases and their messages.
  *
- * One small interface; store_sqlite.c is the only backend today (the
- * <module>_<backend>.c layout leaves room for another).  SQLite runs in WAL
- * mode with a busy timeout; every statement is prepared with bound
- * parameters; the schema is versioned (PRAGMA user_version) and migrated
- * forward by store_open().
+ * One small interface, two backends: SQLite for one host (WAL mode, a busy
+ * timeout) and PostgreSQL for several hosts sharing one database.  store.c
+ * holds every statement once; store_sqlite.c and store_pg.c are the
+ * drivers (store_driver.h).  Every statement is prepared with bound
+ * parameters; the schema is versioned and migrated forward by store_open().
+ * A write transaction (store_begin) is serialised with every other writer
+ * on the database, on one host or many.
  *
  * A handle is not thread-safe: one thread at a time (the milter serialises
  * with a mutex; the worker and helpgatectl are single-threaded).  Every
@@ -33,11 +35,21 @@ const char *store_strerror(enum store_rc rc);
 
 struct store;
 
-/* Opens (creating and migrating if needed) the database at path.
- * timeout_ms: how long a statement waits for a lock.  On failure *out is
- * NULL and, when errbuf is given, it holds the reason. */
-enum store_rc store_open(const char *path, long timeout_ms, struct store **out,
+/* Opens (creating and migrating if needed) the database target names: a
+ * file path (SQLite), or a "postgresql://..." URI or libpq keyword string
+ * ("host=... dbname=...").  timeout_ms: how long a statement waits for a
+ * lock, or for a PostgreSQL server that does not answer.  On failure *out
+ * is NULL and, when errbuf is given, it holds the reason (never a
+ * password). */
+enum store_rc store_open(const char *target, long timeout_ms, struct store **out,
     char *errbuf, size_t errlen);
+/* Whether store_open would take target as PostgreSQL. */
+int	store_target_is_pg(const char *target);
+/* "sqlite" or "postgresql". */
+const char *store_backend(const struct store *s);
+/* PostgreSQL: read the password from this file (one line, mode 0600) on
+ * every connect; NULL: libpq's own ways (~/.pgpass, PGPASSFILE). */
+void	store_set_password_file(const char *path);
 void	store_close(struct store *s);			/* accepts NULL */
 /* The last error message from the backend (never a secret). */
 const char *store_errmsg(const struct store *s);
@@ -413,5 +425,22 @@ enum store_rc store_mailcmd_done(struct store *s, long long id, long long done,
 /* Of one case, oldest first. */
 enum store_rc store_mailcmd_list(struct store *s, long long case_id,
     int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg);
+
+/* ---- several hosts on one database (issue 16): schema v8 ---- */
+
+/* Takes up to limit outbox rows that are due for this worker: each moves
+ * to "sending" with next_attempt = lease_until (attempts + 1, unless the
+ * relay already has it) in the statement that picks it, so two workers
+ * never take the same row, and a row whose worker died is taken again
+ * when its lease runs out.  Content loaded as for store_outbox_due. */
+enum store_rc store_outbox_claim(struct store *s, long long now, long long lease_until,
+    int limit, int (*cb)(struct outbox_rec *o, void *arg), void *arg);
+/* A lease on a piece of work (what, key) for holder until `until`:
+ * STORE_OK when taken (free, expired at now, or already holder's),
+ * STORE_EXISTS when another holder has it. */
+enum store_rc store_claim(struct store *s, const char *what, long long key,
+    const char *holder, long long now, long long until);
+enum store_rc store_claim_release(struct store *s, const char *what, long long key,
+    const char *holder);
 
 #endif

@@ -84,6 +84,7 @@ ctl_store(struct ctl *ctl)
 		return ctl->store;
 	if ((cfg = ctl_config(ctl)) == NULL)
 		return NULL;
+	store_set_password_file(cfg->database_password_file);
 	if (store_open(cfg->database, CTL_STORE_TIMEOUT_MS, &ctl->store, err,
 	    sizeof(err)) != STORE_OK) {
 		ctl_err("cannot open the case store: %s", err);

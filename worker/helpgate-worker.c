@@ -315,15 +315,21 @@ main(int argc, char **argv)
 	if (w.cfg->pidfile != NULL)
 		daemon_write_pidfile(w.cfg->pidfile);
 	worker_load_seal(&w);
-	/* One worker per store: two would both send what is due. */
+	/* One worker per SQLite store: the outbox claim and the serialised
+	 * write transactions would keep two from doing anything twice, but
+	 * two processes on one SQLite file only wait for each other's locks.
+	 * On PostgreSQL any number of workers share the work (INSTALL). */
 	char lock_path[4096];
-	int lock_fd;
-	snprintf(lock_path, sizeof(lock_path), "%s.worker-lock", w.cfg->database);
-	if ((lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
-		fatal("lock file %s", lock_path);
-	if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-		fatalx("another helpgate-worker already works on %s (it holds %s)",
-		    w.cfg->database, lock_path);
+	int lock_fd = -1;
+	if (!store_target_is_pg(w.cfg->database)) {
+		snprintf(lock_path, sizeof(lock_path), "%s.worker-lock", w.cfg->database);
+		if ((lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+			fatal("lock file %s", lock_path);
+		if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+			fatalx("another helpgate-worker already works on %s (it holds %s)",
+			    w.cfg->database, lock_path);
+	}
+	store_set_password_file(w.cfg->database_password_file);
 	log_info("started; case store %s, relay %s", w.cfg->database,
 	    relay_describe(w.cfg->relay, err, sizeof(err)));
 	for (size_t i = 0; i < w.cfg->mailboxes.count; i++)

@@ -71,7 +71,6 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 {
 	char err[256] = "";
 	enum relay_result res;
-	enum store_rc rc;
 	long reply;
 
 	/* The relay's milter saw this message whole on an earlier attempt
@@ -84,16 +83,11 @@ outbox_send_one(struct store *s, struct relay *r, struct outbox_rec *o, time_t n
 		    "outbox=%lld result=sent", o->case_id, o->kind, o->recipient, o->id);
 		return outbox_save_hard(s, o) == STORE_OK ? 0 : -1;
 	}
-	snprintf(o->state, sizeof(o->state), "sending");
-	o->attempts++;
-	o->relay_seen = 0;
-	/* Should the worker die from here on, the row waits out the grace
-	 * period before another try, long enough for the relay's milter to
-	 * have recorded what it saw. */
-	o->next_attempt = now + OUTBOX_SENDING_GRACE;
-	if ((rc = outbox_save(s, o)) != STORE_OK)
-		return -1;
-
+	/* store_outbox_claim already made the row "sending", counted the
+	 * attempt and leased it until now + OUTBOX_SENDING_GRACE: should this
+	 * worker die from here on, the row waits out the grace period before
+	 * another worker tries, long enough for the relay's milter to have
+	 * recorded what it saw. */
 	res = relay_send(r, o->envelope_from, o->recipient, o->content, err, sizeof(err));
 	reply = relay_last_reply(r);
 	now = clock_now();
@@ -147,7 +141,9 @@ outbox_run(struct store *s, struct relay *r, time_t now, int limit)
 
 	if (r == NULL)
 		return 0;
-	rc = store_outbox_due(s, now, limit, outbox_collect, &batch);
+	/* Claimed, not just read: with several workers on one database each
+	 * row goes to exactly one of them. */
+	rc = store_outbox_claim(s, now, now + OUTBOX_SENDING_GRACE, limit, outbox_collect, &batch);
 	if (rc != STORE_OK) {
 		if (rc != STORE_BUSY)
 			log_warnx("reading the outbox: %s: %s", store_strerror(rc), store_errmsg(s));
