@@ -7,7 +7,8 @@
 #      what they ask (swaks with TLS, ...); if not, nothing else runs
 #   1. every unit test binary BUILD_DIR/tests/test_*
 #   2. every tests/integration/test_*.sh and tests/milter/*.sh, with the
-#      absolute path of BUILD_DIR/bin as $1
+#      absolute path of BUILD_DIR/bin as $1; then the suites that go through
+#      the store most once more with HG_TEST_BACKEND=postgresql
 #   3. the fuzz regression: build/fuzz/fuzz-msg (if built) executes each
 #      file of tests/fuzz/corpus and tests/data once (10 s at most each), build/fuzz/fuzz-mailhints
 #      each of tests/fuzz/corpus-mailhints and tests/data, build/fuzz/fuzz-spool
@@ -156,6 +157,15 @@ for s in tests/integration/test_*.sh tests/milter/*.sh; do
 	n=$((n + 1))
 done
 [ "$n" = 0 ] && echo "  (no integration scripts)"
+
+# The suites that go through the store most, again on PostgreSQL (each
+# starts its own cluster: tests/lib/pg.sh); test_store_pg.sh and
+# test_multihost.sh above are PostgreSQL's own.
+echo "== the same suites on PostgreSQL"
+for s in test_worker test_outbox test_sla test_mailcmd; do
+	run_suite "pg/$s.sh" env HG_TEST_BACKEND=postgresql \
+		bash "$root/tests/integration/$s.sh" "$build/bin"
+done
 
 echo "== fuzz regression"
 if [ -x build/fuzz/fuzz-msg ]; then

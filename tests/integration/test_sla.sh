@@ -16,6 +16,7 @@ for p in helpgate-milter helpgate-worker helpgatectl; do
 	[ -x "$bindir/$p" ] || { echo "no $bindir/$p"; echo "0 passed, 1 failed"; exit 1; }
 done
 ms_init || exit 1
+ms_database || exit 1
 ms_start_sink || exit 1
 export MS_DELIVERY=maildir
 export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com"
@@ -26,7 +27,7 @@ set_now() { echo "$1" >"$now_file"; }
 set_now 2026-11-30T10:00:00+02:00	# a Monday
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
-Database $MS_T/hg.db
+$MS_DATABASE_CONF
 DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 StaffDomain staff.example.com

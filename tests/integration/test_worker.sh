@@ -19,6 +19,7 @@ done
 data="$repo/tests/data"
 
 ms_init || exit 1
+ms_database || exit 1
 conf="$MS_T/helpgate.conf"
 ms_start_sink || exit 1
 MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
@@ -27,7 +28,7 @@ export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com newco.test"
 ms_start_milter_later=1
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
-Database $MS_T/hg.db
+$MS_DATABASE_CONF
 DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 StaffDomain staff.example.com

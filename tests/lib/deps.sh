@@ -11,7 +11,7 @@
 # installed).  tests/lib/preflight.sh checks, before any test runs, that
 # each tool can do what the tests ask of it.
 PACKAGES="build-essential pkg-config clang libmilter-dev libetpan-dev libsqlite3-dev
-libcurl4-gnutls-dev libgnutls28-dev libxml2-dev libpsl-dev libstemmer-dev libcairo2-dev publicsuffix sqlite3 tzdata postfix swaks miltertest dovecot-imapd
+libcurl4-gnutls-dev libgnutls28-dev libxml2-dev libpsl-dev libstemmer-dev libcairo2-dev libpq-dev postgresql publicsuffix sqlite3 tzdata postfix swaks miltertest dovecot-imapd
 dovecot-submissiond dovecot-sieve dnsmasq-base libc-ares-dev openssl faketime curl python3 man-db
 libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl
 groff-base iproute2 util-linux systemd ca-certificates chromium

@@ -791,13 +791,51 @@ ms_mkmsg() {
 
 # ms_sq DB SQL [ARG...]: run SQL with bound ARGs on the SQLite file DB,
 # rows as "a|b|c" lines (python3's sqlite3: no sqlite3 shell quoting).
-ms_sq() { python3 - "$@" <<'PY'
+ms_sq() {
+	case "$1" in
+	postgresql://* | postgres://* | *=*) _ms_sq_pg "$@"; return ;;
+	esac
+	python3 - "$@" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1], timeout=10)
 for row in c.execute(sys.argv[2], sys.argv[3:]).fetchall():
     print("|".join(str(v) for v in row))
 c.commit()
 PY
+}
+
+# _ms_sq_pg TARGET SQL [ARGS...]: ms_sq on PostgreSQL through psql, each
+# "?" a psql variable quoted as a literal (:'pN').
+_ms_sq_pg() {
+	local db=$1 sql=$2 i=1 a vars=()
+	shift 2
+	for a in "$@"; do
+		sql=${sql/\?/:\'p$i\'}
+		vars+=(-v "p$i=$a")
+		i=$((i + 1))
+	done
+	printf '%s;\n' "$sql" | psql -X -q -At -F '|' -v ON_ERROR_STOP=1 "${vars[@]}" -d "$db"
+}
+
+# ms_database [PATH]: sets MS_DATABASE, the Database value of the suite:
+# PATH (default $MS_T/hg.db), or, with HG_TEST_BACKEND=postgresql, a
+# private PostgreSQL cluster under $MS_T/pg started here (tests/lib/pg.sh),
+# stopped at exit; and MS_DATABASE_CONF, the config lines that go with it
+# (Database, SpoolDirectory, SealKeyFile).  Call it in the main shell.
+ms_database() {
+	if [ "${HG_TEST_BACKEND:-sqlite}" = postgresql ]; then
+		# shellcheck source=tests/lib/pg.sh
+		. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
+		pg_start "$MS_T/pg" || return 1
+		MS_DATABASE=$PG_TARGET
+	else
+		MS_DATABASE=${1:-$MS_T/hg.db}
+	fi
+	# the host's own state, where SQLite keeps it: beside the database
+	MS_DATABASE_CONF="Database $MS_DATABASE
+SpoolDirectory $MS_T/spool
+SealKeyFile $MS_T/seal.key"
+	export MS_DATABASE MS_DATABASE_CONF
 }
 
 # ms_hold_sqlite_lock DB: another process takes SQLite's write lock on DB
