@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# test_multihost.sh BINDIR - two MX hosts, one PostgreSQL case store.
+#
+# Two private Postfix instances ("mx1" and "mx2", each its own
+# config_directory and queue), a helpgate-milter on each, a helpgate-worker
+# for each host (each relays through its own Postfix and reconciles both
+# support mailboxes), and one private PostgreSQL cluster they all share.
+#
+#   1. a burst of 300 new cases split across both hosts, 20 messages
+#      delivered to both hosts with the same Message-ID, then 30 follow-ups
+#      each sent to the host its case did not start on: one case per
+#      conversation, one case numbering, one acknowledgement per case
+#      (counted in the clients' mailboxes, not only in the database);
+#   2. the same burst again, with kill -9 of mx1's worker and of mx1's
+#      milter in the middle: every case opened (the milter's mail from the
+#      support mailbox), still exactly one acknowledgement per case;
+#   3. the database stopped for 30 s during a burst: every message delivered
+#      at once (tagged degraded), every case opened from the spools once
+#      the database is back;
+#   4. the database frozen (SIGSTOP: a server that stops answering without
+#      closing): mail still delivered within the milter's StoreTimeout.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$here/../lib/mailstack.sh"
+. "$here/../lib/pg.sh"
+
+bindir=${1:-bin}
+for p in helpgate-milter helpgate-worker helpgatectl; do
+	[ -x "$bindir/$p" ] || { echo "no $bindir/$p"; echo "0 passed, 1 failed"; exit 1; }
+done
+
+ms_init || exit 1
+ms_start_sink || exit 1
+pg_start "$MS_T/pg" || { echo "0 passed, 1 failed"; exit 1; }
+export MS_DELIVERY=maildir
+export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com"
+mx1=$MS_T
+mx2=$MS_T/mx2
+mkdir -p "$mx2"
+chmod 755 "$mx2"
+ms_free_port MX2_PORT || exit 1
+MX1_PORT=$MS_SMTP_PORT
+
+# write_conf DIR: the helpgate.conf of one host.  Both share the database
+# and the seal key (INSTALL: copy it to every host); each has its own
+# milter socket and spool.
+write_conf() {
+	cat >"$1/helpgate.conf" <<CONF
+Socket unix:$1/hg.sock
+Database $PG_TARGET
+SpoolDirectory $1/spool
+SealKeyFile $MS_T/seal.key
+StoreTimeout 1s
+SupportAddress support@example.com
+StaffDomain staff.example.com
+DiagnoseResolver 127.0.0.1:9
+DiagnosePerCustomerPerHour 0
+Timezone UTC
+Syslog no
+KeywordsDir $repo/conf/keywords
+TemplatesDir $repo/conf/templates
+PollInterval 100ms
+MailboxPoll 1s
+Mailbox maildir:$mx1/mail/support@example.com
+Mailbox maildir:$mx2/mail/support@example.com
+CONF
+}
+write_conf "$mx1"
+write_conf "$mx2"
+echo "Relay smtp://127.0.0.1:$MX1_PORT" >>"$mx1/helpgate.conf"
+echo "Relay smtp://127.0.0.1:$MX2_PORT" >>"$mx2/helpgate.conf"
+
+# The milters first: the worker of each host must not create the seal key
+# while the other reads it.
+MS_MILTER_SOCKET="unix:$mx1/hg.sock"
+ms_start_milter "$bindir/helpgate-milter" -f -c "$mx1/helpgate.conf" || exit 1
+MILTER1_PID=$MS_MILTER_PID
+MS_MILTER_SOCKET="unix:$mx2/hg.sock"
+ms_start_milter "$bindir/helpgate-milter" -f -c "$mx2/helpgate.conf" || exit 1
+MILTER2_PID=$MS_MILTER_PID
+
+ms_start_postfix "unix:$mx1/hg.sock" || exit 1
+# The second Postfix: everything of mailstack.sh's under another directory.
+start_mx2() {
+	local T=$MS_T port=$MS_SMTP_PORT
+	MS_T=$mx2 MS_SMTP_PORT=$MX2_PORT
+	ms_start_postfix "unix:$mx2/hg.sock"
+	local rc=$?
+	MS_T=$T MS_SMTP_PORT=$port
+	return $rc
+}
+ms_on_exit "MS_T=$mx2 MS_POSTFIX_UP=1 ms_stop_postfix"
+start_mx2 || exit 1
+
+start_worker() {	# start_worker N
+	local dir=$mx1
+	[ "$1" = 2 ] && dir=$mx2
+	"$bindir/helpgate-worker" -f -c "$dir/helpgate.conf" >>"$MS_T/worker-$1.log" 2>&1 </dev/null &
+	printf -v "WORKER$1_PID" '%s' "$!"
+	MS_PIDS+=("$!")
+}
+start_worker 1
+start_worker 2
+
+sq() { ms_sq "$PG_TARGET" "$@"; }
+cases() { sq "SELECT count(*) FROM cases"; }
+
+# send.py SPEC: each line "PORT|ID|FROM|SUBJECT|IN-REPLY-TO", sent over
+# four SMTP connections at once; prints how many the MTAs accepted.
+cat >"$MS_T/send.py" <<'PY'
+import smtplib, sys, threading, time
+from email.utils import formatdate
+lines = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
+accepted = [0]
+lock = threading.Lock()
+def run(part):
+    conns = {}
+    for port, mid, frm, subj, irt in part:
+        hdr = irt and "In-Reply-To: <%s>\r\nReferences: <%s>\r\n" % (irt, irt) or ""
+        msg = ("From: %s\r\nTo: support@example.com\r\nSubject: %s\r\nDate: %s\r\n"
+               "Message-ID: <%s>\r\n%sMIME-Version: 1.0\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+               "Hello, since this morning I cannot log in to webmail (%s).\r\n"
+               "Please help.\r\n" % (frm, subj, formatdate(localtime=True), mid, hdr, mid))
+        for attempt in range(20):
+            try:
+                c = conns.get(port)
+                if c is None:
+                    c = conns[port] = smtplib.SMTP("127.0.0.1", int(port), timeout=60)
+                c.sendmail(frm, ["support@example.com"], msg.encode())
+                with lock:
+                    accepted[0] += 1
+                break
+            except Exception as e:
+                conns.pop(port, None)
+                time.sleep(0.5)
+    for c in conns.values():
+        try:
+            c.quit()
+        except Exception:
+            pass
+threads = [threading.Thread(target=run, args=(lines[i::4],)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(accepted[0])
+PY
+
+# burst PREFIX N: N new cases, alternately to mx1 and mx2, into $MS_T/PREFIX.spec
+burst_spec() {
+	local i port
+	: >"$MS_T/$1.spec"
+	for ((i = 1; i <= $2; i++)); do
+		port=$MX1_PORT
+		((i % 2)) || port=$MX2_PORT
+		printf '%s|%s-%03d@client.test|%s-%03d@client.test|Cannot log in (%s %d)|\n' \
+			"$port" "$1" "$i" "$1" "$i" "$1" "$i" >>"$MS_T/$1.spec"
+	done
+}
+
+# Acknowledgements that reached the clients' mailboxes on either host, as
+# "Case To" lines.
+delivered_acks() {
+	local f
+	for f in "$mx1"/mail/*@client.test/new/* "$mx2"/mail/*@client.test/new/*; do
+		[ -f "$f" ] || continue
+		printf '%s %s\n' "$(ms_header "$f" X-Helpgate-Case)" "$(ms_header "$f" To)"
+	done
+}
+acks_of() { delivered_acks | grep -c "$1-"; }
+dup_acks() { delivered_acks | sort | uniq -d | grep -c .; }
+acked_cases_sent() { sq "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state = 'sent'"; }
+at_least() { [ "$($1)" -ge "$2" ]; }
+acks_delivered_at_least() { [ "$(acks_of "$1")" -ge "$2" ]; }
+
+# ---- 1. 300 new cases over both hosts, the same messages through both,
+# follow-ups crossing over
+burst_spec p1 300
+for ((i = 1; i <= 20; i++)); do	# the same message delivered to both MX hosts
+	printf '%s|p1-both-%02d@client.test|p1-both-%02d@client.test|Both hosts (%d)|\n' \
+		"$MX1_PORT" "$i" "$i" "$i" >>"$MS_T/p1.spec"
+	printf '%s|p1-both-%02d@client.test|p1-both-%02d@client.test|Both hosts (%d)|\n' \
+		"$MX2_PORT" "$i" "$i" "$i" >>"$MS_T/p1.spec"
+done
+t0=$SECONDS
+n=$(python3 "$MS_T/send.py" "$MS_T/p1.spec")
+t_is "$n" 340 "1: both MTAs accepted the 340 messages"
+ms_wait_for 120 at_least cases 320 || true
+t_is "$(cases)" 320 "1: 320 cases: one per new conversation, one for each message sent to both hosts"
+t_is "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'p1-both-%'")" 20 \
+	"1: a message delivered to both hosts is recorded once"
+t_is "$(sq "SELECT count(*) FROM messages WHERE via = 'mailbox'")" 0 "1: the milters recorded every one"
+t_is "$(sq "SELECT min(id) || '-' || max(id) FROM cases")" "1-320" "1: one numbering across hosts: HG-1 to HG-320"
+t_is "$(sq "SELECT count(DISTINCT case_id) FROM messages WHERE queue_id <> ''")" 320 "1: queue ids recorded"
+
+# follow-ups, each to the host its case did not start on
+: >"$MS_T/p1f.spec"
+for ((i = 1; i <= 30; i++)); do
+	port=$MX2_PORT
+	((i % 2)) || port=$MX1_PORT
+	printf '%s|p1-re-%03d@client.test|p1-%03d@client.test|Re: Cannot log in (p1 %d)|p1-%03d@client.test\n' \
+		"$port" "$i" "$i" "$i" "$i" >>"$MS_T/p1f.spec"
+done
+n=$(python3 "$MS_T/send.py" "$MS_T/p1f.spec")
+t_is "$n" 30 "1: 30 follow-ups accepted, each by the other host"
+joined() {
+	sq "SELECT count(*) FROM messages r JOIN messages o ON o.case_id = r.case_id
+	    WHERE r.message_id LIKE 'p1-re-%' AND o.message_id = replace(r.message_id, 'p1-re-', 'p1-')"
+}
+ms_wait_for 30 at_least joined 30 || true
+t_is "$(joined)" 30 "1: every follow-up joined its case on the other host"
+t_is "$(cases)" 320 "1: follow-ups opened no case"
+
+ms_wait_for 120 at_least acked_cases_sent 320 || true
+ms_wait_for 60 acks_delivered_at_least p1 320 || true
+t_ok "1: 320 acknowledgements out after $((SECONDS - t0)) s"
+t_is "$(sq "SELECT count(*) FROM outbox WHERE kind = 'ack'")" 320 "1: one acknowledgement row per case"
+t_is "$(acks_of p1)" 320 "1: 320 acknowledgements in the clients' mailboxes"
+t_is "$(dup_acks)" 0 "1: no client got a case's acknowledgement twice"
+w1=$(grep -c "ack sent\|result=sent" "$MS_T/worker-1.log")
+w2=$(grep -c "ack sent\|result=sent" "$MS_T/worker-2.log")
+t_like "$w1 $w2" '^[1-9][0-9]* [1-9][0-9]*$' "1: both workers did part of the sending ($w1 and $w2)"
+
+# ---- 2. the same burst, kill -9 of mx1's worker and of mx1's milter mid-way
+burst_spec p2 300
+python3 "$MS_T/send.py" "$MS_T/p2.spec" >"$MS_T/p2.accepted" 2>&1 &
+SENDER_PID=$!
+MS_PIDS+=("$SENDER_PID")
+p2_recorded() { sq "SELECT count(*) FROM messages WHERE message_id LIKE 'p2-%'"; }
+ms_wait_for 60 at_least p2_recorded 80 || true
+{ kill -KILL "$WORKER1_PID"; wait "$WORKER1_PID"; } 2>/dev/null
+ms_log "killed worker 1 after $(p2_recorded) messages"
+ms_wait_for 60 at_least p2_recorded 150 || true
+{ kill -KILL "$MILTER1_PID"; wait "$MILTER1_PID"; } 2>/dev/null
+ms_log "killed milter 1 after $(p2_recorded) messages"
+wait "$SENDER_PID" 2>/dev/null
+t_is "$(cat "$MS_T/p2.accepted")" 300 "2: both MTAs accepted all 300 messages"
+p2_cases() { sq "SELECT count(DISTINCT case_id) FROM messages WHERE message_id LIKE 'p2-%'"; }
+ms_wait_for 120 at_least p2_cases 300 || true
+t_is "$(p2_cases)" 300 "2: no case lost: 300 cases"
+t_like "$(sq "SELECT count(*) FROM messages WHERE message_id LIKE 'p2-%' AND via = 'mailbox'")" '^[1-9]' \
+	"2: mx1's mail after its milter died was opened from the support mailbox"
+# A row the dead worker had taken waits out its lease (30 s) first.
+ms_wait_for 150 acks_delivered_at_least p2 300 || true
+t_is "$(acks_of p2)" 300 "2: 300 acknowledgements in the clients' mailboxes"
+t_is "$(dup_acks)" 0 "2: still no acknowledgement twice"
+t_is "$(sq "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state <> 'sent'")" 0 \
+	"2: every acknowledgement row sent"
+# mx1 back: its worker restarted sends nothing twice
+MS_MILTER_SOCKET="unix:$mx1/hg.sock"
+ms_start_milter "$bindir/helpgate-milter" -f -c "$mx1/helpgate.conf" || t_fail "2: milter 1 restarted"
+MILTER1_PID=$MS_MILTER_PID
+start_worker 1
+sleep 3
+t_is "$(dup_acks)" 0 "2: a restarted worker sends nothing twice"
+
+# ---- 3. the database stopped for 30 s during a burst
+burst_spec p3 60
+count_all() { find "$mx1/mail/support@example.com" "$mx2/mail/support@example.com" -type f \
+	-path '*/new/*' 2>/dev/null | xargs -r grep -l '^Message-ID: <p3-' 2>/dev/null | grep -c .; }
+pg_stop_server
+t0=$SECONDS
+n=$(python3 "$MS_T/send.py" "$MS_T/p3.spec")
+dt=$((SECONDS - t0))
+t_is "$n" 60 "3: database down: the MTAs accepted all 60 messages"
+ms_wait_for 30 at_least count_all 60 || true
+t_is "$(count_all)" 60 "3: database down: every message delivered at once ($dt s for 60)"
+degraded=0
+for f in $(find "$mx1/mail/support@example.com" "$mx2/mail/support@example.com" -path '*/new/*' -type f); do
+	grep -q '^Message-ID: <p3-' "$f" || continue
+	[ "$(ms_header "$f" X-Helpgate-Status)" = degraded ] && degraded=$((degraded + 1))
+done
+t_is "$degraded" 60 "3: each tagged X-Helpgate-Status: degraded"
+t_like "$(ls "$mx1/spool" | grep -c .) $(ls "$mx2/spool" | grep -c .)" '^[1-9][0-9]* [1-9][0-9]*$' \
+	"3: spooled on each host"
+sleep $((30 - (SECONDS - t0) > 0 ? 30 - (SECONDS - t0) : 0))
+pg_start_server || t_fail "3: database started again"
+p3_cases() { sq "SELECT count(DISTINCT case_id) FROM messages WHERE message_id LIKE 'p3-%'"; }
+ms_wait_for 90 at_least p3_cases 60 || true
+t_is "$(p3_cases)" 60 "3: database back: every case opened (from the spools), once"
+ms_wait_for 60 acks_delivered_at_least p3 60 || true
+t_is "$(acks_of p3)" 60 "3: and acknowledged once each"
+t_is "$(dup_acks)" 0 "3: still no acknowledgement twice"
+
+# ---- 4. a database that stops answering (SIGSTOP)
+burst_spec p4 10
+pg_freeze
+t0=$(date +%s.%N)
+n=$(python3 "$MS_T/send.py" "$MS_T/p4.spec")
+dt=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+t_is "$n" 10 "4: database frozen: the MTAs accepted all 10"
+t_like "$(python3 -c "print('fast' if $dt < 30 else 'slow')")" fast \
+	"4: ... in $dt s (StoreTimeout 1s bounds each wait; no hang)"
+pg_thaw
+p4_cases() { sq "SELECT count(DISTINCT case_id) FROM messages WHERE message_id LIKE 'p4-%'"; }
+ms_wait_for 90 at_least p4_cases 10 || true
+t_is "$(p4_cases)" 10 "4: database answering again: every case opened"
+t_like "$(cat "$MS_T"/milter-*.log)" "did not answer within" "4: the milter logged the silent server"
+
+t_is "$(sq "SELECT count(*) FROM (SELECT case_id FROM outbox WHERE kind = 'ack' GROUP BY case_id HAVING count(*) > 1) x")" 0 \
+	"at most one acknowledgement row per case, in all"
+t_done
