@@ -309,7 +309,9 @@ static const struct store_sql_def store_sql[ST_COUNT] = {
 	    " ON CONFLICT DO NOTHING RETURNING id" },
 	[ST_MAILCMD_PENDING] = {
 	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE done = 0 ORDER BY id LIMIT ?1" },
-	[ST_MAILCMD_DONE] = { "UPDATE mail_commands SET done = ?2, result = ?3 WHERE id = ?1" },
+	/* Only once: a second worker's run of the same mail never lands. */
+	[ST_MAILCMD_DONE] = {
+	    "UPDATE mail_commands SET done = ?2, result = ?3 WHERE id = ?1 AND done = 0" },
 	[ST_MAILCMD_LIST] = {
 	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE case_id = ?1 ORDER BY id" },
 	/* ---- v8: several hosts ---- */

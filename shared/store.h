@@ -420,6 +420,8 @@ enum store_rc store_mailcmd_add(struct store *s, struct mailcmd_rec *m);
 /* Not yet carried out, oldest first. */
 enum store_rc store_mailcmd_pending(struct store *s, int limit,
     int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg);
+/* STORE_NOTFOUND when they were carried out already (by another worker:
+ * the caller rolls its transaction back). */
 enum store_rc store_mailcmd_done(struct store *s, long long id, long long done,
     const char *result);
 /* Of one case, oldest first. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <time.h>
 
@@ -675,6 +676,25 @@ start_one(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, const stru
 	return STORE_OK;
 }
 
+/* How long a worker may take over a diagnosis before another may start it
+ * again: longer than every probe's timeouts together. */
+#define DIAGNOSE_LEASE	600
+
+/* "host:pid": who holds a lease (store_claim). */
+static const char *
+diagnose_holder(void)
+{
+	static char holder[300];
+
+	if (holder[0] == '\0') {
+		char host[256] = "";
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(holder, sizeof(holder), "%s:%ld", host, (long)getpid());
+	}
+	return holder;
+}
+
 static int
 diagnose_start(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, time_t now)
 {
@@ -695,6 +715,17 @@ diagnose_start(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, time_
 		return -1;
 	}
 	for (size_t i = 0; i < p.count; i++) {
+		/* Several workers on one database: the case is probed by the
+		 * one that holds its lease.  Another worker's case stops this
+		 * pass here (the watermark must not pass it: should that worker
+		 * die, the lease runs out and the case is taken here). */
+		if ((rc = store_claim(s, "diagnose", p.items[i].id, diagnose_holder(), (long long)now,
+		    (long long)now + DIAGNOSE_LEASE)) != STORE_OK) {
+			if (rc != STORE_EXISTS && rc != STORE_BUSY)
+				log_warnx("HG-%lld: claiming the diagnosis: %s: %s", p.items[i].id,
+				    store_strerror(rc), store_errmsg(s));
+			break;
+		}
 		if ((rc = start_one(d, a, s, &p.items[i], now)) != STORE_OK) {
 			if (rc != STORE_BUSY)
 				log_warnx("HG-%lld: starting the diagnosis: %s: %s", p.items[i].id,

@@ -121,8 +121,13 @@ run_one(struct ack_ctx *a, struct store *s, const struct mailcmd_rec *m, time_t 
 		if (rc != STORE_OK)
 			goto fail;
 	}
-	if ((rc = store_mailcmd_done(s, m->id, now, buf_str(&answer))) != STORE_OK ||
-	    (rc = store_commit(s)) != STORE_OK)
+	if ((rc = store_mailcmd_done(s, m->id, now, buf_str(&answer))) == STORE_NOTFOUND) {
+		/* another worker on the database carried them out meanwhile */
+		store_rollback(s);
+		ret = 0;
+		goto out;
+	}
+	if (rc != STORE_OK || (rc = store_commit(s)) != STORE_OK)
 		goto fail;
 	log_info("HG-%lld: %zu command%s by mail from %s (login %s): %zu done, %d not", m->case_id,
 	    l->n, l->n == 1 ? "" : "s", m->staff, m->login[0] ? m->login : "-", l->n - (size_t)refused,
