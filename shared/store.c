@@ -2234,3 +2234,163 @@ store_claim_release(struct store *s, const char *what, long long key, const char
 	bind_text(st, 3, holder, 256, &rc);
 	return store_exec_stmt(s, st, rc, NULL);
 }
+
+/* ==== store_copy: every row of one store into another (store.h) ==== */
+
+/* The tables and columns a copy moves, parents before children (foreign
+ * keys); 'i' an integer column, 't' text.  work_claims is left out: a
+ * lease belongs to a running worker of the old store. */
+static const struct store_table {
+	const char	*name;
+	const char	*cols;
+	const char	*types;
+	int		 has_id;	/* an id column whose sequence follows */
+} store_tables[] = {
+	{ "customers", CUSTOMER_COLS, "ttii", 0 },
+	{ "customer_mail", CUSTOMER_MAIL_COLS, "ttittttittti", 0 },
+	{ "cases", CASE_COLS, "iiittttititttiiiitittii", 1 },
+	{ "messages", MESSAGE_COLS, "iitttitttittttttt", 1 },
+	{ "outbox", OUTBOX_COLS ", content", "iitttttiiiiitt", 1 },
+	{ "events", "id, case_id, kind, due, fired, note", "iitiit", 1 },
+	{ "pauses", "case_id, start, \"end\"", "iii", 0 },
+	{ "diagnoses", DIAGNOSIS_COLS ", report_json, report_text",
+	    "iittittittttttititititt", 1 },
+	{ "mailbox_seen", "mailbox, key, seen_at", "tti", 0 },
+	{ "mail_commands", MAILCMD_COLS, "iitttttiit", 1 },
+};
+
+/* Prepares sql on s outside the statement table (the copy's statements
+ * are built from store_tables, once per call). */
+static struct store_stmt *
+store_adhoc(struct store *s, const char *sql)
+{
+	struct store_stmt *st = NULL;
+
+	if (s->c.drv->check(s, 0) != STORE_OK || s->c.drv->prepare(s, sql, &st) != STORE_OK)
+		return NULL;
+	return st;
+}
+
+/* The number of rows of table into *n. */
+static enum store_rc
+store_count_rows(struct store *s, const char *table, long long *n)
+{
+	char sql[128];
+	struct store_stmt *st;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	if ((st = store_adhoc(s, sql)) == NULL)
+		return STORE_ERROR;
+	if ((rc = store_step(s, st)) == STEP_ROW) {
+		*n = COL_INT(st, 0);
+		rc = STORE_OK;
+	}
+	st->drv->finalize(st);
+	return (enum store_rc)rc;
+}
+
+/* Copies one table's rows, in the order of its first column. */
+static enum store_rc
+store_copy_table(struct store *from, struct store *to, const struct store_table *t,
+    long long *copied)
+{
+	char sel[1024], ins[1200], *p;
+	struct store_stmt *rd, *wr;
+	size_t ncols = strlen(t->types);
+	int rc = STORE_OK;
+
+	snprintf(sel, sizeof(sel), "SELECT %s FROM %s ORDER BY 1", t->cols, t->name);
+	p = ins + snprintf(ins, sizeof(ins), "INSERT INTO %s (%s) VALUES (", t->name, t->cols);
+	for (size_t i = 0; i < ncols; i++)
+		p += snprintf(p, sizeof(ins) - (size_t)(p - ins), "%s?%zu", i ? ", " : "", i + 1);
+	snprintf(p, sizeof(ins) - (size_t)(p - ins), ")");
+	if ((rd = store_adhoc(from, sel)) == NULL)
+		return STORE_ERROR;
+	if ((wr = store_adhoc(to, ins)) == NULL) {
+		rd->drv->finalize(rd);
+		return STORE_ERROR;
+	}
+	*copied = 0;
+	while ((rc = store_step(from, rd)) == STEP_ROW) {
+		int brc = STORE_OK;
+
+		for (size_t i = 0; i < ncols; i++) {
+			const char *v;
+
+			if (t->types[i] == 'i')
+				bind_int(wr, (int)i + 1, COL_INT(rd, (int)i), &brc);
+			else
+				bind_text(wr, (int)i + 1, (v = COL_TEXT(rd, (int)i)) ? v : "",
+				    SIZE_MAX, &brc);
+		}
+		if ((rc = store_exec_stmt(to, wr, brc, NULL)) != STORE_OK)
+			break;
+		(*copied)++;
+	}
+	rd->drv->finalize(rd);
+	wr->drv->finalize(wr);
+	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;
+}
+
+enum store_rc
+store_copy(struct store *from, struct store *to,
+    void (*progress)(const char *table, long long source, long long copied, long long dest,
+    void *arg), void *arg)
+{
+	enum store_rc rc = STORE_OK;
+	long long n;
+
+	/* Only into an empty store: a copy never merges two desks' numbering. */
+	for (size_t i = 0; i < sizeof(store_tables) / sizeof(store_tables[0]); i++) {
+		if ((rc = store_count_rows(to, store_tables[i].name, &n)) != STORE_OK)
+			return rc;
+		if (n > 0)
+			return store_seterr(to, STORE_EXISTS, "the destination is not empty (%s has "
+			    "%lld rows); copy into a new database", store_tables[i].name, n);
+	}
+	if ((rc = (enum store_rc)from->c.drv->begin(from, 0)) != STORE_OK)
+		return rc;
+	if ((rc = store_begin(to)) != STORE_OK) {
+		store_rollback(from);
+		return rc;
+	}
+	for (size_t i = 0; i < sizeof(store_tables) / sizeof(store_tables[0]) && rc == STORE_OK;
+	    i++) {
+		const struct store_table *t = &store_tables[i];
+		long long copied = 0, src = 0, dst = 0;
+
+		if ((rc = store_copy_table(from, to, t, &copied)) != STORE_OK)
+			break;
+		/* PostgreSQL's identity sequences do not follow explicit ids. */
+		if (to->pg && t->has_id) {
+			char sql[200];
+			struct store_stmt *st;
+
+			snprintf(sql, sizeof(sql), "SELECT setval(pg_get_serial_sequence('%s', 'id'),"
+			    " coalesce(max(id), 0) + 1, false) FROM %s", t->name, t->name);
+			if ((st = store_adhoc(to, sql)) == NULL) {
+				rc = STORE_ERROR;
+				break;
+			}
+			rc = store_exec_stmt(to, st, STORE_OK, NULL);
+			st->drv->finalize(st);
+			if (rc != STORE_OK)
+				break;
+		}
+		if ((rc = store_count_rows(from, t->name, &src)) != STORE_OK ||
+		    (rc = store_count_rows(to, t->name, &dst)) != STORE_OK)
+			break;
+		if (progress != NULL)
+			progress(t->name, src, copied, dst, arg);
+		if (src != copied || dst != copied)
+			rc = store_seterr(to, STORE_ERROR, "%s: %lld rows in the source, %lld copied, "
+			    "%lld in the destination", t->name, src, copied, dst);
+	}
+	if (rc == STORE_OK)
+		rc = store_commit(to);
+	else
+		store_rollback(to);
+	store_rollback(from);
+	return rc;
+}

@@ -445,4 +445,14 @@ enum store_rc store_claim(struct store *s, const char *what, long long key,
 enum store_rc store_claim_release(struct store *s, const char *what, long long key,
     const char *holder);
 
+/* Copies every customer, case, message, outbox row, event, pause,
+ * diagnosis, mailbox mark and staff command of `from` into the empty store
+ * `to` (ids kept), in one transaction on each: one consistent snapshot
+ * read, all or nothing written.  Each table is checked by counts (source,
+ * copied, destination), reported through progress, and a mismatch fails
+ * the copy.  STORE_EXISTS (message in `to`) when `to` is not empty. */
+enum store_rc store_copy(struct store *from, struct store *to,
+    void (*progress)(const char *table, long long source, long long copied, long long dest,
+    void *arg), void *arg);
+
 #endif

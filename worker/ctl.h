@@ -106,6 +106,7 @@ int ctl_cmd_report(struct ctl *ctl, const struct ctl_command *cmd, int argc, cha
 int ctl_cmd_digest(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_diagnose(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_stats(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
+int ctl_cmd_store_copy(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 int ctl_cmd_config_check(struct ctl *ctl, const struct ctl_command *cmd, int argc, char **argv);
 
 #endif

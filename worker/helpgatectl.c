@@ -108,6 +108,10 @@ static const struct ctl_command ctl_commands[] = {
 	{ "stats", ctl_cmd_stats, "[--since DATE|7d|24h] [--json]",
 	    "messages tagged by urgency and category, degraded mail, acknowledgements sent and "
 	    "skipped by reason, SLA met %, diagnoses by verdict, outbox backlog" },
+	{ "store copy", ctl_cmd_store_copy, "FROM TO",
+	    "copy every case, message, event, diagnosis and customer of the store FROM into the "
+	    "empty store TO (each a Database value: an SQLite path or a PostgreSQL connection "
+	    "string), checked by counts; all or nothing" },
 	{ "diagnose", ctl_cmd_diagnose,
 	    "[--smtp HOST[:PORT] [--security tls|starttls|none]] [--imap HOST[:PORT] "
 	    "[--imap-security tls|starttls|none] [--imap-user USER]] [--user USER --password-file FILE] "

@@ -299,4 +299,32 @@ t_like "$(cat "$MS_T"/milter-*.log)" "did not answer within" "4: the milter logg
 
 t_is "$(sq "SELECT count(*) FROM (SELECT case_id FROM outbox WHERE kind = 'ack' GROUP BY case_id HAVING count(*) > 1) x")" 0 \
 	"at most one acknowledgement row per case, in all"
+
+# ---- 5. helpgatectl store copy: this desk to SQLite and back to PostgreSQL
+ctl() { "$bindir/helpgatectl" -c "$mx1/helpgate.conf" "$@"; }
+copy2=$(pg_createdb copy2)
+{ grep -v '^Database ' "$mx1/helpgate.conf"; echo "Database $MS_T/copy.db"; } >"$MS_T/copy-sqlite.conf"
+{ grep -v '^Database ' "$mx1/helpgate.conf"; echo "Database $copy2"; } >"$MS_T/copy-pg.conf"
+kill -STOP "$WORKER1_PID" "$WORKER2_PID"	# a still desk: the counts must agree
+out=$(ctl store copy "$PG_TARGET" "$MS_T/copy.db" 2>&1)
+t_is "$?" 0 "5: PostgreSQL to SQLite: exit 0"
+t_like "$out" "cases +[0-9]+ in the source, +[0-9]+ copied" "5: counts per table"
+t_like "$out" "every table's counts agree" "5: and says they agree"
+out=$(ctl store copy "$MS_T/copy.db" "$copy2" 2>&1)
+t_is "$?" 0 "5: SQLite to PostgreSQL: exit 0"
+for what in "cases --json" "outbox --json --limit 100000" "customer list --json" "case show 5 --json"; do
+	# shellcheck disable=SC2086
+	a=$(ctl $what | md5sum)
+	# shellcheck disable=SC2086
+	b=$("$bindir/helpgatectl" -c "$MS_T/copy-sqlite.conf" $what | md5sum)
+	# shellcheck disable=SC2086
+	c=$("$bindir/helpgatectl" -c "$MS_T/copy-pg.conf" $what | md5sum)
+	t_is "$a $a" "$b $c" "5: helpgatectl $what: the same in all three stores"
+done
+t_is "$(ms_sq "$copy2" "SELECT nextval(pg_get_serial_sequence('cases', 'id')) > max(id) FROM cases")" t \
+	"5: the copy's case numbering goes on after the last case"
+out=$(ctl store copy "$MS_T/copy.db" "$copy2" 2>&1)
+t_is "$?" 1 "5: into a store that is not empty: refused"
+t_like "$out" "not empty" "5: and says why"
+kill -CONT "$WORKER1_PID" "$WORKER2_PID"
 t_done
