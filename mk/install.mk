@@ -12,7 +12,7 @@
 #   $(HG_CONFDIR)            helpgate.conf, keywords/*.kw and triage.model, templates/*.txt, sieve/* (if shipped)
 #   $(MANDIR)/man[158]       helpgatectl.1, helpgate.conf.5, helpgate-milter.8, helpgate-worker.8
 #   $(SYSTEMDUNITDIR)        helpgate-milter.service, helpgate-worker.service
-#   $(DOCDIR)                README.md, INSTALL
+#   $(DOCDIR)                README.md, INSTALL, pg-milter-grants.sql
 #
 # Files under $(HG_CONFDIR) are the postmaster's: an existing file that
 # differs from the one being installed (an edited config, a tuned keyword
@@ -56,7 +56,7 @@ HG_UNITS       := $(wildcard conf/systemd/*.service)
 HG_KEYWORDS    := $(wildcard conf/keywords/*.kw conf/keywords/triage.model)
 HG_TEMPLATES   := $(wildcard conf/templates/*)
 HG_SIEVE       := $(wildcard conf/sieve/*)
-HG_DOCS        := README.md INSTALL
+HG_DOCS        := README.md INSTALL conf/pg-milter-grants.sql
 HG_CONFFILE    := scripts/install-conffile.sh
 
 # The shipped config with its paths made absolute for the installed tree
@@ -91,7 +91,7 @@ install: $(if $(filter command line,$(origin BIN)),,all) install-check-bin
 	for p in $(HG_SBIN_PROGS); do $(INSTALL_PROGRAM) "$(BIN)/$$p" "$$d$(SBINDIR)/$$p"; done; \
 	for p in $(HG_BIN_PROGS); do $(INSTALL_PROGRAM) "$(BIN)/$$p" "$$d$(BINDIR)/$$p"; done; \
 	for m in $(HG_MAN); do s=$${m##*.}; $(INSTALL_DATA) "$$m" "$$d$(MANDIR)/man$$s/$${m##*/}"; done; \
-	for f in $(HG_DOCS); do $(INSTALL_DATA) "$$f" "$$d$(DOCDIR)/$$f"; done; \
+	for f in $(HG_DOCS); do $(INSTALL_DATA) "$$f" "$$d$(DOCDIR)/$${f##*/}"; done; \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	for u in $(HG_UNITS); do \
 		$(HG_RENDER_UNIT) "$$u" >"$$tmp/unit"; \
@@ -121,7 +121,7 @@ uninstall:
 	for p in $(HG_SBIN_PROGS); do rm -f "$$d$(SBINDIR)/$$p"; done; \
 	for p in $(HG_BIN_PROGS); do rm -f "$$d$(BINDIR)/$$p"; done; \
 	for m in $(HG_MAN); do s=$${m##*.}; rm -f "$$d$(MANDIR)/man$$s/$${m##*/}"; done; \
-	for f in $(HG_DOCS); do rm -f "$$d$(DOCDIR)/$$f"; done; \
+	for f in $(HG_DOCS); do rm -f "$$d$(DOCDIR)/$${f##*/}"; done; \
 	rmdir "$$d$(DOCDIR)" 2>/dev/null || true; \
 	for u in $(HG_UNITS); do rm -f "$$d$(SYSTEMDUNITDIR)/$${u##*/}"; done; \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \

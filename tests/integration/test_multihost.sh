@@ -71,13 +71,23 @@ write_conf "$mx2"
 echo "Relay smtp://127.0.0.1:$MX1_PORT" >>"$mx1/helpgate.conf"
 echo "Relay smtp://127.0.0.1:$MX2_PORT" >>"$mx2/helpgate.conf"
 
+# The schema, created by the owner (here the superuser, as helpgatectl),
+# then mx2's milter on a role with only conf/pg-milter-grants.sql (INSTALL).
+"$bindir/helpgatectl" -c "$mx1/helpgate.conf" customer add @vip.test --tier premium >/dev/null ||
+	t_fail "schema created"
+pg_psql -c "CREATE ROLE helpgate_milter LOGIN" &&
+	pg_psql -v milter=helpgate_milter -f "$repo/conf/pg-milter-grants.sql" ||
+	t_fail "the milter's grants (conf/pg-milter-grants.sql) apply"
+grep -v '^Database ' "$mx2/helpgate.conf" >"$mx2/milter.conf"
+echo "Database ${PG_TARGET/user=postgres/user=helpgate_milter}" >>"$mx2/milter.conf"
+
 # The milters first: the worker of each host must not create the seal key
 # while the other reads it.
 MS_MILTER_SOCKET="unix:$mx1/hg.sock"
 ms_start_milter "$bindir/helpgate-milter" -f -c "$mx1/helpgate.conf" || exit 1
 MILTER1_PID=$MS_MILTER_PID
 MS_MILTER_SOCKET="unix:$mx2/hg.sock"
-ms_start_milter "$bindir/helpgate-milter" -f -c "$mx2/helpgate.conf" || exit 1
+ms_start_milter "$bindir/helpgate-milter" -f -c "$mx2/milter.conf" || exit 1
 MILTER2_PID=$MS_MILTER_PID
 
 ms_start_postfix "unix:$mx1/hg.sock" || exit 1
@@ -211,6 +221,18 @@ ms_wait_for 30 at_least joined 30 || true
 t_is "$(joined)" 30 "1: every follow-up joined its case on the other host"
 t_is "$(cases)" 320 "1: follow-ups opened no case"
 
+# A client writes to a case that waits for them, through mx2 (the
+# restricted milter): the case opens again and the pause is recorded.
+wcase=$(sq "SELECT case_id FROM messages WHERE message_id = 'p1-002@client.test'")
+"$bindir/helpgatectl" -c "$mx1/helpgate.conf" case wait "$wcase" >/dev/null || t_fail "1: case wait"
+printf '%s|p1-wait-re@client.test|p1-002@client.test|Re: Cannot log in (p1 2)|p1-002@client.test\n' \
+	"$MX2_PORT" >"$MS_T/p1w.spec"
+python3 "$MS_T/send.py" "$MS_T/p1w.spec" >/dev/null
+reopened() { [ "$(sq "SELECT status FROM cases WHERE id = ?" "$wcase")" = open ]; }
+ms_wait_for 20 reopened || true
+t_is "$(sq "SELECT status || ' ' || (SELECT count(*) FROM pauses WHERE case_id = ?) FROM cases WHERE id = ?" "$wcase" "$wcase")" \
+	"open 1" "1: the client's answer through mx2 opened the waiting case again, pause recorded"
+
 ms_wait_for 120 at_least acked_cases_sent 320 || true
 ms_wait_for 60 acks_delivered_at_least p1 320 || true
 t_ok "1: 320 acknowledgements out after $((SECONDS - t0)) s"
@@ -299,6 +321,11 @@ t_like "$(cat "$MS_T"/milter-*.log)" "did not answer within" "4: the milter logg
 
 t_is "$(sq "SELECT count(*) FROM (SELECT case_id FROM outbox WHERE kind = 'ack' GROUP BY case_id HAVING count(*) > 1) x")" 0 \
 	"at most one acknowledgement row per case, in all"
+
+t_is "$(cat "$MS_T"/milter-*.log | grep -c 'permission denied')" 0 \
+	"mx2's milter did everything with the grants of conf/pg-milter-grants.sql"
+t_like "$(grep -c 'HG-[0-9]' "$MS_T/milter-2.log")" '^[1-9][0-9][0-9]' \
+	"mx2's milter (role helpgate_milter) opened and threaded cases"
 
 # ---- 5. helpgatectl store copy: this desk to SQLite and back to PostgreSQL
 ctl() { "$bindir/helpgatectl" -c "$mx1/helpgate.conf" "$@"; }
