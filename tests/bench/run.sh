@@ -21,6 +21,9 @@
 # 4. Acknowledgement latency and sustained acknowledgements/s (bench_ack_latency).
 # 5. The diagnosis: time to a verdict (healthy, refused, silent) and
 #    diagnoses per minute (tests/bench/bench-diag.sh, its own test bed).
+# 6. The case store: new cases/s, acknowledgement latency p95 and
+#    acknowledgements/s with PostgreSQL (one worker, two) against SQLite
+#    (tests/bench/bench-store.sh, its own Postfix and PostgreSQL cluster).
 #
 # Env: BENCH_ROUNDS (5), BENCH_MESSAGES (2000), BENCH_SIZE (10240),
 # BENCH_SESSIONS (8), BENCH_WARMUP (200 messages per setup, not counted),
@@ -213,80 +216,8 @@ bench_ack_latency() {
 	done
 	say "drained in $(( $(date +%s) - t0 )) s"
 	ms_clear_delivered
-	out=$(python3 - "${port[helpgate]}" "$MS_T/sink" "$acks" "$rate" "$burst" <<'PY'
-import os, smtplib, sys, time
-port, sink, n, rate, burst = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-
-def send(prefix, count, pace):
-    sent = {}
-    s = smtplib.SMTP('127.0.0.1', port)
-    t0 = time.time()
-    for i in range(count):
-        if pace:
-            delay = t0 + i / pace - time.time()
-            if delay > 0:
-                time.sleep(delay)
-        mid = '%s-%d@bench.test' % (prefix, i)
-        msg = ('From: Client %d <%s%d@client.test>\r\nTo: support@example.com\r\n'
-               'Subject: How do I add an alias? (%d)\r\nMessage-ID: <%s>\r\n\r\n'
-               'Hello, how do I add an alias to my mailbox?\r\n') % (i, prefix, i, i, mid)
-        s.sendmail('%s%d@client.test' % (prefix, i), ['support@example.com'], msg)
-        sent[mid] = time.time()        # the relay has answered 250: accepted
-    s.quit()
-    return sent
-
-seen = {}
-def scan():
-    for name in os.listdir(sink):
-        path = os.path.join(sink, name)
-        if path in seen:
-            continue
-        try:
-            with open(path, 'rb') as f:
-                head = f.read(8192).split(b'\r\n\r\n', 1)[0].split(b'\n\n', 1)[0]
-            st = os.stat(path)
-        except OSError:
-            continue
-        irt = None
-        for line in head.splitlines():
-            if line.lower().startswith(b'in-reply-to:'):
-                irt = line.split(b':', 1)[1].strip().strip(b'<>').decode()
-        if irt is None:
-            if time.time() - st.st_mtime > 2:
-                seen[path] = None      # not an acknowledgement
-            continue
-        seen[path] = (irt, st.st_mtime)
-
-def wait(sent, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        scan()
-        got = {v[0]: v[1] for v in seen.values() if v and v[0] in sent}
-        if len(got) >= len(sent):
-            return got
-        time.sleep(0.2)
-    return {v[0]: v[1] for v in seen.values() if v and v[0] in sent}
-
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-
-sent = send('lat', n, rate)
-got = wait(sent, 120)
-lat = [got[m] - sent[m] for m in got]
-print('paced: %d cases at %.0f/s, %d acknowledged' % (n, rate, len(got)))
-if lat:
-    print('latency median %.3f s, p95 %.3f s, max %.3f s' % (pct(lat, 50), pct(lat, 95), max(lat)))
-    print('P95 %.3f' % pct(lat, 95))
-sent = send('burst', burst, 0)
-first = min(sent.values())
-got = wait(sent, 300)
-if got:
-    span = max(got.values()) - first
-    print('burst: %d cases sent in %.1f s, %d acknowledged within %.1f s: %.0f acknowledgements/s sustained'
-          % (burst, max(sent.values()) - first, len(got), span, len(got) / span))
-PY
-)
+	out=$(python3 "$root/tests/bench/ack-latency.py" "${port[helpgate]}" "$MS_T/sink" "$acks" "$rate" \
+	    "$burst")
 	printf '%s\n' "$out" | grep -v '^P95 '
 	local p95
 	p95=$(printf '%s\n' "$out" | sed -n 's/^P95 //p')
@@ -335,6 +266,11 @@ else
 	say "== Diagnosis: no $bindir/helpgatectl: skipped"
 	missed=$((missed + 1))
 fi
+
+# ---------------------------------------------------------------- store
+say ""
+say "== The case store: PostgreSQL against SQLite (tests/bench/bench-store.sh)"
+BENCH_BIN=$bindir bash "$root/tests/bench/bench-store.sh" || { say "bench-store failed"; missed=$((missed + 1)); }
 
 say ""
 if [ "$missed" != 0 ]; then

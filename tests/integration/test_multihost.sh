@@ -116,45 +116,6 @@ start_worker 2
 sq() { ms_sq "$PG_TARGET" "$@"; }
 cases() { sq "SELECT count(*) FROM cases"; }
 
-# send.py SPEC: each line "PORT|ID|FROM|SUBJECT|IN-REPLY-TO", sent over
-# four SMTP connections at once; prints how many the MTAs accepted.
-cat >"$MS_T/send.py" <<'PY'
-import smtplib, sys, threading, time
-from email.utils import formatdate
-lines = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
-accepted = [0]
-lock = threading.Lock()
-def run(part):
-    conns = {}
-    for port, mid, frm, subj, irt in part:
-        hdr = irt and "In-Reply-To: <%s>\r\nReferences: <%s>\r\n" % (irt, irt) or ""
-        msg = ("From: %s\r\nTo: support@example.com\r\nSubject: %s\r\nDate: %s\r\n"
-               "Message-ID: <%s>\r\n%sMIME-Version: 1.0\r\n"
-               "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-               "Hello, since this morning I cannot log in to webmail (%s).\r\n"
-               "Please help.\r\n" % (frm, subj, formatdate(localtime=True), mid, hdr, mid))
-        for attempt in range(20):
-            try:
-                c = conns.get(port)
-                if c is None:
-                    c = conns[port] = smtplib.SMTP("127.0.0.1", int(port), timeout=60)
-                c.sendmail(frm, ["support@example.com"], msg.encode())
-                with lock:
-                    accepted[0] += 1
-                break
-            except Exception as e:
-                conns.pop(port, None)
-                time.sleep(0.5)
-    for c in conns.values():
-        try:
-            c.quit()
-        except Exception:
-            pass
-threads = [threading.Thread(target=run, args=(lines[i::4],)) for i in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-print(accepted[0])
-PY
 
 # burst PREFIX N: N new cases, alternately to mx1 and mx2, into $MS_T/PREFIX.spec
 burst_spec() {
@@ -193,7 +154,7 @@ for ((i = 1; i <= 20; i++)); do	# the same message delivered to both MX hosts
 		"$MX2_PORT" "$i" "$i" "$i" >>"$MS_T/p1.spec"
 done
 t0=$SECONDS
-n=$(python3 "$MS_T/send.py" "$MS_T/p1.spec")
+n=$(python3 "$repo/tests/lib/smtp-burst.py" "$MS_T/p1.spec")
 t_is "$n" 340 "1: both MTAs accepted the 340 messages"
 ms_wait_for 120 at_least cases 320 || true
 t_is "$(cases)" 320 "1: 320 cases: one per new conversation, one for each message sent to both hosts"
@@ -211,7 +172,7 @@ for ((i = 1; i <= 30; i++)); do
 	printf '%s|p1-re-%03d@client.test|p1-%03d@client.test|Re: Cannot log in (p1 %d)|p1-%03d@client.test\n' \
 		"$port" "$i" "$i" "$i" "$i" >>"$MS_T/p1f.spec"
 done
-n=$(python3 "$MS_T/send.py" "$MS_T/p1f.spec")
+n=$(python3 "$repo/tests/lib/smtp-burst.py" "$MS_T/p1f.spec")
 t_is "$n" 30 "1: 30 follow-ups accepted, each by the other host"
 joined() {
 	sq "SELECT count(*) FROM messages r JOIN messages o ON o.case_id = r.case_id
@@ -227,7 +188,7 @@ wcase=$(sq "SELECT case_id FROM messages WHERE message_id = 'p1-002@client.test'
 "$bindir/helpgatectl" -c "$mx1/helpgate.conf" case wait "$wcase" >/dev/null || t_fail "1: case wait"
 printf '%s|p1-wait-re@client.test|p1-002@client.test|Re: Cannot log in (p1 2)|p1-002@client.test\n' \
 	"$MX2_PORT" >"$MS_T/p1w.spec"
-python3 "$MS_T/send.py" "$MS_T/p1w.spec" >/dev/null
+python3 "$repo/tests/lib/smtp-burst.py" "$MS_T/p1w.spec" >/dev/null
 reopened() { [ "$(sq "SELECT status FROM cases WHERE id = ?" "$wcase")" = open ]; }
 ms_wait_for 20 reopened || true
 t_is "$(sq "SELECT status || ' ' || (SELECT count(*) FROM pauses WHERE case_id = ?) FROM cases WHERE id = ?" "$wcase" "$wcase")" \
@@ -245,7 +206,7 @@ t_like "$w1 $w2" '^[1-9][0-9]* [1-9][0-9]*$' "1: both workers did part of the se
 
 # ---- 2. the same burst, kill -9 of mx1's worker and of mx1's milter mid-way
 burst_spec p2 300
-python3 "$MS_T/send.py" "$MS_T/p2.spec" >"$MS_T/p2.accepted" 2>&1 &
+python3 "$repo/tests/lib/smtp-burst.py" "$MS_T/p2.spec" >"$MS_T/p2.accepted" 2>&1 &
 SENDER_PID=$!
 MS_PIDS+=("$SENDER_PID")
 p2_recorded() { sq "SELECT count(*) FROM messages WHERE message_id LIKE 'p2-%'"; }
@@ -282,7 +243,7 @@ count_all() { find "$mx1/mail/support@example.com" "$mx2/mail/support@example.co
 	-path '*/new/*' 2>/dev/null | xargs -r grep -l '^Message-ID: <p3-' 2>/dev/null | grep -c .; }
 pg_stop_server
 t0=$SECONDS
-n=$(python3 "$MS_T/send.py" "$MS_T/p3.spec")
+n=$(python3 "$repo/tests/lib/smtp-burst.py" "$MS_T/p3.spec")
 dt=$((SECONDS - t0))
 t_is "$n" 60 "3: database down: the MTAs accepted all 60 messages"
 ms_wait_for 30 at_least count_all 60 || true
@@ -308,7 +269,7 @@ t_is "$(dup_acks)" 0 "3: still no acknowledgement twice"
 burst_spec p4 10
 pg_freeze
 t0=$(date +%s.%N)
-n=$(python3 "$MS_T/send.py" "$MS_T/p4.spec")
+n=$(python3 "$repo/tests/lib/smtp-burst.py" "$MS_T/p4.spec")
 dt=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
 t_is "$n" 10 "4: database frozen: the MTAs accepted all 10"
 t_like "$(python3 -c "print('fast' if $dt < 30 else 'slow')")" fast \
