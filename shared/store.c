@@ -34,6 +34,7 @@
 struct store_sql_def {
 	const char	*sql;
 	const char	*pg;
+	const char	*params;	/* one letter per ?N: 'i' integer, 't' text */
 };
 
 /* ---- statements ---- */
@@ -140,116 +141,135 @@ static const struct store_sql_def store_sql[ST_COUNT] = {
 	[ST_CUSTOMER_PUT] = {
 	    "INSERT INTO customers (" CUSTOMER_COLS ") VALUES (?1, ?2, ?3, ?4)"
 	    " ON CONFLICT (address) DO UPDATE SET tier = excluded.tier,"
-	    " watch_until = excluded.watch_until, created = excluded.created" },
-	[ST_CUSTOMER_REMOVE] = { "DELETE FROM customers WHERE address = ?1" },
+	    " watch_until = excluded.watch_until, created = excluded.created",
+	    .params = "ttii" },
+	[ST_CUSTOMER_REMOVE] = { "DELETE FROM customers WHERE address = ?1", .params = "t" },
 	/* Run for the address, then for its "@domain".  (One statement with
 	 * "ORDER BY address = ?1" would build a temporary b-tree per call.) */
-	[ST_CUSTOMER_LOOKUP] = { "SELECT " CUSTOMER_COLS " FROM customers WHERE address = ?1" },
-	[ST_CUSTOMER_LIST] = { "SELECT " CUSTOMER_COLS " FROM customers ORDER BY address" },
+	[ST_CUSTOMER_LOOKUP] = { "SELECT " CUSTOMER_COLS " FROM customers WHERE address = ?1",
+	    .params = "t" },
+	[ST_CUSTOMER_LIST] = { "SELECT " CUSTOMER_COLS " FROM customers ORDER BY address",
+	    .params = "" },
 	[ST_CASE_CREATE] = {
 	    "INSERT INTO cases (created, updated, status, client, support_address, subject,"
 	    " urgency, tier, watch, category, lang, reasons, first_due, resolve_due,"
 	    " first_response_at, resolved_at, assignee)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) RETURNING id" },
-	[ST_CASE_GET] = { "SELECT " CASE_COLS " FROM cases WHERE id = ?1" },
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) RETURNING id",
+	  .params = "iittttititttiiiit" },
+	[ST_CASE_GET] = { "SELECT " CASE_COLS " FROM cases WHERE id = ?1", .params = "i" },
 	[ST_CASE_TOUCH] = {
 	    "UPDATE cases SET urgency = CASE WHEN ?2 < urgency THEN ?2 ELSE urgency END,"
-	    " updated = ?3 WHERE id = ?1" },
+	    " updated = ?3 WHERE id = ?1", .params = "iii" },
 	[ST_CASE_RESPONDED] = {
 	    "UPDATE cases SET first_response_at = ?2,"
 	    " updated = CASE WHEN ?2 > updated THEN ?2 ELSE updated END"
-	    " WHERE id = ?1 AND first_response_at = 0" },
+	    " WHERE id = ?1 AND first_response_at = 0", .params = "ii" },
 	[ST_CASE_LIST] = {
 	    "SELECT " CASE_COLS " FROM cases WHERE ?1 = 0 OR status <> 'resolved'"
-	    " ORDER BY id DESC" },
+	    " ORDER BY id DESC", .params = "i" },
 	[ST_MESSAGE_ADD] = {
 	    "INSERT INTO messages (case_id, message_id, direction, sender, received,"
 	    " date_header, subject, queue_id, urgency, category, auto_reason, excerpt,"
 	    " refs, ack, sender_auth, via)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-	    " ON CONFLICT DO NOTHING RETURNING id" },
+	    " ON CONFLICT DO NOTHING RETURNING id", .params = "itttitttittttttt" },
 	/* The "<> ''" term lets SQLite use the partial unique index. */
 	[ST_MESSAGE_CASE] = {
-	    "SELECT case_id FROM messages WHERE message_id = ?1 AND message_id <> ''" },
+	    "SELECT case_id FROM messages WHERE message_id = ?1 AND message_id <> ''",
+	    .params = "t" },
 	[ST_MESSAGE_COUNT_SINCE] = {
 	    "SELECT count(*) FROM messages WHERE case_id = ?1 AND received >= ?2"
-	    " AND direction = 'in'" },
+	    " AND direction = 'in'", .params = "ii" },
 	[ST_MESSAGE_LIST] = {
-	    "SELECT " MESSAGE_COLS " FROM messages WHERE case_id = ?1 ORDER BY received, id" },
+	    "SELECT " MESSAGE_COLS " FROM messages WHERE case_id = ?1 ORDER BY received, id",
+	    .params = "i" },
 	[ST_CASE_SET_STATUS] = {
 	    "UPDATE cases SET status = ?2, updated = ?3, paused_at = ?4, resolve_due = ?5,"
-	    " resolved_at = ?6, paused_total = ?7 WHERE id = ?1" },
-	[ST_CASE_ASSIGN] = { "UPDATE cases SET assignee = ?2, updated = ?3 WHERE id = ?1" },
+	    " resolved_at = ?6, paused_total = ?7 WHERE id = ?1", .params = "itiiiii" },
+	[ST_CASE_ASSIGN] = { "UPDATE cases SET assignee = ?2, updated = ?3 WHERE id = ?1",
+	    .params = "iti" },
 	[ST_CASE_SET_RESOLUTION] = {
-	    "UPDATE cases SET cause = ?2, lesson = ?3, incident = ?4 WHERE id = ?1" },
+	    "UPDATE cases SET cause = ?2, lesson = ?3, incident = ?4 WHERE id = ?1",
+	    .params = "itti" },
 	[ST_CUSTOMER_WATCH] = {
 	    "INSERT INTO customers (address, tier, watch_until, created) VALUES (?1, ?2, ?3, ?4)"
 	    " ON CONFLICT (address) DO UPDATE SET watch_until = CASE WHEN excluded.watch_until >"
-	    " customers.watch_until THEN excluded.watch_until ELSE customers.watch_until END" },
+	    " customers.watch_until THEN excluded.watch_until ELSE customers.watch_until END",
+	    .params = "ttii" },
 	[ST_EVENT_ADD] = {
 	    "INSERT INTO events (case_id, kind, due, fired, note) VALUES (?1, ?2, ?3, 0, '')"
-	    " ON CONFLICT DO NOTHING RETURNING id" },
+	    " ON CONFLICT DO NOTHING RETURNING id", .params = "iti" },
 	[ST_EVENT_DUE] = {
 	    "SELECT id, case_id, kind, due, fired, note FROM events"
-	    " WHERE fired = 0 AND due <= ?1 ORDER BY due LIMIT ?2" },
-	[ST_EVENT_MARK] = { "UPDATE events SET fired = ?2, note = ?3 WHERE id = ?1" },
+	    " WHERE fired = 0 AND due <= ?1 ORDER BY due LIMIT ?2", .params = "ii" },
+	[ST_EVENT_MARK] = { "UPDATE events SET fired = ?2, note = ?3 WHERE id = ?1",
+	    .params = "iit" },
 	[ST_EVENT_RESCHEDULE] = {
-	    "UPDATE events SET due = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired = 0" },
+	    "UPDATE events SET due = ?3 WHERE case_id = ?1 AND kind = ?2 AND fired = 0",
+	    .params = "iti" },
 	[ST_EVENT_LIST] = {
 	    "SELECT id, case_id, kind, due, fired, note FROM events WHERE case_id = ?1"
-	    " ORDER BY due, id" },
-	[ST_EVENT_GET] = { "SELECT id, case_id, kind, due, fired, note FROM events WHERE id = ?1" },
+	    " ORDER BY due, id", .params = "i" },
+	[ST_EVENT_GET] = { "SELECT id, case_id, kind, due, fired, note FROM events WHERE id = ?1",
+	    .params = "i" },
 	[ST_EVENT_CANCEL_PENDING] = {
-	    "UPDATE events SET fired = -1, note = ?2 WHERE case_id = ?1 AND fired = 0" },
+	    "UPDATE events SET fired = -1, note = ?2 WHERE case_id = ?1 AND fired = 0",
+	    .params = "it" },
 	[ST_EVENT_REARM] = {
 	    "UPDATE events SET fired = 0, note = '' WHERE case_id = ?1 AND fired = -1"
-	    " AND note = ?2 AND due > ?3" },
+	    " AND note = ?2 AND due > ?3", .params = "iti" },
 	/* "end" is quoted: PostgreSQL reserves the word. */
-	[ST_PAUSE_ADD] = { "INSERT INTO pauses (case_id, start, \"end\") VALUES (?1, ?2, ?3)" },
-	[ST_PAUSE_LIST] = { "SELECT start, \"end\" FROM pauses WHERE case_id = ?1 ORDER BY start" },
+	[ST_PAUSE_ADD] = { "INSERT INTO pauses (case_id, start, \"end\") VALUES (?1, ?2, ?3)",
+	    .params = "iii" },
+	[ST_PAUSE_LIST] = { "SELECT start, \"end\" FROM pauses WHERE case_id = ?1 ORDER BY start",
+	    .params = "i" },
 	/* The expression and the WHERE match cases_next_due, so this walks
 	 * that index and stops at the limit. */
 	[ST_CASE_BY_DUE] = {
 	    "SELECT " CASE_COLS " FROM cases WHERE status <> 'resolved'"
 	    " ORDER BY (CASE WHEN first_response_at = 0 THEN first_due ELSE resolve_due END)"
-	    " LIMIT ?1" },
+	    " LIMIT ?1", .params = "i" },
 	[ST_MESSAGE_UNDECIDED] = {
-	    "SELECT " MESSAGE_COLS " FROM messages WHERE ack = '' ORDER BY id LIMIT ?1" },
+	    "SELECT " MESSAGE_COLS " FROM messages WHERE ack = '' ORDER BY id LIMIT ?1",
+	    .params = "i" },
 	/* Only an undecided message: a second worker's decision never lands. */
-	[ST_MESSAGE_SET_ACK] = { "UPDATE messages SET ack = ?2 WHERE id = ?1 AND ack = ''" },
-	[ST_CASE_FIRST_MESSAGE] = { "SELECT min(id) FROM messages WHERE case_id = ?1" },
+	[ST_MESSAGE_SET_ACK] = { "UPDATE messages SET ack = ?2 WHERE id = ?1 AND ack = ''",
+	    .params = "it" },
+	[ST_CASE_FIRST_MESSAGE] = { "SELECT min(id) FROM messages WHERE case_id = ?1",
+	    .params = "i" },
 	[ST_OUTBOX_ADD] = {
 	    "INSERT INTO outbox (case_id, kind, recipient, envelope_from, message_id, content,"
 	    " state, attempts, next_attempt, created)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8)"
-	    " ON CONFLICT DO NOTHING RETURNING id" },
+	    " ON CONFLICT DO NOTHING RETURNING id", .params = "itttttii" },
 	[ST_OUTBOX_DUE] = {
 	    "SELECT " OUTBOX_COLS ", content FROM outbox"
 	    " WHERE state IN ('pending', 'sending') AND next_attempt <= ?1"
-	    " ORDER BY next_attempt, id LIMIT ?2" },
+	    " ORDER BY next_attempt, id LIMIT ?2", .params = "ii" },
 	[ST_OUTBOX_UPDATE] = {
 	    "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt = ?4, sent_at = ?5,"
 	    " last_error = ?6, relay_seen = CASE WHEN ?7 < 0 THEN relay_seen ELSE ?7 END"
-	    " WHERE id = ?1" },
+	    " WHERE id = ?1", .params = "itiiiti" },
 	[ST_OUTBOX_RELAY_SEEN] = {
 	    "UPDATE outbox SET relay_seen = 1"
-	    " WHERE message_id = ?1 AND state IN ('pending', 'sending')" },
+	    " WHERE message_id = ?1 AND state IN ('pending', 'sending')", .params = "t" },
 	/* one address and its +detail variants (?3 "local+", ?4 "local,", ?5
 	 * the LIKE pattern "local+%@domain"): the range uses outbox_acks_to */
 	[ST_OUTBOX_COUNT_ACKS] = {
 	    "SELECT count(*) FROM outbox WHERE kind = 'ack' AND created >= ?2 AND"
-	    " (recipient = ?1 OR (recipient >= ?3 AND recipient < ?4 AND recipient LIKE ?5 ESCAPE '\\'))" },
+	    " (recipient = ?1 OR (recipient >= ?3 AND recipient < ?4 AND recipient LIKE ?5 ESCAPE '\\'))",
+	    .params = "tittt" },
 	[ST_OUTBOX_COUNT_KIND] = {
 	    "SELECT count(*) FROM outbox WHERE kind = ?1 AND created >= ?2"
-	    " AND (?3 = '' OR message_id LIKE ?3)" },
+	    " AND (?3 = '' OR message_id LIKE ?3)", .params = "tit" },
 	/* P1 notices about cases of one client domain (?3 "%@domain") */
 	[ST_OUTBOX_COUNT_P1_DOMAIN] = {
 	    "SELECT count(*) FROM outbox o JOIN cases c ON c.id = o.case_id"
 	    " WHERE o.kind = 'notice' AND o.created >= ?1 AND o.message_id LIKE ?2"
-	    " AND c.client LIKE ?3 ESCAPE '\\'" },
+	    " AND c.client LIKE ?3 ESCAPE '\\'", .params = "itt" },
 	[ST_OUTBOX_LIST] = {
 	    "SELECT " OUTBOX_COLS " FROM outbox WHERE ?1 = 0 OR case_id = ?1"
-	    " ORDER BY id DESC LIMIT ?2" },
+	    " ORDER BY id DESC LIMIT ?2", .params = "ii" },
 	/* ---- v4: the diagnosis ---- */
 	[ST_CUSTOMER_MAIL_PUT] = {
 	    "INSERT INTO customer_mail (" CUSTOMER_MAIL_COLS ")"
@@ -259,61 +279,73 @@ static const struct store_sql_def store_sql[ST_COUNT] = {
 	    " smtp_user = excluded.smtp_user, smtp_password_file = excluded.smtp_password_file,"
 	    " imap_host = excluded.imap_host, imap_port = excluded.imap_port,"
 	    " imap_security = excluded.imap_security, imap_user = excluded.imap_user,"
-	    " imap_password_file = excluded.imap_password_file, updated = excluded.updated" },
+	    " imap_password_file = excluded.imap_password_file, updated = excluded.updated",
+	    .params = "ttittttittti" },
 	[ST_CUSTOMER_MAIL_GET] = {
-	    "SELECT " CUSTOMER_MAIL_COLS " FROM customer_mail WHERE address = ?1" },
-	[ST_CUSTOMER_MAIL_REMOVE] = { "DELETE FROM customer_mail WHERE address = ?1" },
+	    "SELECT " CUSTOMER_MAIL_COLS " FROM customer_mail WHERE address = ?1",
+	    .params = "t" },
+	[ST_CUSTOMER_MAIL_REMOVE] = { "DELETE FROM customer_mail WHERE address = ?1",
+	    .params = "t" },
 	[ST_DIAGNOSIS_ADD] = {
 	    "INSERT INTO diagnoses (case_id, customer, client, created, protocol, host, port,"
 	    " security, source, skipped, verdict, hint, alt_host, alt_port, alt_security,"
 	    " alt_verified, provider, incident, client_note, duration_ms, report_json, report_text)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19, ?20, ?21, ?22) ON CONFLICT DO NOTHING RETURNING id" },
+	    " ?17, ?18, ?19, ?20, ?21, ?22) ON CONFLICT DO NOTHING RETURNING id",
+	    .params = "ittittittttttititititt" },
 	[ST_DIAGNOSIS_LIST] = {
 	    "SELECT " DIAGNOSIS_COLS ", report_json, report_text FROM diagnoses"
-	    " WHERE case_id = ?1 ORDER BY id" },
+	    " WHERE case_id = ?1 ORDER BY id", .params = "i" },
 	/* The category term matches cases_outgoing, so this walks that
 	 * partial index from ?1 on and probes diagnoses_case per case. */
 	[ST_DIAGNOSIS_PENDING] = {
 	    "SELECT " CASE_COLS " FROM cases WHERE category = 'outgoing-mail' AND id > ?1"
 	    " AND NOT EXISTS (SELECT 1 FROM diagnoses WHERE diagnoses.case_id = cases.id)"
-	    " ORDER BY id LIMIT ?2" },
+	    " ORDER BY id LIMIT ?2", .params = "ii" },
 	[ST_DIAGNOSIS_COUNT_SINCE] = {
 	    "SELECT count(*) FROM diagnoses WHERE customer = ?1 AND created >= ?2"
-	    " AND skipped = ''" },
+	    " AND skipped = ''", .params = "ti" },
 	[ST_DIAGNOSIS_SIMILAR] = {
 	    "SELECT " DIAGNOSIS_COLS " FROM diagnoses WHERE provider = ?1 AND verdict = ?2"
-	    " AND created >= ?3 AND skipped = '' ORDER BY created, id" },
-	[ST_DIAGNOSIS_SET_INCIDENT] = { "UPDATE diagnoses SET incident = ?2 WHERE id = ?1" },
-	[ST_DIAGNOSIS_SET_NOTE] = { "UPDATE diagnoses SET client_note = ?2 WHERE id = ?1" },
-	[ST_MESSAGE_GET] = { "SELECT " MESSAGE_COLS " FROM messages WHERE id = ?1" },
+	    " AND created >= ?3 AND skipped = '' ORDER BY created, id", .params = "tti" },
+	[ST_DIAGNOSIS_SET_INCIDENT] = { "UPDATE diagnoses SET incident = ?2 WHERE id = ?1",
+	    .params = "ii" },
+	[ST_DIAGNOSIS_SET_NOTE] = { "UPDATE diagnoses SET client_note = ?2 WHERE id = ?1",
+	    .params = "it" },
+	[ST_MESSAGE_GET] = { "SELECT " MESSAGE_COLS " FROM messages WHERE id = ?1",
+	    .params = "i" },
 	/* ---- v6: the support mailbox ---- */
-	[ST_MAILBOX_SEEN] = { "SELECT 1 FROM mailbox_seen WHERE mailbox = ?1 AND key = ?2" },
+	[ST_MAILBOX_SEEN] = { "SELECT 1 FROM mailbox_seen WHERE mailbox = ?1 AND key = ?2",
+	    .params = "tt" },
 	[ST_MAILBOX_MARK] = {
 	    "INSERT INTO mailbox_seen (mailbox, key, seen_at) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT DO NOTHING" },
+	    " ON CONFLICT DO NOTHING", .params = "tti" },
 	/* keys "V/U" of one UIDVALIDITY: ?2 = "V/", ?3 = "V0" ('0' follows
 	 * '/'), a range of the primary key */
 	[ST_MAILBOX_LAST_UID] = {
 	    "SELECT coalesce(max(CAST(substr(key, length(?2) + 1) AS INTEGER)), 0)"
 	    " FROM mailbox_seen WHERE mailbox = ?1 AND key >= ?2 AND key < ?3",
 	  .pg = "SELECT coalesce(max(CAST(substr(key, length(?2) + 1) AS BIGINT)), 0)"
-	    " FROM mailbox_seen WHERE mailbox = ?1 AND key >= ?2 AND key < ?3" },
+	    " FROM mailbox_seen WHERE mailbox = ?1 AND key >= ?2 AND key < ?3",
+	    .params = "ttt" },
 	/* ---- v7: staff commands by mail ---- */
 	[ST_CASE_SET_URGENCY] = {
 	    "UPDATE cases SET urgency = ?2, first_due = ?3, resolve_due = ?4, updated = ?5"
-	    " WHERE id = ?1" },
+	    " WHERE id = ?1", .params = "iiiii" },
 	[ST_MAILCMD_ADD] = {
 	    "INSERT INTO mail_commands (case_id, staff, login, message_id, subject,"
 	    " commands, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-	    " ON CONFLICT DO NOTHING RETURNING id" },
+	    " ON CONFLICT DO NOTHING RETURNING id", .params = "ittttti" },
 	[ST_MAILCMD_PENDING] = {
-	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE done = 0 ORDER BY id LIMIT ?1" },
+	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE done = 0 ORDER BY id LIMIT ?1",
+	    .params = "i" },
 	/* Only once: a second worker's run of the same mail never lands. */
 	[ST_MAILCMD_DONE] = {
-	    "UPDATE mail_commands SET done = ?2, result = ?3 WHERE id = ?1 AND done = 0" },
+	    "UPDATE mail_commands SET done = ?2, result = ?3 WHERE id = ?1 AND done = 0",
+	    .params = "iit" },
 	[ST_MAILCMD_LIST] = {
-	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE case_id = ?1 ORDER BY id" },
+	    "SELECT " MAILCMD_COLS " FROM mail_commands WHERE case_id = ?1 ORDER BY id",
+	    .params = "i" },
 	/* ---- v8: several hosts ---- */
 	/* Takes due rows for this worker: each moves to "sending" with a lease
 	 * (next_attempt) in the one statement that picks it, so two workers
@@ -330,43 +362,50 @@ static const struct store_sql_def store_sql[ST_COUNT] = {
 	    " WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending', 'sending')"
 	    " AND next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?3"
 	    " FOR UPDATE SKIP LOCKED)"
-	    " RETURNING " OUTBOX_COLS ", content" },
+	    " RETURNING " OUTBOX_COLS ", content", .params = "iii" },
 	/* A lease on a piece of work (what, key): taken when free or expired,
 	 * renewed by its holder. */
 	[ST_CLAIM] = {
 	    "INSERT INTO work_claims (what, key, holder, until) VALUES (?1, ?2, ?3, ?5)"
 	    " ON CONFLICT (what, key) DO UPDATE SET holder = excluded.holder,"
 	    " until = excluded.until WHERE work_claims.until <= ?4"
-	    " OR work_claims.holder = excluded.holder RETURNING key" },
+	    " OR work_claims.holder = excluded.holder RETURNING key", .params = "titii" },
 	[ST_CLAIM_RELEASE] = {
-	    "DELETE FROM work_claims WHERE what = ?1 AND key = ?2 AND holder = ?3" },
+	    "DELETE FROM work_claims WHERE what = ?1 AND key = ?2 AND holder = ?3",
+	    .params = "tit" },
 	/* ---- stats ---- */
 	[ST_STATS_URGENCY] = { "SELECT urgency, count(*) FROM messages"
-	    " WHERE direction = 'in' AND received >= ?1 GROUP BY urgency" },
+	    " WHERE direction = 'in' AND received >= ?1 GROUP BY urgency", .params = "i" },
 	[ST_STATS_CATEGORY] = { "SELECT category, count(*) FROM messages"
-	    " WHERE direction = 'in' AND received >= ?1 GROUP BY category ORDER BY 2 DESC, 1" },
+	    " WHERE direction = 'in' AND received >= ?1 GROUP BY category ORDER BY 2 DESC, 1",
+	    .params = "i" },
 	[ST_STATS_HAS_COLUMN] = {
 	    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
 	  .pg = "SELECT count(*) FROM information_schema.columns"
-	    " WHERE table_schema = current_schema() AND table_name = ?1 AND column_name = ?2" },
+	    " WHERE table_schema = current_schema() AND table_name = ?1 AND column_name = ?2",
+	    .params = "tt" },
 	[ST_STATS_DEGRADED] = { "SELECT count(*) FROM messages WHERE degraded <> 0"
-	    " AND received >= ?1" },
+	    " AND received >= ?1", .params = "i" },
 	[ST_STATS_ACK_STATE] = { "SELECT state, count(*) FROM outbox"
-	    " WHERE kind = 'ack' AND created >= ?1 GROUP BY state ORDER BY 2 DESC, 1" },
+	    " WHERE kind = 'ack' AND created >= ?1 GROUP BY state ORDER BY 2 DESC, 1",
+	    .params = "i" },
 	[ST_STATS_ACK_SKIP] = { "SELECT substr(ack, 6), count(*) FROM messages"
-	    " WHERE ack LIKE 'skip:%' AND received >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1" },
+	    " WHERE ack LIKE 'skip:%' AND received >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1",
+	    .params = "i" },
 	/* A skipped diagnosis (skipped <> '') has no verdict. */
 	[ST_STATS_VERDICT] = { "SELECT verdict, count(*) FROM diagnoses"
-	    " WHERE skipped = '' AND created >= ?1 GROUP BY verdict ORDER BY 2 DESC, 1" },
+	    " WHERE skipped = '' AND created >= ?1 GROUP BY verdict ORDER BY 2 DESC, 1",
+	    .params = "i" },
 	[ST_STATS_DIAG_SKIP] = { "SELECT skipped, count(*) FROM diagnoses"
-	    " WHERE skipped <> '' AND created >= ?1 GROUP BY skipped ORDER BY 2 DESC, 1" },
+	    " WHERE skipped <> '' AND created >= ?1 GROUP BY skipped ORDER BY 2 DESC, 1",
+	    .params = "i" },
 	[ST_STATS_OUTBOX] = { "SELECT"
 	    " coalesce(sum(CASE WHEN state = 'sending' OR (state = 'pending' AND attempts = 0)"
 	    " THEN 1 ELSE 0 END), 0),"
 	    " coalesce(sum(CASE WHEN state = 'pending' AND attempts > 0 THEN 1 ELSE 0 END), 0),"
 	    " coalesce(sum(CASE WHEN state = 'failed' AND created >= ?1 THEN 1 ELSE 0 END), 0),"
 	    " coalesce(min(CASE WHEN state IN ('pending', 'sending') THEN created END), 0)"
-	    " FROM outbox" },
+	    " FROM outbox", .params = "i" },
 };
 
 
@@ -484,10 +523,6 @@ bind_int(struct store_stmt *st, int idx, long long v, int *rc)
 /* field must be an array (sizeof is its capacity), never a pointer. */
 #define STORE_IS_ARRAY(a) \
 	(!__builtin_types_compatible_p(__typeof__(a), __typeof__(&(a)[0])))
-#define BIND_FIELD(st, idx, field, rc) do {					\
-	_Static_assert(STORE_IS_ARRAY(field), #field " is not an array");	\
-	bind_text((st), (idx), (field), sizeof(field), (rc));			\
-} while (0)
 
 /* Copies column col into dst[dstlen], NUL-terminated.  Text that does not
  * fit is cut before the first byte of the character that would be split,
@@ -616,33 +651,96 @@ store_row_outbox(struct store_stmt *st, struct outbox_rec *o, int with_content)
 }
 
 /*
- * store_each_case(), store_each_message(), store_each_event(): step a
- * statement that yields rows of one kind, hand each to cb (a non-zero return
- * stops), reset the statement.  The record lives on the heap: a case_rec is
+ * Arguments.  A statement's values are given as one ARGS(...) list, checked
+ * against the parameter types of its row of store_sql[] before anything is
+ * bound: ARG_I an integer, ARG_T text read up to max bytes, ARG_F a record's
+ * text field (an array: text that fills it needs no NUL).
+ */
+struct store_arg {
+	char		 type;		/* 'i' or 't' */
+	long long	 i;
+	const char	*t;
+	size_t		 max;
+};
+
+struct store_args {
+	const struct store_arg	*v;
+	size_t			 n;
+};
+
+#define ARG_I(v)	((struct store_arg){ 'i', (long long)(v), NULL, 0 })
+#define ARG_T(v, m)	((struct store_arg){ 't', 0, (v), (m) })
+#define ARG_F(f)	ARG_T((f), sizeof(f) + 0 * sizeof(char[STORE_IS_ARRAY(f) ? 1 : -1]))
+#define ARGS(...)	((struct store_args){ (const struct store_arg[]){ __VA_ARGS__ },	\
+			    sizeof((const struct store_arg[]){ __VA_ARGS__ }) /		\
+			    sizeof(struct store_arg) })
+#define ARGS0		((struct store_args){ NULL, 0 })
+/* Text for a field of record type rec: at most what the field holds. */
+#define ARG_FOR(v, rec, field)	ARG_T((v), sizeof(((rec *)0)->field) - 1)
+
+/* Statement id, prepared, with args bound; NULL (error set, statement
+ * reset) when it cannot be prepared or args do not match its row's
+ * parameter types, a mistake in this file that the unit tests meet. */
+static struct store_stmt *
+store_bind(struct store *s, enum store_stmt_id id, struct store_args args)
+{
+	struct store_stmt *st = store_stmt(s, id);
+	const char *types = store_sql[id].params != NULL ? store_sql[id].params : "";
+	int rc = STORE_OK;
+
+	if (st == NULL)
+		return NULL;
+	if (strlen(types) != args.n)
+		rc = store_seterr(s, STORE_ERROR, "statement %d: %zu values for %zu parameters",
+		    (int)id, args.n, strlen(types));
+	for (size_t k = 0; k < args.n && rc == STORE_OK; k++) {
+		const struct store_arg *a = &args.v[k];
+
+		if (a->type != types[k])
+			rc = store_seterr(s, STORE_ERROR, "statement %d: value %zu is not of type %c",
+			    (int)id, k + 1, types[k]);
+		else if (a->type == 'i')
+			rc = st->drv->bind_int(st, (int)k + 1, a->i);
+		else
+			rc = st->drv->bind_text(st, (int)k + 1, a->t, strnlen(a->t, a->max));
+	}
+	if (rc != STORE_OK) {
+		if (s->c.errmsg[0] == '\0')
+			store_seterr(s, rc, "statement %d: binding failed", (int)id);
+		store_done(st);
+		return NULL;
+	}
+	return st;
+}
+
+/*
+ * The ways a bound statement is run (st NULL: store_bind failed, its error
+ * stands).  store_each_case(), store_each_message(), ...: step a statement
+ * that yields rows of one kind, hand each to cb (a non-zero return stops),
+ * reset the statement.  The record lives on the heap: a case_rec is
  * several KB and this may run on a libmilter thread.
  */
 #define STORE_EACH(name, type, row)						\
 static enum store_rc								\
-name(struct store *s, struct store_stmt *st, int rc,					\
+name(struct store *s, struct store_stmt *st,					\
     int (*cb)(const type *rec, void *arg), void *arg)				\
 {										\
-	type *rec = xmalloc(sizeof(*rec));					\
-	enum store_rc ret = STORE_OK;						\
+	type *rec;								\
+	int rc;									\
 										\
-	if (rc == STORE_OK) {							\
-		while ((rc = store_step(s, st)) == STEP_ROW) {			\
-			row(st, rec);						\
-			if (cb(rec, arg) != 0) {				\
-				rc = STEP_DONE;				\
-				break;						\
-			}							\
+	if (st == NULL)								\
+		return STORE_ERROR;						\
+	rec = xmalloc(sizeof(*rec));						\
+	while ((rc = store_step(s, st)) == STEP_ROW) {				\
+		row(st, rec);							\
+		if (cb(rec, arg) != 0) {					\
+			rc = STEP_DONE;						\
+			break;							\
 		}								\
 	}									\
-	if (rc != STEP_DONE)							\
-		ret = (enum store_rc)rc;					\
 	store_done(st);								\
 	free(rec);								\
-	return ret;								\
+	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;			\
 }
 /*
  * STORE_EACH_OWNED: STORE_EACH for records that own heap memory (outbox
@@ -652,52 +750,47 @@ name(struct store *s, struct store_stmt *st, int rc,					\
  */
 #define STORE_EACH_OWNED(name, type, cbtype, row, clear)			\
 static enum store_rc								\
-name(struct store *s, struct store_stmt *st, int rc, int full,			\
+name(struct store *s, struct store_stmt *st, int full,				\
     int (*cb)(cbtype *rec, void *arg), void *arg)				\
 {										\
-	type *rec = xcalloc(1, sizeof(*rec));					\
-	enum store_rc ret = STORE_OK;						\
+	type *rec;								\
+	int rc;									\
 										\
-	if (rc == STORE_OK) {							\
-		while ((rc = store_step(s, st)) == STEP_ROW) {			\
-			int stop;						\
+	if (st == NULL)								\
+		return STORE_ERROR;						\
+	rec = xcalloc(1, sizeof(*rec));						\
+	while ((rc = store_step(s, st)) == STEP_ROW) {				\
+		int stop;							\
 										\
-			row(st, rec, full);					\
-			stop = cb(rec, arg);					\
-			clear(rec);						\
-			if (stop) {						\
-				rc = STEP_DONE;				\
-				break;						\
-			}							\
+		row(st, rec, full);						\
+		stop = cb(rec, arg);						\
+		clear(rec);							\
+		if (stop) {							\
+			rc = STEP_DONE;						\
+			break;							\
 		}								\
 	}									\
-	if (rc != STEP_DONE)							\
-		ret = (enum store_rc)rc;					\
 	store_done(st);								\
 	free(rec);								\
-	return ret;								\
+	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;			\
 }
 /*
- * store_one_case(), store_one_customer(), store_one_event(): step a bound
- * statement for at most one row into *out; STORE_NOTFOUND when there is
- * none.  The statement is reset either way.
+ * store_one_case(), store_one_customer(), ...: at most one row into *out;
+ * STORE_NOTFOUND when there is none.  The statement is reset either way.
  */
 #define STORE_ONE(name, type, row)						\
 static enum store_rc								\
-name(struct store *s, struct store_stmt *st, int rc, type *out)			\
+name(struct store *s, struct store_stmt *st, type *out)				\
 {										\
-	enum store_rc ret = STORE_OK;						\
+	int rc;									\
 										\
-	if (rc == STORE_OK)							\
-		rc = store_step(s, st);						\
-	if (rc == STEP_ROW)							\
+	if (st == NULL)								\
+		return STORE_ERROR;						\
+	if ((rc = store_step(s, st)) == STEP_ROW)				\
 		row(st, out);							\
-	else if (rc == STEP_DONE)						\
-		ret = STORE_NOTFOUND;						\
-	else									\
-		ret = (enum store_rc)rc;					\
 	store_done(st);								\
-	return ret;								\
+	return rc == STEP_ROW ? STORE_OK : rc == STEP_DONE ? STORE_NOTFOUND :	\
+	    (enum store_rc)rc;							\
 }
 STORE_ONE(store_one_case, struct case_rec, store_row_case)
 STORE_ONE(store_one_customer, struct customer, store_row_customer)
@@ -707,40 +800,81 @@ STORE_EACH(store_each_case, struct case_rec, store_row_case)
 STORE_EACH(store_each_message, struct message_rec, store_row_message)
 STORE_EACH(store_each_event, struct event_rec, store_row_event)
 
-
-/* Runs a cached statement, after its binds (bind_rc), to its end.  Sets
- * *changes to the rows it changed when changes is not NULL. */
+/* Runs a bound statement to its end.  Sets *changes to the rows it changed
+ * when changes is not NULL. */
 static enum store_rc
-store_exec_stmt(struct store *s, struct store_stmt *st, int bind_rc, int *changes)
+store_exec_stmt(struct store *s, struct store_stmt *st, int *changes)
 {
-	int rc = bind_rc;
+	int rc;
 
-	if (rc == STORE_OK)
-		while ((rc = store_step(s, st)) == STEP_ROW)
-			;
+	if (st == NULL)
+		return STORE_ERROR;
+	while ((rc = store_step(s, st)) == STEP_ROW)
+		;
 	if (rc == STEP_DONE && changes != NULL)
 		*changes = st->drv->changes(s, st);
 	store_done(st);
 	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;
 }
 
+/* An UPDATE or DELETE of one row: STORE_NOTFOUND when it changed none. */
+static enum store_rc
+store_update_one(struct store *s, struct store_stmt *st)
+{
+	int changes = 0;
+	enum store_rc ret = store_exec_stmt(s, st, &changes);
+
+	return ret == STORE_OK && changes == 0 ? STORE_NOTFOUND : ret;
+}
+
 /* Runs an "INSERT ... ON CONFLICT DO NOTHING RETURNING id": *id is the new
  * row's id, or STORE_EXISTS when a unique key was already there. */
 static enum store_rc
-store_insert_id(struct store *s, struct store_stmt *st, int bind_rc, long long *id)
+store_insert_id(struct store *s, struct store_stmt *st, long long *id)
 {
-	int rc = bind_rc, got = 0;
+	int rc, got = 0;
 
-	if (rc == STORE_OK)
-		while ((rc = store_step(s, st)) == STEP_ROW)
-			if (!got++)
-				*id = COL_INT(st, 0);
+	if (st == NULL)
+		return STORE_ERROR;
+	while ((rc = store_step(s, st)) == STEP_ROW)
+		if (!got++)
+			*id = COL_INT(st, 0);
 	store_done(st);
 	if (rc != STEP_DONE)
 		return (enum store_rc)rc;
 	if (!got)
 		return store_seterr(s, STORE_EXISTS, "UNIQUE key already present: nothing written");
 	return STORE_OK;
+}
+
+/* One integer, the first column of the first row, into *out; no row or
+ * NULL is STORE_NOTFOUND. */
+static enum store_rc
+store_one_int(struct store *s, struct store_stmt *st, long long *out)
+{
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	if ((rc = store_step(s, st)) == STEP_ROW) {
+		if (st->drv->col_null(st, 0))
+			rc = STEP_DONE;
+		else
+			*out = COL_INT(st, 0);
+	}
+	store_done(st);
+	return rc == STEP_ROW ? STORE_OK : rc == STEP_DONE ? STORE_NOTFOUND : (enum store_rc)rc;
+}
+
+/* A count(*) into *count. */
+static enum store_rc
+store_count(struct store *s, struct store_stmt *st, int *count)
+{
+	long long n = 0;
+	enum store_rc ret = store_one_int(s, st, &n);
+
+	*count = (int)n;
+	return ret == STORE_NOTFOUND ? STORE_OK : ret;
 }
 
 /* ---- open, close, transactions ---- */
@@ -855,88 +989,45 @@ store_field_key(const char *field, size_t fieldlen, char *key, size_t keylen)
 enum store_rc
 store_customer_put(struct store *s, const struct customer *c)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_PUT);
 	char key[sizeof(c->address) + 1];
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_field_key(c->address, sizeof(c->address), key, sizeof(key));
-	BIND_FIELD(st, 1, key, &rc);
-	BIND_FIELD(st, 2, c->tier, &rc);
-	bind_int(st, 3, c->watch_until, &rc);
-	bind_int(st, 4, c->created, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_CUSTOMER_PUT, ARGS(ARG_F(key), ARG_F(c->tier),
+	    ARG_I(c->watch_until), ARG_I(c->created))), NULL);
 }
 
 enum store_rc
 store_customer_remove(struct store *s, const char *address)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_REMOVE);
 	char key[sizeof(((struct customer *)0)->address) + 1];
-	enum store_rc ret;
-	int rc = STORE_OK, changes = 0;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_address_key(address, key, sizeof(key));
-	BIND_FIELD(st, 1, key, &rc);
-	ret = store_exec_stmt(s, st, rc, &changes);
-	if (ret == STORE_OK && changes == 0)
-		ret = STORE_NOTFOUND;
-	return ret;
+	return store_update_one(s, store_bind(s, ST_CUSTOMER_REMOVE, ARGS(ARG_F(key))));
 }
 
-/* One lookup of key; STORE_NOTFOUND when there is no such row. */
-static enum store_rc
-store_customer_get(struct store *s, struct store_stmt *st, const char *key, size_t keylen,
-    struct customer *out)
-{
-	int rc = STORE_OK;
-
-	bind_text(st, 1, key, keylen, &rc);
-	return store_one_customer(s, st, rc, out);
-}
-
+/* The exact address first, then its "@domain". */
 enum store_rc
 store_customer_lookup(struct store *s, const char *address, struct customer *out)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_LOOKUP);
 	char key[sizeof(out->address) + 1];
 	const char *at;
 	enum store_rc ret;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_address_key(address, key, sizeof(key));
-	ret = store_customer_get(s, st, key, sizeof(key), out);
+	ret = store_one_customer(s, store_bind(s, ST_CUSTOMER_LOOKUP, ARGS(ARG_F(key))), out);
 	if (ret == STORE_NOTFOUND && (at = strrchr(key, '@')) != NULL && at != key)
-		ret = store_customer_get(s, st, at, sizeof(key) - (size_t)(at - key), out);
+		ret = store_one_customer(s, store_bind(s, ST_CUSTOMER_LOOKUP,
+		    ARGS(ARG_T(at, sizeof(key) - (size_t)(at - key)))), out);
 	return ret;
 }
+
+STORE_EACH(store_each_customer, struct customer, store_row_customer)
 
 enum store_rc
 store_customer_list(struct store *s, int (*cb)(const struct customer *c, void *arg),
     void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_LIST);
-	struct customer c;
-	enum store_rc ret = STORE_OK;
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	while ((rc = store_step(s, st)) == STEP_ROW) {
-		store_row_customer(st, &c);
-		if (cb(&c, arg) != 0) {
-			rc = STEP_DONE;
-			break;
-		}
-	}
-	if (rc != STEP_DONE)
-		ret = (enum store_rc)rc;
-	store_done(st);
-	return ret;
+	return store_each_customer(s, store_bind(s, ST_CUSTOMER_LIST, ARGS0), cb, arg);
 }
 
 /* ---- cases ---- */
@@ -944,90 +1035,40 @@ store_customer_list(struct store *s, int (*cb)(const struct customer *c, void *a
 enum store_rc
 store_case_create(struct store *s, struct case_rec *c)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_CREATE);
-	enum store_rc ret;
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, c->created, &rc);
-	bind_int(st, 2, c->updated, &rc);
-	if (c->status[0] == '\0')
-		bind_text(st, 3, "open", 5, &rc);
-	else
-		BIND_FIELD(st, 3, c->status, &rc);
-	BIND_FIELD(st, 4, c->client, &rc);
-	BIND_FIELD(st, 5, c->support_address, &rc);
-	BIND_FIELD(st, 6, c->subject, &rc);
-	bind_int(st, 7, c->urgency, &rc);
-	BIND_FIELD(st, 8, c->tier, &rc);
-	bind_int(st, 9, c->watch, &rc);
-	BIND_FIELD(st, 10, c->category, &rc);
-	BIND_FIELD(st, 11, c->lang, &rc);
-	BIND_FIELD(st, 12, c->reasons, &rc);
-	bind_int(st, 13, c->first_due, &rc);
-	bind_int(st, 14, c->resolve_due, &rc);
-	bind_int(st, 15, c->first_response_at, &rc);
-	bind_int(st, 16, c->resolved_at, &rc);
-	BIND_FIELD(st, 17, c->assignee, &rc);
-	ret = store_insert_id(s, st, rc, &c->id);
-	return ret;
+	return store_insert_id(s, store_bind(s, ST_CASE_CREATE, ARGS(ARG_I(c->created),
+	    ARG_I(c->updated), c->status[0] ? ARG_F(c->status) : ARG_T("open", 5),
+	    ARG_F(c->client), ARG_F(c->support_address), ARG_F(c->subject), ARG_I(c->urgency),
+	    ARG_F(c->tier), ARG_I(c->watch), ARG_F(c->category), ARG_F(c->lang),
+	    ARG_F(c->reasons), ARG_I(c->first_due), ARG_I(c->resolve_due),
+	    ARG_I(c->first_response_at), ARG_I(c->resolved_at), ARG_F(c->assignee))), &c->id);
 }
 
 enum store_rc
 store_case_get(struct store *s, long long id, struct case_rec *out)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_GET);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	return store_one_case(s, st, rc, out);
+	return store_one_case(s, store_bind(s, ST_CASE_GET, ARGS(ARG_I(id))), out);
 }
 
 enum store_rc
 store_case_touch(struct store *s, long long id, int urgency, long long now)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_TOUCH);
-	enum store_rc ret;
-	int rc = STORE_OK, changes = 0;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_int(st, 2, urgency, &rc);
-	bind_int(st, 3, now, &rc);
-	ret = store_exec_stmt(s, st, rc, &changes);
-	if (ret == STORE_OK && changes == 0)
-		ret = STORE_NOTFOUND;
-	return ret;
+	return store_update_one(s, store_bind(s, ST_CASE_TOUCH, ARGS(ARG_I(id), ARG_I(urgency),
+	    ARG_I(now))));
 }
 
 enum store_rc
 store_case_responded(struct store *s, long long id, long long at)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_RESPONDED);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_int(st, 2, at, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_CASE_RESPONDED, ARGS(ARG_I(id),
+	    ARG_I(at))), NULL);
 }
 
 enum store_rc
 store_case_list(struct store *s, int open_only,
     int (*cb)(const struct case_rec *c, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_LIST);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, open_only != 0, &rc);
-	return store_each_case(s, st, rc, cb, arg);
+	return store_each_case(s, store_bind(s, ST_CASE_LIST, ARGS(ARG_I(open_only != 0))), cb,
+	    arg);
 }
 
 /* ---- messages ---- */
@@ -1035,77 +1076,32 @@ store_case_list(struct store *s, int open_only,
 enum store_rc
 store_message_add(struct store *s, struct message_rec *m)
 {
-	struct store_stmt *st = store_stmt(s, ST_MESSAGE_ADD);
 	enum store_rc ret;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, m->case_id, &rc);
-	BIND_FIELD(st, 2, m->message_id, &rc);
-	BIND_FIELD(st, 3, m->direction, &rc);
-	BIND_FIELD(st, 4, m->sender, &rc);
-	bind_int(st, 5, m->received, &rc);
-	BIND_FIELD(st, 6, m->date_header, &rc);
-	BIND_FIELD(st, 7, m->subject, &rc);
-	BIND_FIELD(st, 8, m->queue_id, &rc);
-	bind_int(st, 9, m->urgency, &rc);
-	BIND_FIELD(st, 10, m->category, &rc);
-	BIND_FIELD(st, 11, m->auto_reason, &rc);
-	BIND_FIELD(st, 12, m->excerpt, &rc);
-	BIND_FIELD(st, 13, m->references, &rc);
-	BIND_FIELD(st, 14, m->ack, &rc);
-	BIND_FIELD(st, 15, m->sender_auth, &rc);
-	BIND_FIELD(st, 16, m->via, &rc);
-	ret = store_insert_id(s, st, rc, &m->id);
+	ret = store_insert_id(s, store_bind(s, ST_MESSAGE_ADD, ARGS(ARG_I(m->case_id),
+	    ARG_F(m->message_id), ARG_F(m->direction), ARG_F(m->sender), ARG_I(m->received),
+	    ARG_F(m->date_header), ARG_F(m->subject), ARG_F(m->queue_id), ARG_I(m->urgency),
+	    ARG_F(m->category), ARG_F(m->auto_reason), ARG_F(m->excerpt), ARG_F(m->references),
+	    ARG_F(m->ack), ARG_F(m->sender_auth), ARG_F(m->via))), &m->id);
 	return ret;
 }
 
 enum store_rc
 store_message_case(struct store *s, const char *message_id, long long *case_id)
 {
-	struct store_stmt *st;
-	enum store_rc ret = STORE_OK;
-	int rc = STORE_OK;
-
 	if (message_id == NULL || message_id[0] == '\0')
 		return STORE_NOTFOUND;
-	if ((st = store_stmt(s, ST_MESSAGE_CASE)) == NULL)
-		return STORE_ERROR;
 	/* At most what a message_rec can have stored, so that an over-long
 	 * Message-ID still finds the (equally cut) copy. */
-	bind_text(st, 1, message_id, sizeof(((struct message_rec *)0)->message_id) - 1, &rc);
-	if (rc == STORE_OK)
-		rc = store_step(s, st);
-	if (rc == STEP_ROW)
-		*case_id = COL_INT(st, 0);
-	else if (rc == STEP_DONE)
-		ret = STORE_NOTFOUND;
-	else
-		ret = (enum store_rc)rc;
-	store_done(st);
-	return ret;
+	return store_one_int(s, store_bind(s, ST_MESSAGE_CASE, ARGS(ARG_T(message_id,
+	    sizeof(((struct message_rec *)0)->message_id) - 1))), case_id);
 }
 
 enum store_rc
 store_message_count_since(struct store *s, long long case_id, long long since, int *count)
 {
-	struct store_stmt *st = store_stmt(s, ST_MESSAGE_COUNT_SINCE);
-	enum store_rc ret = STORE_OK;
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	bind_int(st, 2, since, &rc);
-	if (rc == STORE_OK)
-		rc = store_step(s, st);
-	if (rc == STEP_ROW)
-		*count = (int)COL_INT(st, 0);
-	else
-		ret = (enum store_rc)rc;
-	store_done(st);
-	return ret;
+	return store_count(s, store_bind(s, ST_MESSAGE_COUNT_SINCE, ARGS(ARG_I(case_id),
+	    ARG_I(since))), count);
 }
 
 /* Oldest first. */
@@ -1113,73 +1109,30 @@ enum store_rc
 store_message_list(struct store *s, long long case_id,
     int (*cb)(const struct message_rec *m, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_MESSAGE_LIST);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	return store_each_message(s, st, rc, cb, arg);
+	return store_each_message(s, store_bind(s, ST_MESSAGE_LIST, ARGS(ARG_I(case_id))), cb, arg);
 }
 
 enum store_rc
 store_message_undecided(struct store *s, int limit,
     int (*cb)(const struct message_rec *m, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_MESSAGE_UNDECIDED);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, limit, &rc);
-	return store_each_message(s, st, rc, cb, arg);
+	return store_each_message(s, store_bind(s, ST_MESSAGE_UNDECIDED, ARGS(ARG_I(limit))), cb,
+	    arg);
 }
 
 enum store_rc
 store_message_set_ack(struct store *s, long long id, const char *ack)
 {
-	struct store_stmt *st = store_stmt(s, ST_MESSAGE_SET_ACK);
-	enum store_rc ret;
-	int rc = STORE_OK, changes = 0;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_text(st, 2, ack, sizeof(((struct message_rec *)0)->ack) - 1, &rc);
-	ret = store_exec_stmt(s, st, rc, &changes);
-	if (ret == STORE_OK && changes == 0)
-		ret = STORE_NOTFOUND;
-	return ret;
+	return store_update_one(s, store_bind(s, ST_MESSAGE_SET_ACK, ARGS(ARG_I(id),
+	    ARG_FOR(ack, struct message_rec, ack))));
 }
 
-/* Reads one integer from a one-row statement; NULL counts as not found. */
-static enum store_rc
-store_one_int(struct store *s, struct store_stmt *st, int rc, long long *out)
-{
-	enum store_rc ret = STORE_OK;
-
-	if (rc == STORE_OK)
-		rc = store_step(s, st);
-	if (rc == STEP_ROW && !st->drv->col_null(st, 0))
-		*out = COL_INT(st, 0);
-	else if (rc == STEP_ROW || rc == STEP_DONE)
-		ret = STORE_NOTFOUND;
-	else
-		ret = (enum store_rc)rc;
-	store_done(st);
-	return ret;
-}
 
 enum store_rc
 store_case_first_message(struct store *s, long long case_id, long long *message_id)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_FIRST_MESSAGE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	return store_one_int(s, st, rc, message_id);
+	return store_one_int(s, store_bind(s, ST_CASE_FIRST_MESSAGE, ARGS(ARG_I(case_id))),
+	    message_id);
 }
 
 /* ---- outbox ---- */
@@ -1194,21 +1147,12 @@ outbox_rec_clear(struct outbox_rec *o)
 enum store_rc
 store_outbox_add(struct store *s, struct outbox_rec *o)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_ADD);
 	enum store_rc ret;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, o->case_id, &rc);
-	BIND_FIELD(st, 2, o->kind, &rc);
-	BIND_FIELD(st, 3, o->recipient, &rc);
-	BIND_FIELD(st, 4, o->envelope_from, &rc);
-	BIND_FIELD(st, 5, o->message_id, &rc);
-	bind_text(st, 6, o->content ? o->content : "", SIZE_MAX, &rc);
-	bind_int(st, 7, o->next_attempt, &rc);
-	bind_int(st, 8, o->created, &rc);
-	ret = store_insert_id(s, st, rc, &o->id);
+	ret = store_insert_id(s, store_bind(s, ST_OUTBOX_ADD, ARGS(ARG_I(o->case_id),
+	    ARG_F(o->kind), ARG_F(o->recipient), ARG_F(o->envelope_from), ARG_F(o->message_id),
+	    ARG_T(o->content ? o->content : "", SIZE_MAX), ARG_I(o->next_attempt),
+	    ARG_I(o->created))), &o->id);
 	if (ret == STORE_OK) {
 		snprintf(o->state, sizeof(o->state), "pending");
 	}
@@ -1222,66 +1166,31 @@ enum store_rc
 store_outbox_due(struct store *s, long long now, int limit,
     int (*cb)(struct outbox_rec *o, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_DUE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, now, &rc);
-	bind_int(st, 2, limit, &rc);
-	return store_each_outbox(s, st, rc, 1, cb, arg);
+	return store_each_outbox(s, store_bind(s, ST_OUTBOX_DUE, ARGS(ARG_I(now),
+	    ARG_I(limit))), 1, cb, arg);
 }
 
 enum store_rc
 store_outbox_list(struct store *s, long long case_id, int limit,
     int (*cb)(struct outbox_rec *o, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_LIST);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	bind_int(st, 2, limit, &rc);
-	return store_each_outbox(s, st, rc, 0, cb, arg);
+	return store_each_outbox(s, store_bind(s, ST_OUTBOX_LIST, ARGS(ARG_I(case_id),
+	    ARG_I(limit))), 0, cb, arg);
 }
 
 enum store_rc
 store_outbox_update(struct store *s, const struct outbox_rec *o)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_UPDATE);
-	enum store_rc ret;
-	int rc = STORE_OK, changes = 0;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, o->id, &rc);
-	BIND_FIELD(st, 2, o->state, &rc);
-	bind_int(st, 3, o->attempts, &rc);
-	bind_int(st, 4, o->next_attempt, &rc);
-	bind_int(st, 5, o->sent_at, &rc);
-	BIND_FIELD(st, 6, o->last_error, &rc);
-	bind_int(st, 7, o->relay_seen, &rc);
-	ret = store_exec_stmt(s, st, rc, &changes);
-	if (ret == STORE_OK && changes == 0)
-		ret = STORE_NOTFOUND;
-	return ret;
+	return store_update_one(s, store_bind(s, ST_OUTBOX_UPDATE, ARGS(ARG_I(o->id),
+	    ARG_F(o->state), ARG_I(o->attempts), ARG_I(o->next_attempt), ARG_I(o->sent_at),
+	    ARG_F(o->last_error), ARG_I(o->relay_seen))));
 }
 
 enum store_rc
 store_outbox_relay_seen(struct store *s, const char *message_id)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_RELAY_SEEN);
-	enum store_rc ret;
-	int rc = STORE_OK, changes = 0;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, message_id, sizeof(((struct outbox_rec *)0)->message_id) - 1, &rc);
-	ret = store_exec_stmt(s, st, rc, &changes);
-	if (ret == STORE_OK && changes == 0)
-		ret = STORE_NOTFOUND;
-	return ret;
+	return store_update_one(s, store_bind(s, ST_OUTBOX_RELAY_SEEN,
+	    ARGS(ARG_FOR(message_id, struct outbox_rec, message_id))));
 }
 
 /* s with LIKE's wildcards escaped by '\', appended to out. */
@@ -1298,27 +1207,13 @@ store_like_escape(char *out, size_t outlen, const char *s)
 	out[o] = '\0';
 }
 
-/* Runs a count(*) statement whose parameters are already bound. */
-static enum store_rc
-store_count(struct store *s, struct store_stmt *st, int rc, int *count)
-{
-	long long n = 0;
-	enum store_rc ret = store_one_int(s, st, rc, &n);
-
-	*count = (int)n;
-	return ret == STORE_NOTFOUND ? STORE_OK : ret;
-}
 
 enum store_rc
 store_outbox_count_acks(struct store *s, const char *recipient, long long since, int *count)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_ACKS);
 	char base[320], lo[330], hi[330], like[700] = "";
 	const char *at;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	/* local+detail@domain counts as local@domain */
 	snprintf(base, sizeof(base), "%s", recipient);
 	at = strrchr(base, '@');
@@ -1340,123 +1235,67 @@ store_outbox_count_acks(struct store *s, const char *recipient, long long since,
 	}
 	snprintf(like + strlen(like), sizeof(like) - strlen(like), "+%%");
 	store_like_escape(like, sizeof(like), at ? at : "");
-	bind_text(st, 1, base, sizeof(base) - 1, &rc);
-	bind_int(st, 2, since, &rc);
-	bind_text(st, 3, lo, sizeof(lo) - 1, &rc);
-	bind_text(st, 4, hi, sizeof(hi) - 1, &rc);
-	bind_text(st, 5, like, sizeof(like) - 1, &rc);
-	return store_count(s, st, rc, count);
+	return store_count(s, store_bind(s, ST_OUTBOX_COUNT_ACKS, ARGS(ARG_T(base, sizeof(base) - 1),
+	    ARG_I(since), ARG_T(lo, sizeof(lo) - 1), ARG_T(hi, sizeof(hi) - 1),
+	    ARG_T(like, sizeof(like) - 1))), count);
 }
 
 enum store_rc
 store_outbox_count_kind(struct store *s, const char *kind, const char *message_id_like,
     long long since, int *count)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_KIND);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, kind, 32, &rc);
-	bind_int(st, 2, since, &rc);
-	bind_text(st, 3, message_id_like ? message_id_like : "", 512, &rc);
-	return store_count(s, st, rc, count);
+	return store_count(s, store_bind(s, ST_OUTBOX_COUNT_KIND, ARGS(ARG_T(kind, 32),
+	    ARG_I(since), ARG_T(message_id_like ? message_id_like : "", 512))), count);
 }
 
 enum store_rc
 store_outbox_count_domain_notices(struct store *s, const char *message_id_like,
     const char *client_domain, long long since, int *count)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_COUNT_P1_DOMAIN);
 	char like[600] = "%@";
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_like_escape(like, sizeof(like), client_domain);
-	bind_int(st, 1, since, &rc);
-	bind_text(st, 2, message_id_like, 512, &rc);
-	bind_text(st, 3, like, sizeof(like) - 1, &rc);
-	return store_count(s, st, rc, count);
+	return store_count(s, store_bind(s, ST_OUTBOX_COUNT_P1_DOMAIN, ARGS(ARG_I(since),
+	    ARG_T(message_id_like, 512), ARG_T(like, sizeof(like) - 1))), count);
 }
 
 /* ---- case life cycle ---- */
 
-/* Runs an UPDATE on one case; STORE_NOTFOUND when there is no such case. */
-static enum store_rc
-store_update_one(struct store *s, struct store_stmt *st, int rc)
-{
-	int changes = 0;
-	enum store_rc ret = store_exec_stmt(s, st, rc, &changes);
-
-	return ret == STORE_OK && changes == 0 ? STORE_NOTFOUND : ret;
-}
 
 enum store_rc
 store_case_set_status(struct store *s, long long id, const char *status, long long now,
     long long paused_at, long long resolve_due, long long resolved_at, long long paused_total)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_SET_STATUS);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_text(st, 2, status, 16, &rc);
-	bind_int(st, 3, now, &rc);
-	bind_int(st, 4, paused_at, &rc);
-	bind_int(st, 5, resolve_due, &rc);
-	bind_int(st, 6, resolved_at, &rc);
-	bind_int(st, 7, paused_total, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_CASE_SET_STATUS, ARGS(ARG_I(id),
+	    ARG_T(status, 16), ARG_I(now), ARG_I(paused_at), ARG_I(resolve_due),
+	    ARG_I(resolved_at), ARG_I(paused_total))));
 }
 
 enum store_rc
 store_case_assign(struct store *s, long long id, const char *assignee, long long now)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_ASSIGN);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_text(st, 2, assignee, sizeof(((struct case_rec *)0)->assignee) - 1, &rc);
-	bind_int(st, 3, now, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_CASE_ASSIGN, ARGS(ARG_I(id),
+	    ARG_FOR(assignee, struct case_rec, assignee), ARG_I(now))));
 }
 
 enum store_rc
 store_case_set_resolution(struct store *s, long long id, const char *cause, const char *lesson,
     int incident)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_SET_RESOLUTION);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_text(st, 2, cause, sizeof(((struct case_rec *)0)->cause) - 1, &rc);
-	bind_text(st, 3, lesson, sizeof(((struct case_rec *)0)->lesson) - 1, &rc);
-	bind_int(st, 4, incident, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_CASE_SET_RESOLUTION, ARGS(ARG_I(id),
+	    ARG_FOR(cause, struct case_rec, cause),
+	    ARG_FOR(lesson, struct case_rec, lesson), ARG_I(incident))));
 }
 
 enum store_rc
 store_customer_watch(struct store *s, const char *address, const char *tier, long long until,
     long long now)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_WATCH);
 	char key[320];
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_address_key(address, key, sizeof(key));
-	bind_text(st, 1, key, sizeof(key), &rc);
-	bind_text(st, 2, tier && *tier ? tier : "unknown", 32, &rc);
-	bind_int(st, 3, until, &rc);
-	bind_int(st, 4, now, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_CUSTOMER_WATCH, ARGS(ARG_T(key, sizeof(key)),
+	    ARG_T(tier && *tier ? tier : "unknown", 32), ARG_I(until), ARG_I(now))), NULL);
 }
 
 /* ---- events ---- */
@@ -1464,71 +1303,39 @@ store_customer_watch(struct store *s, const char *address, const char *tier, lon
 enum store_rc
 store_event_add(struct store *s, const struct event_rec *e)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_ADD);
 	long long id = 0;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, e->case_id, &rc);
-	BIND_FIELD(st, 2, e->kind, &rc);
-	bind_int(st, 3, e->due, &rc);
-	return store_insert_id(s, st, rc, &id);
+	return store_insert_id(s, store_bind(s, ST_EVENT_ADD, ARGS(ARG_I(e->case_id),
+	    ARG_F(e->kind), ARG_I(e->due))), &id);
 }
 
 enum store_rc
 store_event_due(struct store *s, long long now, int limit,
     int (*cb)(const struct event_rec *e, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_DUE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, now, &rc);
-	bind_int(st, 2, limit, &rc);
-	return store_each_event(s, st, rc, cb, arg);
+	return store_each_event(s, store_bind(s, ST_EVENT_DUE, ARGS(ARG_I(now),
+	    ARG_I(limit))), cb, arg);
 }
 
 enum store_rc
 store_event_list(struct store *s, long long case_id,
     int (*cb)(const struct event_rec *e, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_LIST);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	return store_each_event(s, st, rc, cb, arg);
+	return store_each_event(s, store_bind(s, ST_EVENT_LIST, ARGS(ARG_I(case_id))), cb, arg);
 }
 
 enum store_rc
 store_event_mark(struct store *s, long long id, long long fired, const char *note)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_MARK);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_int(st, 2, fired, &rc);
-	bind_text(st, 3, note ? note : "", 127, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_EVENT_MARK, ARGS(ARG_I(id), ARG_I(fired),
+	    ARG_T(note ? note : "", 127))));
 }
 
 enum store_rc
 store_event_reschedule(struct store *s, long long case_id, const char *kind, long long due)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_RESCHEDULE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	bind_text(st, 2, kind, 31, &rc);
-	bind_int(st, 3, due, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_EVENT_RESCHEDULE, ARGS(ARG_I(case_id),
+	    ARG_T(kind, 31), ARG_I(due))), NULL);
 }
 
 /* ---- pauses ---- */
@@ -1536,92 +1343,54 @@ store_event_reschedule(struct store *s, long long case_id, const char *kind, lon
 enum store_rc
 store_pause_add(struct store *s, long long case_id, long long start, long long end)
 {
-	struct store_stmt *st = store_stmt(s, ST_PAUSE_ADD);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	bind_int(st, 2, start, &rc);
-	bind_int(st, 3, end, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_PAUSE_ADD, ARGS(ARG_I(case_id), ARG_I(start),
+	    ARG_I(end))), NULL);
 }
 
 enum store_rc
 store_pause_list(struct store *s, long long case_id,
     int (*cb)(long long start, long long end, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_PAUSE_LIST);
-	enum store_rc ret = STORE_OK;
-	int rc = STORE_OK;
+	struct store_stmt *st = store_bind(s, ST_PAUSE_LIST, ARGS(ARG_I(case_id)));
+	int rc;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	if (rc == STORE_OK) {
-		while ((rc = store_step(s, st)) == STEP_ROW) {
-			if (cb(COL_INT(st, 0), COL_INT(st, 1), arg) != 0) {
-				rc = STEP_DONE;
-				break;
-			}
+	while ((rc = store_step(s, st)) == STEP_ROW) {
+		if (cb(COL_INT(st, 0), COL_INT(st, 1), arg) != 0) {
+			rc = STEP_DONE;
+			break;
 		}
 	}
-	if (rc != STEP_DONE)
-		ret = (enum store_rc)rc;
 	store_done(st);
-	return ret;
+	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;
 }
 
 enum store_rc
 store_case_by_due(struct store *s, int limit,
     int (*cb)(const struct case_rec *c, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_BY_DUE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, limit, &rc);
-	return store_each_case(s, st, rc, cb, arg);
+	return store_each_case(s, store_bind(s, ST_CASE_BY_DUE, ARGS(ARG_I(limit))), cb, arg);
 }
 
 enum store_rc
 store_event_get(struct store *s, long long id, struct event_rec *out)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_GET);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	return store_one_event(s, st, rc, out);
+	return store_one_event(s, store_bind(s, ST_EVENT_GET, ARGS(ARG_I(id))), out);
 }
 
 enum store_rc
 store_event_cancel_pending(struct store *s, long long case_id, const char *note)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_CANCEL_PENDING);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	bind_text(st, 2, note, 127, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_EVENT_CANCEL_PENDING, ARGS(ARG_I(case_id),
+	    ARG_T(note, 127))), NULL);
 }
 
 enum store_rc
 store_event_rearm(struct store *s, long long case_id, const char *note, long long now)
 {
-	struct store_stmt *st = store_stmt(s, ST_EVENT_REARM);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	bind_text(st, 2, note, 127, &rc);
-	bind_int(st, 3, now, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_EVENT_REARM, ARGS(ARG_I(case_id),
+	    ARG_T(note, 127), ARG_I(now))), NULL);
 }
 
 /* ==== v4: customer mail settings and diagnoses (store.h) ==== */
@@ -1649,62 +1418,39 @@ STORE_ONE(store_one_message, struct message_rec, store_row_message)
 enum store_rc
 store_customer_mail_put(struct store *s, const struct customer_mail *c)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_MAIL_PUT);
 	char key[sizeof(c->address) + 1];
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_field_key(c->address, sizeof(c->address), key, sizeof(key));
-	BIND_FIELD(st, 1, key, &rc);
-	BIND_FIELD(st, 2, c->smtp_host, &rc);
-	bind_int(st, 3, c->smtp_port, &rc);
-	BIND_FIELD(st, 4, c->smtp_security, &rc);
-	BIND_FIELD(st, 5, c->smtp_user, &rc);
-	BIND_FIELD(st, 6, c->smtp_password_file, &rc);
-	BIND_FIELD(st, 7, c->imap_host, &rc);
-	bind_int(st, 8, c->imap_port, &rc);
-	BIND_FIELD(st, 9, c->imap_security, &rc);
-	BIND_FIELD(st, 10, c->imap_user, &rc);
-	BIND_FIELD(st, 11, c->imap_password_file, &rc);
-	bind_int(st, 12, c->updated, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_CUSTOMER_MAIL_PUT, ARGS(ARG_F(key),
+	    ARG_F(c->smtp_host), ARG_I(c->smtp_port), ARG_F(c->smtp_security),
+	    ARG_F(c->smtp_user), ARG_F(c->smtp_password_file), ARG_F(c->imap_host),
+	    ARG_I(c->imap_port), ARG_F(c->imap_security), ARG_F(c->imap_user),
+	    ARG_F(c->imap_password_file), ARG_I(c->updated))), NULL);
 }
 
 enum store_rc
 store_customer_mail_lookup(struct store *s, const char *address, struct customer_mail *out)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_MAIL_GET);
 	char key[sizeof(out->address) + 1];
 	const char *at;
 	enum store_rc ret;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_address_key(address, key, sizeof(key));
-	bind_text(st, 1, key, sizeof(key), &rc);
-	ret = store_one_customer_mail(s, st, rc, out);
-	if (ret == STORE_NOTFOUND && (at = strrchr(key, '@')) != NULL && at != key) {
-		rc = STORE_OK;
-		bind_text(st, 1, at, sizeof(key) - (size_t)(at - key), &rc);
-		ret = store_one_customer_mail(s, st, rc, out);
-	}
+	ret = store_one_customer_mail(s, store_bind(s, ST_CUSTOMER_MAIL_GET, ARGS(ARG_F(key))),
+	    out);
+	if (ret == STORE_NOTFOUND && (at = strrchr(key, '@')) != NULL && at != key)
+		ret = store_one_customer_mail(s, store_bind(s, ST_CUSTOMER_MAIL_GET,
+		    ARGS(ARG_T(at, sizeof(key) - (size_t)(at - key)))), out);
 	return ret;
 }
 
 enum store_rc
 store_customer_mail_remove(struct store *s, const char *address)
 {
-	struct store_stmt *st = store_stmt(s, ST_CUSTOMER_MAIL_REMOVE);
 	char key[sizeof(((struct customer_mail *)0)->address) + 1];
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	store_address_key(address, key, sizeof(key));
-	BIND_FIELD(st, 1, key, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_CUSTOMER_MAIL_REMOVE, ARGS(ARG_F(key))));
 }
 
 void
@@ -1755,35 +1501,16 @@ STORE_EACH_OWNED(store_each_diagnosis, struct diagnosis_rec, const struct diagno
 enum store_rc
 store_diagnosis_add(struct store *s, struct diagnosis_rec *d)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_ADD);
 	enum store_rc ret;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, d->case_id, &rc);
-	BIND_FIELD(st, 2, d->customer, &rc);
-	BIND_FIELD(st, 3, d->client, &rc);
-	bind_int(st, 4, d->created, &rc);
-	BIND_FIELD(st, 5, d->protocol, &rc);
-	BIND_FIELD(st, 6, d->host, &rc);
-	bind_int(st, 7, d->port, &rc);
-	BIND_FIELD(st, 8, d->security, &rc);
-	BIND_FIELD(st, 9, d->source, &rc);
-	BIND_FIELD(st, 10, d->skipped, &rc);
-	BIND_FIELD(st, 11, d->verdict, &rc);
-	BIND_FIELD(st, 12, d->hint, &rc);
-	BIND_FIELD(st, 13, d->alt_host, &rc);
-	bind_int(st, 14, d->alt_port, &rc);
-	BIND_FIELD(st, 15, d->alt_security, &rc);
-	bind_int(st, 16, d->alt_verified, &rc);
-	BIND_FIELD(st, 17, d->provider, &rc);
-	bind_int(st, 18, d->incident, &rc);
-	BIND_FIELD(st, 19, d->client_note, &rc);
-	bind_int(st, 20, d->duration_ms, &rc);
-	bind_text(st, 21, d->report_json ? d->report_json : "", SIZE_MAX, &rc);
-	bind_text(st, 22, d->report_text ? d->report_text : "", SIZE_MAX, &rc);
-	ret = store_insert_id(s, st, rc, &d->id);
+	ret = store_insert_id(s, store_bind(s, ST_DIAGNOSIS_ADD, ARGS(ARG_I(d->case_id),
+	    ARG_F(d->customer), ARG_F(d->client), ARG_I(d->created), ARG_F(d->protocol),
+	    ARG_F(d->host), ARG_I(d->port), ARG_F(d->security), ARG_F(d->source),
+	    ARG_F(d->skipped), ARG_F(d->verdict), ARG_F(d->hint), ARG_F(d->alt_host),
+	    ARG_I(d->alt_port), ARG_F(d->alt_security), ARG_I(d->alt_verified),
+	    ARG_F(d->provider), ARG_I(d->incident), ARG_F(d->client_note), ARG_I(d->duration_ms),
+	    ARG_T(d->report_json ? d->report_json : "", SIZE_MAX),
+	    ARG_T(d->report_text ? d->report_text : "", SIZE_MAX))), &d->id);
 	return ret;
 }
 
@@ -1791,97 +1518,52 @@ enum store_rc
 store_diagnosis_list(struct store *s, long long case_id,
     int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_LIST);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	return store_each_diagnosis(s, st, rc, 1, cb, arg);
+	return store_each_diagnosis(s, store_bind(s, ST_DIAGNOSIS_LIST, ARGS(ARG_I(case_id))), 1,
+	    cb, arg);
 }
 
 enum store_rc
 store_diagnosis_pending(struct store *s, long long after, int limit,
     int (*cb)(const struct case_rec *c, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_PENDING);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, after, &rc);
-	bind_int(st, 2, limit, &rc);
-	return store_each_case(s, st, rc, cb, arg);
+	return store_each_case(s, store_bind(s, ST_DIAGNOSIS_PENDING, ARGS(ARG_I(after),
+	    ARG_I(limit))), cb, arg);
 }
 
 enum store_rc
 store_diagnosis_count_since(struct store *s, const char *customer, long long since, int *count)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_COUNT_SINCE);
-	long long n = 0;
-	enum store_rc ret;
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, customer, sizeof(((struct diagnosis_rec *)0)->customer) - 1, &rc);
-	bind_int(st, 2, since, &rc);
-	ret = store_one_int(s, st, rc, &n);
-	*count = (int)n;
-	return ret == STORE_NOTFOUND ? STORE_OK : ret;
+	return store_count(s, store_bind(s, ST_DIAGNOSIS_COUNT_SINCE,
+	    ARGS(ARG_FOR(customer, struct diagnosis_rec, customer), ARG_I(since))), count);
 }
 
 enum store_rc
 store_diagnosis_similar(struct store *s, const char *provider, const char *verdict,
     long long since, int (*cb)(const struct diagnosis_rec *d, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_SIMILAR);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, provider, sizeof(((struct diagnosis_rec *)0)->provider) - 1, &rc);
-	bind_text(st, 2, verdict, sizeof(((struct diagnosis_rec *)0)->verdict) - 1, &rc);
-	bind_int(st, 3, since, &rc);
-	return store_each_diagnosis(s, st, rc, 0, cb, arg);
+	return store_each_diagnosis(s, store_bind(s, ST_DIAGNOSIS_SIMILAR,
+	    ARGS(ARG_FOR(provider, struct diagnosis_rec, provider),
+	    ARG_FOR(verdict, struct diagnosis_rec, verdict), ARG_I(since))), 0, cb, arg);
 }
 
 enum store_rc
 store_diagnosis_set_incident(struct store *s, long long id, long long incident)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_SET_INCIDENT);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_int(st, 2, incident, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_DIAGNOSIS_SET_INCIDENT, ARGS(ARG_I(id),
+	    ARG_I(incident))));
 }
 
 enum store_rc
 store_diagnosis_set_client_note(struct store *s, long long id, const char *note)
 {
-	struct store_stmt *st = store_stmt(s, ST_DIAGNOSIS_SET_NOTE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_text(st, 2, note, sizeof(((struct diagnosis_rec *)0)->client_note) - 1, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_DIAGNOSIS_SET_NOTE, ARGS(ARG_I(id),
+	    ARG_FOR(note, struct diagnosis_rec, client_note))));
 }
 
 enum store_rc
 store_message_get(struct store *s, long long id, struct message_rec *out)
 {
-	struct store_stmt *st = store_stmt(s, ST_MESSAGE_GET);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	return store_one_message(s, st, rc, out);
+	return store_one_message(s, store_bind(s, ST_MESSAGE_GET, ARGS(ARG_I(id))), out);
 }
 
 /* ==== staff commands by mail (store.h, schema v7) ==== */
@@ -1907,37 +1589,19 @@ enum store_rc
 store_case_set_urgency(struct store *s, long long id, int urgency, long long first_due,
     long long resolve_due, long long now)
 {
-	struct store_stmt *st = store_stmt(s, ST_CASE_SET_URGENCY);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_int(st, 2, urgency, &rc);
-	bind_int(st, 3, first_due, &rc);
-	bind_int(st, 4, resolve_due, &rc);
-	bind_int(st, 5, now, &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_CASE_SET_URGENCY, ARGS(ARG_I(id),
+	    ARG_I(urgency), ARG_I(first_due), ARG_I(resolve_due), ARG_I(now))));
 }
 
 enum store_rc
 store_mailcmd_add(struct store *s, struct mailcmd_rec *m)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILCMD_ADD);
 	enum store_rc ret;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, m->case_id, &rc);
-	BIND_FIELD(st, 2, m->staff, &rc);
-	BIND_FIELD(st, 3, m->login, &rc);
-	BIND_FIELD(st, 4, m->message_id, &rc);
-	BIND_FIELD(st, 5, m->subject, &rc);
-	BIND_FIELD(st, 6, m->commands, &rc);
-	bind_int(st, 7, m->received, &rc);
 	m->id = 0;
-	ret = store_insert_id(s, st, rc, &m->id);
+	ret = store_insert_id(s, store_bind(s, ST_MAILCMD_ADD, ARGS(ARG_I(m->case_id),
+	    ARG_F(m->staff), ARG_F(m->login), ARG_F(m->message_id), ARG_F(m->subject),
+	    ARG_F(m->commands), ARG_I(m->received))), &m->id);
 	return ret == STORE_EXISTS ? STORE_OK : ret;
 }
 
@@ -1945,40 +1609,22 @@ enum store_rc
 store_mailcmd_pending(struct store *s, int limit,
     int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILCMD_PENDING);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, limit, &rc);
-	return store_each_mailcmd(s, st, rc, cb, arg);
+	return store_each_mailcmd(s, store_bind(s, ST_MAILCMD_PENDING, ARGS(ARG_I(limit))), cb,
+	    arg);
 }
 
 enum store_rc
 store_mailcmd_done(struct store *s, long long id, long long done, const char *result)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILCMD_DONE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, id, &rc);
-	bind_int(st, 2, done, &rc);
-	bind_text(st, 3, result, sizeof(((struct mailcmd_rec *)0)->result), &rc);
-	return store_update_one(s, st, rc);
+	return store_update_one(s, store_bind(s, ST_MAILCMD_DONE, ARGS(ARG_I(id), ARG_I(done),
+	    ARG_T(result, sizeof(((struct mailcmd_rec *)0)->result)))));
 }
 
 enum store_rc
 store_mailcmd_list(struct store *s, long long case_id,
     int (*cb)(const struct mailcmd_rec *m, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILCMD_LIST);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, case_id, &rc);
-	return store_each_mailcmd(s, st, rc, cb, arg);
+	return store_each_mailcmd(s, store_bind(s, ST_MAILCMD_LIST, ARGS(ARG_I(case_id))), cb, arg);
 }
 
 /* ==== stats: counts for helpgatectl stats (store.h) ====
@@ -1994,21 +1640,18 @@ static enum store_rc
 stats_counts(struct store *s, enum store_stmt_id id, long long since,
     struct store_count **list, size_t *n)
 {
-	struct store_stmt *st = store_stmt(s, id);
-	int rc = STORE_OK;
+	struct store_stmt *st = store_bind(s, id, ARGS(ARG_I(since)));
+	int rc;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_int(st, 1, since, &rc);
-	if (rc == STORE_OK) {
-		while ((rc = store_step(s, st)) == STEP_ROW) {
-			struct store_count *c;
+	while ((rc = store_step(s, st)) == STEP_ROW) {
+		struct store_count *c;
 
-			*list = xrealloc(*list, (*n + 1) * sizeof(**list));
-			c = &(*list)[(*n)++];
-			COPY_FIELD(c->name, st, 0);
-			c->n = COL_INT(st, 1);
-		}
+		*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+		c = &(*list)[(*n)++];
+		COPY_FIELD(c->name, st, 0);
+		c->n = COL_INT(st, 1);
 	}
 	store_done(st);
 	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;
@@ -2019,13 +1662,12 @@ stats_counts(struct store *s, enum store_stmt_id id, long long since,
 static enum store_rc
 stats_ints(struct store *s, enum store_stmt_id id, long long since, long long *out, int nout)
 {
-	struct store_stmt *st = store_stmt(s, id);
-	int rc = STORE_OK;
+	struct store_stmt *st = store_bind(s, id, ARGS(ARG_I(since)));
+	int rc;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_int(st, 1, since, &rc);
-	if (rc == STORE_OK && (rc = store_step(s, st)) == STEP_ROW) {
+	if ((rc = store_step(s, st)) == STEP_ROW) {
 		for (int i = 0; i < nout && i < st->drv->col_count(st); i++)
 			out[i] = COL_INT(st, i);
 		rc = STEP_DONE;
@@ -2038,20 +1680,12 @@ stats_ints(struct store *s, enum store_stmt_id id, long long since, long long *o
 static enum store_rc
 stats_has_column(struct store *s, const char *table, const char *column, int *yes)
 {
-	struct store_stmt *st = store_stmt(s, ST_STATS_HAS_COLUMN);
-	int rc = STORE_OK;
+	long long n = 0;
+	enum store_rc ret = store_one_int(s, store_bind(s, ST_STATS_HAS_COLUMN,
+	    ARGS(ARG_T(table, 64), ARG_T(column, 64))), &n);
 
-	*yes = 0;
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, table, SIZE_MAX, &rc);
-	bind_text(st, 2, column, SIZE_MAX, &rc);
-	if (rc == STORE_OK && (rc = store_step(s, st)) == STEP_ROW) {
-		*yes = COL_INT(st, 0) > 0;
-		rc = STEP_DONE;
-	}
-	store_done(st);
-	return rc == STEP_DONE ? STORE_OK : (enum store_rc)rc;
+	*yes = n > 0;
+	return ret == STORE_NOTFOUND ? STORE_OK : ret;
 }
 
 void
@@ -2127,62 +1761,33 @@ store_stats(struct store *s, long long since, struct store_stats *out)
 enum store_rc
 store_mailbox_seen(struct store *s, const char *mailbox, const char *key)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILBOX_SEEN);
-	enum store_rc ret = STORE_OK;
-	int rc = STORE_OK;
+	long long one = 0;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, mailbox, 4096, &rc);
-	bind_text(st, 2, key, 1024, &rc);
-	if (rc == STORE_OK)
-		rc = store_step(s, st);
-	if (rc == STEP_DONE)
-		ret = STORE_NOTFOUND;
-	else if (rc != STEP_ROW)
-		ret = (enum store_rc)rc;
-	store_done(st);
-	return ret;
+	return store_one_int(s, store_bind(s, ST_MAILBOX_SEEN, ARGS(ARG_T(mailbox, 4096),
+	    ARG_T(key, 1024))), &one);
 }
 
 enum store_rc
 store_mailbox_mark(struct store *s, const char *mailbox, const char *key, long long now)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILBOX_MARK);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, mailbox, 4096, &rc);
-	bind_text(st, 2, key, 1024, &rc);
-	bind_int(st, 3, now, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_MAILBOX_MARK, ARGS(ARG_T(mailbox, 4096),
+	    ARG_T(key, 1024), ARG_I(now))), NULL);
 }
 
 enum store_rc
 store_mailbox_last_uid(struct store *s, const char *mailbox, unsigned long uidvalidity,
     unsigned long *last_uid)
 {
-	struct store_stmt *st = store_stmt(s, ST_MAILBOX_LAST_UID);
-	enum store_rc ret = STORE_OK;
 	char lo[32], hi[32];
-	int rc = STORE_OK;
+	long long n = 0;
+	enum store_rc ret;
 
-	if (st == NULL)
-		return STORE_ERROR;
 	snprintf(lo, sizeof(lo), "%lu/", uidvalidity);
 	snprintf(hi, sizeof(hi), "%lu0", uidvalidity);
-	bind_text(st, 1, mailbox, 4096, &rc);
-	bind_text(st, 2, lo, sizeof(lo), &rc);
-	bind_text(st, 3, hi, sizeof(hi), &rc);
-	if (rc == STORE_OK)
-		rc = store_step(s, st);
-	if (rc == STEP_ROW)
-		*last_uid = (unsigned long)COL_INT(st, 0);
-	else
-		ret = (enum store_rc)rc;
-	store_done(st);
-	return ret;
+	ret = store_one_int(s, store_bind(s, ST_MAILBOX_LAST_UID, ARGS(ARG_T(mailbox, 4096),
+	    ARG_F(lo), ARG_F(hi))), &n);
+	*last_uid = (unsigned long)n;
+	return ret == STORE_NOTFOUND ? STORE_OK : ret;
 }
 
 
@@ -2192,47 +1797,25 @@ enum store_rc
 store_outbox_claim(struct store *s, long long now, long long lease_until, int limit,
     int (*cb)(struct outbox_rec *o, void *arg), void *arg)
 {
-	struct store_stmt *st = store_stmt(s, ST_OUTBOX_CLAIM);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_int(st, 1, now, &rc);
-	bind_int(st, 2, lease_until, &rc);
-	bind_int(st, 3, limit, &rc);
-	return store_each_outbox(s, st, rc, 1, cb, arg);
+	return store_each_outbox(s, store_bind(s, ST_OUTBOX_CLAIM, ARGS(ARG_I(now),
+	    ARG_I(lease_until), ARG_I(limit))), 1, cb, arg);
 }
 
 enum store_rc
 store_claim(struct store *s, const char *what, long long key, const char *holder,
     long long now, long long until)
 {
-	struct store_stmt *st = store_stmt(s, ST_CLAIM);
 	long long got = 0;
-	int rc = STORE_OK;
 
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, what, 64, &rc);
-	bind_int(st, 2, key, &rc);
-	bind_text(st, 3, holder, 256, &rc);
-	bind_int(st, 4, now, &rc);
-	bind_int(st, 5, until, &rc);
-	return store_insert_id(s, st, rc, &got);
+	return store_insert_id(s, store_bind(s, ST_CLAIM, ARGS(ARG_T(what, 64), ARG_I(key),
+	    ARG_T(holder, 256), ARG_I(now), ARG_I(until))), &got);
 }
 
 enum store_rc
 store_claim_release(struct store *s, const char *what, long long key, const char *holder)
 {
-	struct store_stmt *st = store_stmt(s, ST_CLAIM_RELEASE);
-	int rc = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, what, 64, &rc);
-	bind_int(st, 2, key, &rc);
-	bind_text(st, 3, holder, 256, &rc);
-	return store_exec_stmt(s, st, rc, NULL);
+	return store_exec_stmt(s, store_bind(s, ST_CLAIM_RELEASE, ARGS(ARG_T(what, 64),
+	    ARG_I(key), ARG_T(holder, 256))), NULL);
 }
 
 /* ==== store_copy: every row of one store into another (store.h) ==== */
@@ -2324,7 +1907,12 @@ store_copy_table(struct store *from, struct store *to, const struct store_table 
 				bind_text(wr, (int)i + 1, (v = COL_TEXT(rd, (int)i)) ? v : "",
 				    SIZE_MAX, &brc);
 		}
-		if ((rc = store_exec_stmt(to, wr, brc, NULL)) != STORE_OK)
+		if (brc != STORE_OK) {
+			store_done(wr);
+			rc = store_seterr(to, brc, "%s: binding a row failed", t->name);
+			break;
+		}
+		if ((rc = store_exec_stmt(to, wr, NULL)) != STORE_OK)
 			break;
 		(*copied)++;
 	}
@@ -2373,7 +1961,7 @@ store_copy(struct store *from, struct store *to,
 				rc = STORE_ERROR;
 				break;
 			}
-			rc = store_exec_stmt(to, st, STORE_OK, NULL);
+			rc = store_exec_stmt(to, st, NULL);
 			st->drv->finalize(st);
 			if (rc != STORE_OK)
 				break;

@@ -69,6 +69,8 @@ struct diagnose_ctx {
 	size_t			 in_flight;
 	struct diag_job		*retry;		/* finished, the store was busy */
 	long long		 watermark;	/* highest case id looked at */
+	time_t			 rescan_at;	/* walk again from the first case then:
+						 * another worker's lease has run out */
 	/* DiagnosePerHour: when each run of the last hour started, oldest
 	 * first; read from the store once (runs before a restart count) */
 	time_t			*starts;
@@ -706,6 +708,10 @@ diagnose_start(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, time_
 
 	if (room <= 0)
 		return 0;
+	if (d->rescan_at != 0 && now >= d->rescan_at) {
+		d->rescan_at = 0;
+		d->watermark = 0;
+	}
 	rc = store_diagnosis_pending(s, d->watermark, (int)room, pending_collect, &p);
 	if (rc != STORE_OK) {
 		if (rc != STORE_BUSY)
@@ -716,12 +722,20 @@ diagnose_start(struct diagnose_ctx *d, struct ack_ctx *a, struct store *s, time_
 	}
 	for (size_t i = 0; i < p.count; i++) {
 		/* Several workers on one database: the case is probed by the
-		 * one that holds its lease.  Another worker's case stops this
-		 * pass here (the watermark must not pass it: should that worker
-		 * die, the lease runs out and the case is taken here). */
-		if ((rc = store_claim(s, "diagnose", p.items[i].id, diagnose_holder(), (long long)now,
-		    (long long)now + DIAGNOSE_LEASE)) != STORE_OK) {
-			if (rc != STORE_EXISTS && rc != STORE_BUSY)
+		 * one that holds its lease.  A case another worker holds is
+		 * passed over; should that worker die before recording it, the
+		 * walk from the first case once its lease is over finds it
+		 * again (cases in flight here are not started twice). */
+		rc = store_claim(s, "diagnose", p.items[i].id, diagnose_holder(), (long long)now,
+		    (long long)now + DIAGNOSE_LEASE);
+		if (rc == STORE_EXISTS) {
+			if (d->rescan_at == 0)
+				d->rescan_at = now + DIAGNOSE_LEASE + 1;
+			d->watermark = p.items[i].id;
+			continue;
+		}
+		if (rc != STORE_OK) {
+			if (rc != STORE_BUSY)
 				log_warnx("HG-%lld: claiming the diagnosis: %s: %s", p.items[i].id,
 				    store_strerror(rc), store_errmsg(s));
 			break;
