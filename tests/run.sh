@@ -162,7 +162,8 @@ done
 # starts its own cluster: tests/lib/pg.sh); test_store_pg.sh and
 # test_multihost.sh above are PostgreSQL's own.
 echo "== the same suites on PostgreSQL"
-for s in test_worker test_outbox test_sla test_mailcmd; do
+for s in test_worker test_outbox test_sla test_mailcmd test_digest test_report test_security \
+	test_autodiagnose test_mailbox; do
 	run_suite "pg/$s.sh" env HG_TEST_BACKEND=postgresql \
 		bash "$root/tests/integration/$s.sh" "$build/bin"
 done

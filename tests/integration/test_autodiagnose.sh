@@ -53,6 +53,7 @@ for p in helpgate-milter helpgate-worker helpgatectl; do
 done
 
 ms_init || exit 1
+ms_database || exit 1
 MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
 export MS_DELIVERY=maildir
 export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com hints.test slow.test quick.test rate.test alpha.test beta.test tell.test steer.test prov.test flood.test"
@@ -75,7 +76,7 @@ fi
 conf="$MS_T/helpgate.conf"
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
-Database $MS_T/hg.db
+$MS_DATABASE_CONF
 SupportAddress support@example.com
 StaffDomain staff.example.com
 NoticeAddress staff@staff.example.com
@@ -559,6 +560,9 @@ t_is "$(log_count "$RAN")" "$((all + 3))" \
 leaks=$( (find "$MS_T/mail" -type f -print0 | xargs -0 grep -lF -- "$TB_PASS"
 	grep -lF -- "$TB_PASS" "$MS_T/worker.log" "$MS_T"/milter-*.log
 	for f in "$MS_T"/hg.db*; do strings "$f" | grep -qF -- "$TB_PASS" && echo "$f"; done
+	case "$MS_DATABASE" in postgresql://*)
+		pg_dump -d "$MS_DATABASE" | grep -qF -- "$TB_PASS" && echo "the PostgreSQL database" ;;
+	esac
 	ctl case show "$c1" --json | grep -qF -- "$TB_PASS" && echo "case show"
 	ctl customer list --json | grep -qF -- "$TB_PASS" && echo "customer list") 2>/dev/null)
 t_is "$leaks" "" "14: the password appears in no mail, log, database or output"

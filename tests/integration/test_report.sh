@@ -29,16 +29,17 @@ command -v faketime >/dev/null || { echo "not ok - no faketime"; echo "0 passed,
 t_check() { if [ "$1" "$2" "$3" ]; then t_ok "$4"; else t_fail "$4" "got $1, wanted $2 $3"; fi; }
 
 ms_init || exit 1
+ms_database || exit 1
 export MS_DELIVERY=maildir
 export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com"
 conf="$MS_T/helpgate.conf"
-db="$MS_T/hg.db"
+db=$MS_DATABASE
 today=$(date -u +%a | tr 'A-Z' 'a-z')
 at=$(date -u -d '-1 min' +%H:%M)
 [ "$(date -u -d '-1 min' +%a)" = "$(date -u +%a)" ] || { sleep 61; today=$(date -u +%a | tr 'A-Z' 'a-z'); at=$(date -u -d '-1 min' +%H:%M); }
 cat >"$conf" <<CONF
 Socket unix:$MS_T/hg.sock
-Database $db
+$MS_DATABASE_CONF
 SupportAddress support@example.com
 StaffDomain staff.example.com
 Timezone UTC

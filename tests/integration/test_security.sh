@@ -27,16 +27,17 @@ for p in helpgate-milter helpgate-worker helpgatectl; do
 	[ -x "$bindir/$p" ] || { echo "not ok - no $bindir/$p"; echo "0 passed, 1 failed"; exit 1; }
 done
 ms_init || exit 1
+ms_database || exit 1
 MS_MILTER_SOCKET="unix:$MS_T/hg.sock"
 export MS_DELIVERY=maildir
 export MS_MAILDIR_DOMAINS="example.com client.test staff.example.com evil.test victim.test partner.test"
 tb_start_bed "$MS_MILTER_SOCKET" || { t_fail "test bed starts"; t_done; exit 1; }
 
 conf="$MS_T/helpgate.conf"
-db="$MS_T/hg.db"
+db=$MS_DATABASE
 cat >"$conf" <<CONF
 Socket $MS_MILTER_SOCKET
-Database $db
+$MS_DATABASE_CONF
 SupportAddress support@example.com
 StaffDomain staff.example.com
 StaffLogin $TB_USER

@@ -19,12 +19,13 @@ mb_start() {
 	shift
 	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	export MS_DELIVERY=maildir
-	MB_DB="$MS_T/hg.db"
+	ms_database || return 1
+	MB_DB=$MS_DATABASE
 	MB_CONF="$MS_T/helpgate.conf"
 	MB_WORKER_LOG="$MS_T/helpgate-worker.log"
 	cat >"$MB_CONF" <<CONF
 Socket unix:$MS_T/hg.sock
-Database $MB_DB
+$MS_DATABASE_CONF
 DiagnoseResolver 127.0.0.1:9
 SupportAddress support@example.com
 Timezone UTC
