@@ -139,14 +139,17 @@ _tb_expired() {
 	if [ "${TB_EXPIRED_FORCE:-}" != openssl-ca ] && command -v faketime >/dev/null 2>&1; then
 		TB_EXPIRED_METHOD=faketime
 		# the fake clock only dates the certificate; -f: time stands still
-		faketime -f '2020-01-01 00:00:00' openssl x509 -req -in "$d/expired.csr" \
+		# -checkend 0 fails for a certificate that has expired: that is
+		# the success case; a valid one means faketime did not work.  A
+		# failed signing (libfaketime can fail to set up under load) is
+		# told apart from it: then there is no certificate to check.
+		if faketime -f '2020-01-01 00:00:00' openssl x509 -req -in "$d/expired.csr" \
 			-CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -sha256 -days 30 \
 			-extfile "$d/ext.cnf" -extensions leaf_good \
-			-out "$d/expired.pem" 2>>"$d/openssl.log" &&
+			-out "$d/expired.pem" 2>>"$d/openssl.log" && [ -s "$d/expired.pem" ]; then
 			openssl x509 -in "$d/expired.pem" -noout -checkend 0 >/dev/null 2>&1
-		# -checkend 0 fails for a certificate that has expired: that is
-		# the success case; a valid one means faketime did not work
-		[ $? = 1 ] && return 0
+			[ $? = 1 ] && return 0
+		fi
 		ms_log "tb_certs: faketime did not backdate the certificate, trying openssl ca"
 	fi
 	TB_EXPIRED_METHOD=openssl-ca
