@@ -907,24 +907,14 @@ store_open(const char *target, long timeout_ms, struct store **out, char *errbuf
 	return STORE_OK;
 }
 
-/* Drops every prepared statement (the PostgreSQL driver does, before it
- * reconnects: they belonged to the old session). */
-void
-store_forget_statements(struct store *s)
-{
-	for (int i = 0; i < ST_COUNT; i++) {
-		if (s->stmt[i] != NULL)
-			s->c.drv->finalize(s->stmt[i]);
-		s->stmt[i] = NULL;
-	}
-}
-
 void
 store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-	store_forget_statements(s);
+	for (int i = 0; i < ST_COUNT; i++)
+		if (s->stmt[i] != NULL)
+			s->c.drv->finalize(s->stmt[i]);
 	s->c.drv->close(s);
 	free(s);
 }
